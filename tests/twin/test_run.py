@@ -1,0 +1,158 @@
+"""End-to-end runs: the ledger balances, runs are deterministic, readings survive intact."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+
+from twin.cli import main
+from twin.fleet import build_fleets
+from twin.results import Results
+from twin.runner import run
+from twin.scenario import FaultSpec, Scenario, load_scenario
+
+BASELINE = Path(__file__).resolve().parents[2] / "scenarios" / "baseline.toml"
+SMALL = ["fleet.pv.count=20", "fleet.wind.count=4", 'scenario.duration="6h"']
+
+
+def small(*extra: str) -> Scenario:
+    return load_scenario(BASELINE, [*SMALL, *extra])
+
+
+def assert_balanced(results: Results) -> None:
+    k = results.kpis
+    assert results.ledger["balanced"]
+    assert k.readings_generated == k.readings_stored + k.readings_lost_total + k.readings_in_flight
+    assert results.ledger["store_rows"] == k.readings_stored
+
+
+def test_nominal_run_loses_nothing() -> None:
+    results = run(small(), audit_every_s=600.0)
+    k = results.kpis
+    assert_balanced(results)
+    assert k.readings_generated == 24 * 6 * 60
+    assert k.readings_lost_total == 0
+    # only the readings since each meter's last window are still on their way
+    assert k.readings_in_flight <= 24 * 16
+    assert k.latency_s.p50 is not None and 0 < k.latency_s.p50 < 900 + 60
+    assert 0 < k.utilization["north/server-0"] < 1
+
+
+def test_long_outage_with_tiny_buffers_loses_to_overflow_only() -> None:
+    scenario = small(
+        "fleet.pv.meter.buffer_readings=20",
+        "fleet.wind.meter.buffer_readings=20",
+    )
+    outage = FaultSpec(kind="cell_outage", at_s=3600.0, duration_s=7200.0, region="north")
+    results = run(replace(scenario, faults=(outage,)), audit_every_s=300.0)
+    k = results.kpis
+    assert_balanced(results)
+    lost = k.readings_lost["meter_buffer_overflow"]
+    # a 2 h outage against a 20-reading buffer: each meter keeps 20 of ~120 readings
+    assert 24 * 80 <= lost <= 24 * 120
+    assert k.readings_lost["rejected_invalid"] == 0
+
+
+def test_high_loss_rate_and_lost_acks_balance_and_deduplicate() -> None:
+    results = run(
+        small(
+            "network.cellular.loss_probability=0.6",
+            "network.cellular.max_attempts=2",
+            "network.cellular.ack_loss_probability=0.3",
+            "fleet.pv.meter.buffer_readings=25",
+            "fleet.wind.meter.buffer_readings=25",
+        ),
+        audit_every_s=300.0,
+    )
+    k = results.kpis
+    assert_balanced(results)
+    assert k.readings_lost["meter_buffer_overflow"] > 0
+    assert k.uploads_failed > 0
+    assert k.duplicates_discarded > 0  # lost acks made meters resend delivered data
+
+
+def test_same_seed_same_kpis_and_another_seed_differs() -> None:
+    a = run(small("network.cellular.loss_probability=0.1"))
+    b = run(small("network.cellular.loss_probability=0.1"))
+    c = run(small("network.cellular.loss_probability=0.1"), seed=8)
+    assert json.dumps(asdict(a.kpis), sort_keys=True) == json.dumps(asdict(b.kpis), sort_keys=True)
+    assert asdict(a.kpis) != asdict(c.kpis)
+
+
+def test_reading_survives_meter_xml_pipeline_sqlite(tmp_path: Path) -> None:
+    scenario = small()
+    results = run(scenario, out_dir=tmp_path)
+    fleets = build_fleets(scenario)
+    pv = fleets[0]
+    epoch_s = int(scenario.start.timestamp())
+    with sqlite3.connect(tmp_path / "store.sqlite") as db:
+        rows = db.execute(
+            "SELECT start_s, duration_s, value FROM readings WHERE meter_id = ? ORDER BY start_s",
+            (pv.meter_ids[3],),
+        ).fetchall()
+    assert len(rows) > 300
+    for start_s, duration_s, value in rows:
+        i = (start_s - epoch_s) // 60
+        assert duration_s == 60
+        assert value == int(pv.values[3][i])
+    assert results.kpis.readings_stored > 0
+
+
+def test_hostile_upload_is_rejected_counted_and_the_run_goes_on(tmp_path: Path) -> None:
+    fault = tmp_path / "hostile.toml"
+    fault.write_text(
+        BASELINE.read_text()
+        + '\n[[fault]]\nkind = "malformed_upload"\nat = "1h"\nmeter = "pv-00002"\n'
+        'payload = "billion_laughs"\n'
+        '\n[[fault]]\nkind = "malformed_upload"\nat = "2h"\nmeter = "wind-00001"\n'
+        'payload = "external_entity"\n'
+        '\n[[fault]]\nkind = "malformed_upload"\nat = "3h"\nmeter = "pv-00005"\n'
+        'payload = "truncated"\n'
+    )
+    results = run(load_scenario(fault, SMALL), audit_every_s=900.0)
+    assert_balanced(results)
+    rejected = {r["meter_id"]: r for r in results.rejections}
+    assert set(rejected) == {"pv-00002", "wind-00001", "pv-00005"}
+    assert all(r["reason"] for r in rejected.values())
+    assert results.kpis.readings_lost["rejected_invalid"] == sum(
+        r["readings"] for r in rejected.values()
+    )
+    assert results.kpis.readings_stored > 0.9 * results.kpis.readings_generated
+
+
+def test_cli_run_writes_results_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "run",
+            str(BASELINE),
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+            *[a for s in SMALL for a in ("--set", s)],
+            "--seed",
+            "11",
+        ]
+    )
+    assert code == 0
+    data = json.loads((tmp_path / "results.json").read_text())
+    kpis = data["kpis"]
+    for key in (
+        "readings_generated",
+        "readings_stored",
+        "readings_lost",
+        "readings_in_flight",
+        "duplicates_discarded",
+        "uploads_delivered",
+        "throughput_readings_per_s",
+        "latency_s",
+        "utilization",
+    ):
+        assert key in kpis
+    assert set(kpis["latency_s"]) >= {"p50", "p95", "p99", "max"}
+    assert data["seed"] == 11 and data["scenario"]["fleets"][0]["count"] == 20
+    assert data["wall_time_s"] > 0
+    assert "readings generated" in capsys.readouterr().out

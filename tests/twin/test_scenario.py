@@ -1,0 +1,94 @@
+"""Scenario loading: the shipped scenarios validate; every mistake names key, value, expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from twin.cli import main
+from twin.errors import ScenarioError
+from twin.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINE = ROOT / "scenarios" / "baseline.toml"
+
+
+def test_baseline_meets_the_issue() -> None:
+    s = load_scenario(BASELINE)
+    assert s.duration_s == 86400.0
+    assert s.start.month == 6
+    kinds = {f.kind: f for f in s.fleets}
+    assert kinds["pv"].count >= 200 and kinds["wind"].count >= 20
+    assert {f.region for f in s.fleets} == {"north"}
+    assert kinds["pv"].meter.sample_s == 60.0 and kinds["pv"].meter.upload_s == 900.0
+    assert s.weather_source == "tmy3:723170TYA"
+    assert s.pipeline.service_time == "calibrated"
+
+
+def test_overrides_address_items_by_name() -> None:
+    s = load_scenario(
+        BASELINE,
+        [
+            "fleet.pv.count=12",
+            "network.cellular.loss_probability=0.5",
+            "fleet.wind.meter.buffer_readings=3",
+            'scenario.duration="2h"',
+        ],
+    )
+    pv, wind = s.fleets
+    assert pv.count == 12 and s.cellular.loss_probability == 0.5
+    assert wind.meter.buffer_readings == 3 and s.duration_s == 7200.0
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "expected"),
+    [
+        ("fleet.pv.count=-3", "fleet.pv.count", "an integer >= 0"),
+        ("fleet.pv.count=many", "fleet.pv.count", "an integer"),
+        ('scenario.duration="1 fortnight"', "scenario.duration", "a duration string"),
+        (
+            "network.cellular.loss_probability=1.5",
+            "network.cellular.loss_probability",
+            "[0.0, 1.0]",
+        ),
+        ("fleet.pv.meter.bufer_readings=3", "fleet.pv.meter.bufer_readings", "a known key"),
+        ('fleet.wind.kind="hydro"', "fleet.wind.kind", "one of 'pv', 'wind'"),
+        ("fleet.solar.count=3", "fleet.solar", "the name of an item (pv, wind)"),
+        ('pipeline.service_time="guess"', "pipeline.service_time", "'calibrated', 'measured'"),
+        ('scenario.start="2026-06-21T00:00:00"', "scenario.start", "with a zone"),
+    ],
+)
+def test_bad_values_name_key_value_and_expectation(override: str, key: str, expected: str) -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(BASELINE, [override])
+    assert info.value.key == key
+    assert expected in info.value.expected
+    assert key in str(info.value)
+
+
+def test_bad_fault_entries(tmp_path: Path) -> None:
+    text = (
+        BASELINE.read_text()
+        + '\n[[fault]]\nkind = "malformed_upload"\nat = "1h"\nmeter = "pv-99999"\n'
+        + 'payload = "billion_laughs"\n'
+    )
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.key == "fault.0.meter" and info.value.value == "pv-99999"
+
+
+def test_cli_exit_code_2_with_one_clear_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["validate", str(BASELINE)]) == 0
+    assert main(["validate", str(BASELINE), "--set", "fleet.pv.count=-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["twin: scenario error: fleet.pv.count = -1: expected an integer >= 0"]
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[scenario\nname=")
+    assert main(["run", str(broken), "--out", str(tmp_path)]) == 2
+    assert main(["validate", str(tmp_path / "missing.toml")]) == 2
+    assert main(["run", str(BASELINE), "--set", "nonsense"]) == 2

@@ -1,0 +1,102 @@
+"""Software in the loop (DESIGN.md §4): the real pipeline on real bytes, and what it costs.
+
+The functional outcome (stored, duplicate, rejected, alerts) always comes from the real
+``pipeline``. Its cost in simulated time comes from a registry of service-time modes:
+``calibrated`` (a per-stage cost model ``a + b*bytes + c*readings`` fitted by
+``twin calibrate`` on this machine) or ``measured`` (the call's real thread CPU time).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.service import STAGES, Pipeline, UploadOutcome
+from twin.errors import ScenarioError
+
+DEFAULT_COST_MODEL = "default"
+DEFAULT_COST_MODEL_PATH = Path(__file__).parent / "data" / "cost_model.json"
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """Cost of one pipeline stage: ``a_s + b_s_per_byte * bytes + c_s_per_reading * n``."""
+
+    a_s: float
+    b_s_per_byte: float
+    c_s_per_reading: float
+
+    def seconds(self, size_bytes: int, n_readings: int) -> float:
+        return self.a_s + self.b_s_per_byte * size_bytes + self.c_s_per_reading * n_readings
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Per-stage cost model plus a description of the machine it was fitted on."""
+
+    stages: dict[str, StageCost]
+    machine: dict[str, Any]
+
+    def service_s(self, outcome: UploadOutcome) -> float:
+        """Service time at speed 1 of one pipeline call. A rejected document costs the
+        stages up to and including the one that rejected it."""
+        stages: tuple[str, ...] = STAGES
+        if not outcome.accepted and outcome.rejected_stage in STAGES:
+            stages = STAGES[: STAGES.index(outcome.rejected_stage) + 1]
+        return sum(self.stages[s].seconds(outcome.size_bytes, outcome.n_readings) for s in stages)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": "a_s + b_s_per_byte * size_bytes + c_s_per_reading * n_readings",
+            "stages": {name: vars(cost) for name, cost in self.stages.items()},
+            "machine": self.machine,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CostModel:
+        stages = {name: StageCost(**data["stages"][name]) for name in STAGES}
+        return cls(stages, dict(data.get("machine", {})))
+
+
+def load_cost_model(name: str) -> CostModel:
+    """``"default"`` is the model committed in ``twin/data/cost_model.json``; anything else
+    is a path to a file written by ``twin calibrate``."""
+    path = DEFAULT_COST_MODEL_PATH if name == DEFAULT_COST_MODEL else Path(name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(
+            "pipeline.cost_model", name, f"a cost model file written by twin calibrate ({exc})"
+        ) from None
+    return CostModel.from_json(json.loads(text))
+
+
+ServiceTime = Callable[[Pipeline, bytes], tuple[UploadOutcome, float]]
+
+
+def calibrated_mode(cost_model: CostModel) -> ServiceTime:
+    def serve(pipeline: Pipeline, body: bytes) -> tuple[UploadOutcome, float]:
+        outcome = pipeline.handle(body)
+        return outcome, cost_model.service_s(outcome)
+
+    return serve
+
+
+def measured_mode(cost_model: CostModel) -> ServiceTime:
+    def serve(pipeline: Pipeline, body: bytes) -> tuple[UploadOutcome, float]:
+        t0 = time.thread_time_ns()
+        outcome = pipeline.handle(body)
+        return outcome, (time.thread_time_ns() - t0) * 1e-9
+
+    return serve
+
+
+#: Registry of service-time modes (DESIGN.md §4).
+SERVICE_TIME_MODES: dict[str, Callable[[CostModel], ServiceTime]] = {
+    "calibrated": calibrated_mode,
+    "measured": measured_mode,
+}

@@ -1,0 +1,111 @@
+"""``twin calibrate``: fit the per-stage cost model of the real pipeline on this machine.
+
+Runs the real pipeline on generated uploads of several sizes, with and without padding (so
+that bytes and readings vary independently), records each stage's thread CPU time, takes the
+median per upload shape and fits ``a + b*bytes + c*readings`` per stage by least squares,
+keeping coefficients non-negative (a negative one is dropped and the rest refitted).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from meters.espi import ReadingTypeSpec, encode_upload
+from pipeline.service import STAGES, Pipeline
+from twin.bridge import CostModel, StageCost
+
+READINGS_PER_UPLOAD = (1, 4, 15, 60, 240, 960)
+PADDING_BYTES = (0, 4000, 16000)
+EPOCH_S = 1_781_913_600  # 2026-06-20T00:00:00Z
+
+
+def sample_upload(meter_id: str, n_readings: int, padding_bytes: int = 0, seq: int = 0) -> bytes:
+    """A genuine meter upload of ``n_readings`` 1-min readings, optionally padded with an XML
+    comment after the declaration (costs parse time, carries no data)."""
+    starts = EPOCH_S + 60 * np.arange(n_readings, dtype=np.int64)
+    values = (500 + 100 * np.sin(np.arange(n_readings) / 30.0)).astype(np.int64)
+    body = encode_upload(meter_id, seq, ReadingTypeSpec(), starts, values, EPOCH_S + 86400)
+    if padding_bytes:
+        head, sep, rest = body.partition(b"?>")
+        body = head + sep + b"\n<!--" + b"p" * padding_bytes + b"-->" + rest
+    return body
+
+
+def _fit_nonnegative(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least squares y ~ x @ coef with coef >= 0: the best fit over column subsets."""
+    best = np.zeros(x.shape[1])
+    best_err = float(np.sum(y**2))
+    for k in range(1, x.shape[1] + 1):
+        for cols in combinations(range(x.shape[1]), k):
+            coef, *_ = np.linalg.lstsq(x[:, cols], y, rcond=None)
+            if np.any(coef < 0):
+                continue
+            err = float(np.sum((x[:, cols] @ coef - y) ** 2))
+            if err < best_err:
+                best_err = err
+                best = np.zeros(x.shape[1])
+                best[list(cols)] = coef
+    return best
+
+
+def machine_description() -> dict[str, object]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "calibrated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def calibrate(repeats: int = 200) -> CostModel:
+    """Measure and fit; returns the model with the machine description and fit quality."""
+    rows: list[tuple[int, int]] = []
+    medians: list[list[float]] = []
+    with tempfile.TemporaryDirectory(prefix="twin-calibrate-") as tmp:
+        pipeline = Pipeline(Path(tmp) / "calibrate.sqlite")
+        for n in READINGS_PER_UPLOAD:
+            for pad in PADDING_BYTES:
+                samples = []
+                for r in range(repeats):
+                    body = sample_upload(f"cal-{n}-{pad}-{r}", n, pad)
+                    outcome = pipeline.handle(body, clock=time.thread_time_ns)
+                    if not outcome.accepted or outcome.stage_ns is None:
+                        raise RuntimeError(f"calibration upload rejected: {outcome.reason}")
+                    samples.append([outcome.stage_ns[s] * 1e-9 for s in STAGES])
+                rows.append((len(body), n))
+                medians.append(np.median(np.array(samples), axis=0).tolist())
+        pipeline.close()
+    x = np.column_stack([np.ones(len(rows)), np.array(rows, dtype=float)])
+    y = np.array(medians)
+    stages = {}
+    quality = {}
+    for j, stage in enumerate(STAGES):
+        coef = _fit_nonnegative(x, y[:, j])
+        stages[stage] = StageCost(float(coef[0]), float(coef[1]), float(coef[2]))
+        resid = y[:, j] - x @ coef
+        total = float(np.sum((y[:, j] - y[:, j].mean()) ** 2)) or 1.0
+        quality[stage] = round(1.0 - float(np.sum(resid**2)) / total, 4)
+    machine = machine_description() | {
+        "repeats": repeats,
+        "readings_per_upload": list(READINGS_PER_UPLOAD),
+        "padding_bytes": list(PADDING_BYTES),
+        "r_squared": quality,
+    }
+    return CostModel(stages, machine)

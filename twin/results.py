@@ -1,0 +1,133 @@
+"""Results of one run: typed KPI records, their JSON form and the one-screen summary."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from twin.units import format_duration
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Percentiles of end-to-end latency, s: end of a reading's interval to its storage."""
+
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+    mean: float | None
+
+    @classmethod
+    def of(cls, latencies_s: np.ndarray) -> LatencyStats:
+        if latencies_s.size == 0:
+            return cls(None, None, None, None, None)
+        p50, p95, p99 = np.percentile(latencies_s, [50, 95, 99]).tolist()
+        return cls(p50, p95, p99, float(latencies_s.max()), float(latencies_s.mean()))
+
+
+@dataclass(frozen=True)
+class Kpis:
+    """What a run achieved. Counts are readings unless the name says uploads."""
+
+    readings_generated: int
+    readings_stored: int
+    readings_lost: dict[str, int]  # cause -> readings
+    readings_in_flight: int  # in meter buffers, on the network or queued at the end
+    duplicates_discarded: int  # extra copies that reached the store (never stored twice)
+    uploads_started: int
+    uploads_delivered: int  # copies that reached the MDC, retries included
+    uploads_acknowledged: int
+    uploads_failed: int  # retry budget exhausted; data kept in the meter's buffer
+    uploads_rejected: int
+    cellular_attempts: int
+    cellular_failed_attempts: int
+    throughput_readings_per_s: float  # stored readings per simulated second
+    latency_s: LatencyStats
+    utilization: dict[str, float]  # server -> busy fraction of its cores
+    mdc_queue_peak: int  # uploads waiting for a core, at most
+    alerts: int
+    energy_generated_kwh: dict[str, float]  # fleet -> true AC energy of its sources
+
+    @property
+    def readings_lost_total(self) -> int:
+        return sum(self.readings_lost.values())
+
+
+@dataclass(frozen=True)
+class Results:
+    """Everything ``twin run`` reports; ``to_json`` gives the shape of ``results.json``."""
+
+    scenario: dict[str, Any]
+    seed: int
+    kpis: Kpis
+    ledger: dict[str, Any]
+    rejections: list[dict[str, Any]]
+    service_time: dict[str, Any]
+    software: dict[str, str]
+    wall_time_s: float
+    store_path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["kpis"]["readings_lost_total"] = self.kpis.readings_lost_total
+        return data
+
+    def write(self, out_dir: Path) -> Path:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "results.json"
+        path.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n", "utf-8")
+        return path
+
+
+def _fmt_s(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.1f} s" if value >= 1 else f"{value * 1000:,.1f} ms"
+
+
+def summary_text(results: Results) -> str:
+    """The one-screen KPI summary printed by ``twin run``."""
+    k = results.kpis
+    sc = results.scenario
+    lines = [
+        f"IMDC Twin · {sc['name']} · seed {results.seed} · "
+        f"{format_duration(sc['duration_s'])} simulated in {results.wall_time_s:.1f} s wall",
+        "",
+        f"  readings generated   {k.readings_generated:>12,}",
+        f"  stored               {k.readings_stored:>12,}  "
+        f"({100 * k.readings_stored / max(k.readings_generated, 1):.2f} %)",
+        f"  lost                 {k.readings_lost_total:>12,}"
+        + "".join(f"\n    {cause:<24}{n:>10,}" for cause, n in k.readings_lost.items() if n),
+        f"  in flight at end     {k.readings_in_flight:>12,}",
+        f"  duplicates discarded {k.duplicates_discarded:>12,}",
+        f"  ledger balanced      {'yes' if results.ledger['balanced'] else 'NO':>12}",
+        "",
+        f"  uploads delivered    {k.uploads_delivered:>12,}   "
+        f"acknowledged {k.uploads_acknowledged:,}   failed {k.uploads_failed:,}   "
+        f"rejected {k.uploads_rejected:,}",
+        f"  cellular attempts    {k.cellular_attempts:>12,}   "
+        f"failed {k.cellular_failed_attempts:,}",
+        f"  throughput           {k.throughput_readings_per_s:>12.2f} readings/s (simulated)",
+        f"  latency p50 {_fmt_s(k.latency_s.p50)} · p95 {_fmt_s(k.latency_s.p95)} · "
+        f"p99 {_fmt_s(k.latency_s.p99)} · max {_fmt_s(k.latency_s.max)}",
+        "  utilization          "
+        + ", ".join(f"{name} {100 * u:.3f} %" for name, u in k.utilization.items()),
+        f"  MDC queue peak       {k.mdc_queue_peak:>12,} uploads",
+        f"  alerts raised        {k.alerts:>12,}",
+        "  energy generated     "
+        + ", ".join(f"{f} {e:,.0f} kWh" for f, e in k.energy_generated_kwh.items()),
+    ]
+    for rejection in results.rejections[:5]:
+        lines.append(
+            f"  rejected {rejection['meter_id']} #{rejection['sequence_no']}: {rejection['reason']}"
+        )
+    if results.store_path:
+        lines += ["", f"  store: {results.store_path}"]
+    return "\n".join(lines)

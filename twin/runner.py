@@ -1,0 +1,134 @@
+"""``run(scenario, seed) -> Results``: one simulation, start to finish."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.analyze import RobustZScoreDetector
+from pipeline.service import Pipeline
+from twin.bridge import SERVICE_TIME_MODES, load_cost_model
+from twin.fleet import build_fleets
+from twin.ledger import LedgerError
+from twin.progress import ProgressBar
+from twin.results import Kpis, LatencyStats, Results
+from twin.scenario import Scenario
+from twin.world import World
+
+STORE_NAME = "store.sqlite"
+
+
+def software_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for dist in ("imdc-twin", "simpy", "numpy", "numba", "lxml", "pvlib", "windpowerlib"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "unknown"
+    return versions
+
+
+def scenario_record(scenario: Scenario) -> dict[str, Any]:
+    """The resolved scenario as plain JSON types (times in s, start as ISO 8601)."""
+    data = dataclasses.asdict(scenario)
+    data["start"] = scenario.start.isoformat().replace("+00:00", "Z")
+    return data
+
+
+def _fresh_store(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def run(
+    scenario: Scenario,
+    seed: int | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = False,
+    audit_every_s: float | None = None,
+) -> Results:
+    """Simulate ``scenario``; the pipeline's store goes to ``out_dir`` (a temporary folder
+    when None). ``audit_every_s`` re-checks the ledger's balance during the run."""
+    seed = scenario.seed if seed is None else seed
+    if seed != scenario.seed:
+        scenario = dataclasses.replace(scenario, seed=seed)
+    t0 = time.perf_counter()
+    cost_model = load_cost_model(scenario.pipeline.cost_model)
+    service_time = SERVICE_TIME_MODES[scenario.pipeline.service_time](cost_model)
+    fleets = build_fleets(scenario)
+    with tempfile.TemporaryDirectory(prefix="twin-") as tmp:
+        folder = Path(out_dir) if out_dir is not None else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        store_path = folder / STORE_NAME
+        _fresh_store(store_path)
+        detector = RobustZScoreDetector(
+            window=scenario.pipeline.alert_window, threshold=scenario.pipeline.alert_threshold
+        )
+        pipeline = Pipeline(store_path, detector=detector)
+        bar = ProgressBar(scenario.duration_s) if progress else None
+        world = World(scenario, seed, fleets, pipeline, service_time, bar, audit_every_s)
+        try:
+            world.run()
+        finally:
+            if bar is not None:
+                bar.close()
+        stored_rows = pipeline.store.count_readings()
+        pipeline.close()
+    snapshot = world.ledger.audit(scenario.duration_s)
+    if stored_rows != snapshot.stored:
+        raise LedgerError(f"store holds {stored_rows} readings, the ledger says {snapshot.stored}")
+    wall_time_s = time.perf_counter() - t0
+    counters = world.counters
+    kpis = Kpis(
+        readings_generated=snapshot.generated,
+        readings_stored=snapshot.stored,
+        readings_lost=snapshot.lost,
+        readings_in_flight=snapshot.in_flight,
+        duplicates_discarded=snapshot.duplicates,
+        uploads_started=counters.uploads_started,
+        uploads_delivered=counters.uploads_delivered,
+        uploads_acknowledged=counters.uploads_acknowledged,
+        uploads_failed=counters.uploads_failed,
+        uploads_rejected=counters.uploads_rejected,
+        cellular_attempts=sum(c.attempts for c in world.cells.values()),
+        cellular_failed_attempts=sum(c.failed_attempts for c in world.cells.values()),
+        throughput_readings_per_s=snapshot.stored / scenario.duration_s,
+        latency_s=LatencyStats.of(world.ledger.latencies_s()),
+        utilization={s.name: s.busy_fraction(scenario.duration_s) for s in world.pool.servers},
+        mdc_queue_peak=world.pool.queue_peak,
+        alerts=counters.alerts,
+        energy_generated_kwh={
+            f.spec.name: float(np.sum(f.power_w) * f.spec.meter.sample_s / 3.6e6) for f in fleets
+        },
+    )
+    ledger = {
+        "balanced": snapshot.balanced,
+        "generated": snapshot.generated,
+        "stored": snapshot.stored,
+        "lost": snapshot.lost,
+        "in_flight": snapshot.in_flight,
+        "duplicates": snapshot.duplicates,
+        "store_rows": stored_rows,
+    }
+    return Results(
+        scenario=scenario_record(scenario),
+        seed=seed,
+        kpis=kpis,
+        ledger=ledger,
+        rejections=counters.rejections,
+        service_time={
+            "mode": scenario.pipeline.service_time,
+            "cost_model": scenario.pipeline.cost_model,
+            "calibrated_on": cost_model.machine,
+        },
+        software=software_versions(),
+        wall_time_s=wall_time_s,
+        store_path=str(store_path) if out_dir is not None else None,
+    )

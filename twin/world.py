@@ -1,0 +1,235 @@
+"""Wiring of the simulated world: meters -> cellular cell -> VPN -> MDC servers -> pipeline.
+
+One scheduler process walks the precomputed upload windows of all meters; each upload is
+one short-lived SimPy process (a handful of events: the cell attempt, the VPN transit, the
+MDC queue and service, the acknowledgement). The real pipeline runs on the real XML bytes
+when a simulated core takes the upload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import simpy
+
+from hw_models.server import Server, ServerPool
+from meters.device import MeterBuffers, upload_schedule
+from meters.espi import ReadingTypeSpec, encode_upload
+from network.cellular import Cell
+from pipeline.service import Pipeline
+from twin.bridge import ServiceTime
+from twin.fleet import FleetData
+from twin.hostile import HOSTILE_PAYLOADS
+from twin.ledger import Ledger, LedgerError
+from twin.rng import component_rng
+from twin.scenario import Scenario
+
+
+@dataclass
+class Counters:
+    """Upload-level counts over the run."""
+
+    uploads_started: int = 0
+    uploads_delivered: int = 0  # copies that reached the MDC (retries and duplicates included)
+    uploads_acknowledged: int = 0
+    uploads_failed: int = 0  # retry budget exhausted; the readings stay in the meter
+    windows_skipped_busy: int = 0
+    uploads_rejected: int = 0
+    alerts: int = 0
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+
+
+class World:
+    """Everything one run simulates. ``run()`` advances it to the end of the scenario."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        fleets: list[FleetData],
+        pipeline: Pipeline,
+        service_time: ServiceTime,
+        progress: Callable[[float], None] | None = None,
+        audit_every_s: float | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.env = simpy.Environment()
+        self.pipeline = pipeline
+        self.service_time = service_time
+        self.progress = progress
+        self.audit_every_s = audit_every_s
+        self.counters = Counters()
+        self.epoch_s = int(scenario.start.timestamp())
+
+        self.meter_ids = [m for f in fleets for m in f.meter_ids]
+        self.values = [row for f in fleets for row in f.values]
+        self.reading_types: list[ReadingTypeSpec] = [
+            f.reading_type for f in fleets for _ in f.meter_ids
+        ]
+        self.region = [f.spec.region for f in fleets for _ in f.meter_ids]
+        sample_s = np.array([f.spec.meter.sample_s for f in fleets for _ in f.meter_ids])
+        n_readings = np.array([len(v) for v in self.values], dtype=np.int64)
+        self.sample_s = sample_s
+        self.ledger = Ledger(n_readings, sample_s)
+        self.buffers = MeterBuffers(
+            np.array([f.spec.meter.buffer_readings for f in fleets for _ in f.meter_ids])
+        )
+        self.window_time_s, self.window_meter = upload_schedule(
+            np.concatenate([f.upload_offset_s for f in fleets]) if fleets else np.zeros(0),
+            np.array([f.spec.meter.upload_s for f in fleets for _ in f.meter_ids]),
+            scenario.duration_s,
+        )
+        self.rng = {m: component_rng(seed, f"meter/{m}/network") for m in self.meter_ids}
+        self.cells = {
+            region: Cell(self.env, scenario.cellular, component_rng(seed, f"cell/{region}"))
+            for region in scenario.regions
+        }
+        mdc = scenario.mdcs[0]
+        self.pool = ServerPool.build(
+            self.env, mdc.name, mdc.servers, mdc.cores_per_server, mdc.speed_factor
+        )
+        self.hostile: dict[str, tuple[float, str]] = {}
+        for fault in scenario.faults:
+            if fault.kind == "cell_outage":
+                self.cells[fault.region].add_outage(fault.at_s, fault.at_s + fault.duration_s)
+            elif fault.kind == "malformed_upload":
+                self.hostile[fault.meter] = (fault.at_s, fault.payload)
+        self.meter_index = {m: i for i, m in enumerate(self.meter_ids)}
+
+    # -- processes ---------------------------------------------------------------------
+    def run(self) -> None:
+        self.env.process(self._scheduler())
+        if self.progress is not None or self.audit_every_s:
+            self.env.process(self._monitor())
+        self.env.run(until=self.scenario.duration_s)
+        self.finish()
+
+    def _scheduler(self) -> Generator[simpy.Event, Any, None]:
+        times, meters = self.window_time_s, self.window_meter
+        i, n = 0, len(times)
+        while i < n:
+            t = float(times[i])
+            if t > self.env.now:
+                yield self.env.timeout(t - self.env.now)
+            j = int(np.searchsorted(times, t, side="right"))
+            for m in meters[i:j].tolist():
+                self._window(m)
+            i = j
+
+    def _monitor(self) -> Generator[simpy.Event, Any, None]:
+        step_s = min(self.audit_every_s or 900.0, 900.0)
+        while True:
+            yield self.env.timeout(step_s)
+            if self.audit_every_s:
+                self.ledger.audit(self.env.now)
+            if self.progress is not None:
+                self.progress(self.env.now)
+
+    def _sync_buffer(self, m: int) -> int:
+        """Bring meter ``m``'s buffer up to now: new readings in, overflow out."""
+        produced = self.ledger.produced(m, self.env.now)
+        self.ledger.touch(m, produced)
+        lo, hi = self.buffers.evict_overflow(m, produced)
+        self.ledger.drop_copy(m, lo, hi, "meter_buffer_overflow")
+        return produced
+
+    def _window(self, m: int) -> None:
+        produced = self._sync_buffer(m)
+        if self.buffers.busy[m]:
+            self.counters.windows_skipped_busy += 1
+            return
+        lo, hi = self.buffers.pending(m, produced)
+        if hi <= lo:
+            return
+        self.buffers.busy[m] = True
+        self.env.process(self._upload(m, lo, hi))
+
+    def _body(self, m: int, lo: int, hi: int, seq: int) -> bytes:
+        step_s = int(self.sample_s[m])
+        starts = self.epoch_s + step_s * np.arange(lo, hi, dtype=np.int64)
+        body = encode_upload(
+            self.meter_ids[m],
+            seq,
+            self.reading_types[m],
+            starts,
+            self.values[m][lo:hi],
+            self.epoch_s + int(self.env.now),
+        )
+        meter_id = self.meter_ids[m]
+        if meter_id in self.hostile and self.env.now >= self.hostile[meter_id][0]:
+            body = HOSTILE_PAYLOADS[self.hostile.pop(meter_id)[1]](body)
+        return body
+
+    def _upload(self, m: int, lo: int, hi: int) -> Generator[simpy.Event, Any, None]:
+        counters = self.counters
+        counters.uploads_started += 1
+        seq = self.buffers.take_sequence_no(m)
+        body = self._body(m, lo, hi, seq)
+        cell = self.cells[self.region[m]]
+        profile = cell.profile
+        rng = self.rng[self.meter_ids[m]]
+        vpn = self.scenario.vpn
+        for attempt in range(1, profile.max_attempts + 1):
+            result = yield from cell.attempt(len(body))
+            if result.delivered:
+                yield self.env.timeout(vpn.transit_s(len(body)))
+                self.ledger.add_copy(m, lo, hi)
+                counters.uploads_delivered += 1
+                self.env.process(self._at_mdc(m, lo, hi, seq, body))
+                if not result.ack_lost:
+                    # Acknowledged on receipt by the MDC gateway: back through VPN and cell.
+                    yield self.env.timeout(vpn.latency_s + profile.access_latency.sample(rng))
+                    a, b = self.buffers.acknowledge(m, lo, hi)
+                    self.ledger.drop_copy(m, a, b, None)
+                    counters.uploads_acknowledged += 1
+                    self.buffers.busy[m] = False
+                    return
+                yield self.env.timeout(profile.ack_timeout_s)
+            if attempt < profile.max_attempts:
+                yield self.env.timeout(profile.backoff_s(attempt))
+        counters.uploads_failed += 1
+        self.buffers.busy[m] = False
+
+    def _at_mdc(
+        self, m: int, lo: int, hi: int, seq: int, body: bytes
+    ) -> Generator[simpy.Event, Any, None]:
+        def work(server: Server) -> float:
+            outcome, service_s = self.service_time(self.pipeline, body)
+            commit_s = self.env.now + service_s / server.speed_factor
+            if outcome.accepted:
+                if outcome.n_readings != hi - lo:
+                    raise LedgerError(
+                        f"{self.meter_ids[m]} seq {seq}: pipeline read {outcome.n_readings} "
+                        f"readings, the meter sent {hi - lo}"
+                    )
+                fresh = self.ledger.store(m, lo, hi, commit_s)
+                if fresh != outcome.inserted:
+                    raise LedgerError(
+                        f"{self.meter_ids[m]} seq {seq}: store inserted {outcome.inserted}, "
+                        f"ledger expected {fresh} new readings"
+                    )
+                self.counters.alerts += outcome.alerts
+            else:
+                self.ledger.drop_copy(m, lo, hi, "rejected_invalid")
+                self.counters.uploads_rejected += 1
+                self.counters.rejections.append(
+                    {
+                        "meter_id": self.meter_ids[m],
+                        "sequence_no": seq,
+                        "t_s": self.env.now,
+                        "readings": hi - lo,
+                        "reason": outcome.reason,
+                    }
+                )
+            return service_s
+
+        yield from self.pool.serve(work)
+
+    def finish(self) -> None:
+        """Bring every meter's buffer to the end of the run (late overflow counts too)."""
+        for m in range(len(self.meter_ids)):
+            self._sync_buffer(m)
