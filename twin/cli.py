@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
         help="override a scenario key, e.g. --set fleet.pv.count=500 (repeatable)",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    run.add_argument("--no-plots", action="store_true", help="do not write overview.png")
 
     validate = commands.add_parser("validate", help="check a scenario file without running it")
     validate.add_argument("scenario", type=Path)
@@ -67,7 +68,13 @@ def _run(args: argparse.Namespace) -> int:
 
     scenario = load_scenario(args.scenario, args.overrides)
     out_dir = args.out if args.out is not None else Path("out") / scenario.name
-    results = run(scenario, seed=args.seed, out_dir=out_dir, progress=not args.no_progress)
+    results = run(
+        scenario,
+        seed=args.seed,
+        out_dir=out_dir,
+        progress=not args.no_progress,
+        plots=not args.no_plots,
+    )
     path = results.write(out_dir)
     print(summary_text(results))
     print(f"  results: {path}")

@@ -130,4 +130,6 @@ def summary_text(results: Results) -> str:
         )
     if results.store_path:
         lines += ["", f"  store: {results.store_path}"]
+    for plot in results.extra.get("plots", []):
+        lines.append(f"  plot: {plot}")
     return "\n".join(lines)

@@ -53,9 +53,11 @@ def run(
     out_dir: str | Path | None = None,
     progress: bool = False,
     audit_every_s: float | None = None,
+    plots: bool = False,
 ) -> Results:
     """Simulate ``scenario``; the pipeline's store goes to ``out_dir`` (a temporary folder
-    when None). ``audit_every_s`` re-checks the ledger's balance during the run."""
+    when None). ``audit_every_s`` re-checks the ledger's balance during the run; ``plots``
+    writes ``overview.png`` into ``out_dir``."""
     seed = scenario.seed if seed is None else seed
     if seed != scenario.seed:
         scenario = dataclasses.replace(scenario, seed=seed)
@@ -85,6 +87,14 @@ def run(
     if stored_rows != snapshot.stored:
         raise LedgerError(f"store holds {stored_rows} readings, the ledger says {snapshot.stored}")
     wall_time_s = time.perf_counter() - t0
+    extra: dict[str, Any] = {}
+    if plots and out_dir is not None:
+        from twin.plots import overview_png
+
+        png = overview_png(
+            Path(out_dir) / "overview.png", fleets, world.ledger, scenario.duration_s
+        )
+        extra["plots"] = [str(png)]
     counters = world.counters
     kpis = Kpis(
         readings_generated=snapshot.generated,
@@ -131,4 +141,5 @@ def run(
         software=software_versions(),
         wall_time_s=wall_time_s,
         store_path=str(store_path) if out_dir is not None else None,
+        extra=extra,
     )

@@ -355,6 +355,12 @@ def _pipeline(table: Table) -> PipelineSpec:
         alert_window=table.integer("alert_window", 60, minimum=4),
         alert_threshold=table.number("alert_threshold", 8.0, 0.0, exclusive_minimum=True),
     )
+    if spec.cost_model != "default" and not Path(spec.cost_model).is_file():
+        raise ScenarioError(
+            table.key("cost_model"),
+            spec.cost_model,
+            '"default" or a file written by twin calibrate',
+        )
     table.finish()
     return spec
 

@@ -155,4 +155,6 @@ def test_cli_run_writes_results_json(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert set(kpis["latency_s"]) >= {"p50", "p95", "p99", "max"}
     assert data["seed"] == 11 and data["scenario"]["fleets"][0]["count"] == 20
     assert data["wall_time_s"] > 0
+    assert (tmp_path / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data["extra"]["plots"] == [str(tmp_path / "overview.png")]
     assert "readings generated" in capsys.readouterr().out
