@@ -48,8 +48,11 @@ class CellularProfile:
         return access_latency_s + 8.0 * size_bytes / self.uplink_rate_bps
 
     def backoff_s(self, failed_attempts: int) -> float:
-        """Capped exponential backoff before the next attempt: min(cap, base * 2**(k-1))."""
-        return min(self.backoff_cap_s, self.backoff_base_s * 2.0 ** (failed_attempts - 1))
+        """Capped exponential backoff before the next attempt: min(cap, base * 2**(k-1)).
+
+        The exponent is bounded before it is taken, so any attempt count is safe."""
+        exponent = min(failed_attempts - 1, 1023 - 64)
+        return min(self.backoff_cap_s, self.backoff_base_s * 2.0**exponent)
 
 
 #: Registry of named profiles; scenario keys override individual fields.
@@ -67,11 +70,13 @@ class AttemptResult:
 
 @dataclass
 class Cell:
-    """One cell of a region. Outage windows make every attempt in them fail."""
+    """One cell of a region. Outage windows make every attempt that starts in them fail.
+
+    Random draws come from the generator of the meter making the attempt, so that one
+    meter's network outcomes do not depend on how many other meters share the cell."""
 
     env: simpy.Environment
     profile: CellularProfile
-    rng: np.random.Generator
     outages: list[tuple[float, float]] = field(default_factory=list)
     attempts: int = 0
     failed_attempts: int = 0
@@ -83,7 +88,9 @@ class Cell:
     def is_up(self, t_s: float) -> bool:
         return not any(start <= t_s < end for start, end in self.outages)
 
-    def attempt(self, size_bytes: int) -> Generator[simpy.Event, Any, AttemptResult]:
+    def attempt(
+        self, size_bytes: int, rng: np.random.Generator
+    ) -> Generator[simpy.Event, Any, AttemptResult]:
         """One attempt: on success returns when the payload has crossed the air interface.
 
         A failed attempt (cell down, or the transfer lost) is detected only when the
@@ -91,8 +98,8 @@ class Cell:
         """
         self.attempts += 1
         p = self.profile
-        latency_s = p.access_latency.sample(self.rng)
-        u = self.rng.random(2)
+        latency_s = p.access_latency.sample(rng)
+        u = rng.random(2)
         if not self.is_up(self.env.now) or u[0] < p.loss_probability:
             self.failed_attempts += 1
             yield self.env.timeout(p.ack_timeout_s)

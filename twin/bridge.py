@@ -9,6 +9,7 @@ The functional outcome (stored, duplicate, rejected, alerts) always comes from t
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,12 +68,20 @@ def load_cost_model(name: str) -> CostModel:
     is a path to a file written by ``twin calibrate``."""
     path = DEFAULT_COST_MODEL_PATH if name == DEFAULT_COST_MODEL else Path(name)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
+        model = CostModel.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ScenarioError(
-            "pipeline.cost_model", name, f"a cost model file written by twin calibrate ({exc})"
+            "pipeline.cost_model",
+            name,
+            f'"default" or a cost model file written by twin calibrate ({type(exc).__name__}: '
+            f"{exc})",
         ) from None
-    return CostModel.from_json(json.loads(text))
+    for stage, cost in model.stages.items():
+        if not all(math.isfinite(v) and v >= 0 for v in vars(cost).values()):
+            raise ScenarioError(
+                "pipeline.cost_model", name, f"finite, non-negative costs (stage {stage}: {cost})"
+            )
+    return model
 
 
 ServiceTime = Callable[[Pipeline, bytes], tuple[UploadOutcome, float]]

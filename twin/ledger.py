@@ -58,7 +58,7 @@ class Ledger:
         self.sample_s = np.asarray(sample_s, dtype=np.float64)
         self.offset = np.concatenate(([0], np.cumsum(self.n_readings))).astype(np.int64)
         total = int(self.offset[-1])
-        self.copies = np.zeros(total, dtype=np.int16)
+        self.copies = np.zeros(total, dtype=np.int32)
         self.final = np.zeros(total, dtype=np.int8)
         self.blame = np.zeros(total, dtype=np.int8)
         self.stored_at_s = np.full(total, np.nan)
@@ -116,9 +116,12 @@ class Ledger:
         return n_lost
 
     def store(self, meter: int, lo: int, hi: int, t_s: float) -> int:
-        """A copy of readings [lo, hi) reached the store at ``t_s``; returns how many were new.
+        """A copy of readings [lo, hi) is committed to the store at ``t_s``; returns how many
+        were new. The copy is consumed; readings already stored count as duplicates.
 
-        The copy is consumed; readings already stored count as duplicates."""
+        The twin records this when the real pipeline call is made (at the start of service,
+        so that the ledger sees copies in the same order as the database) with ``t_s`` the
+        end of service: until ``t_s`` the readings count as in flight."""
         base = self.offset[meter]
         final = self.final[base + lo : base + hi]
         fresh = final == 0
@@ -143,17 +146,25 @@ class Ledger:
         orphans = np.count_nonzero((self.copies == 0) & (self.final == 0) & self._touched_mask())
         if orphans:
             raise LedgerError(f"{orphans} readings have no copy left but no final state")
-        stored = int(np.count_nonzero(self.final == STORED))
+        is_stored = self.final == STORED
+        stored = int(np.count_nonzero(is_stored))
         lost = {
             c: int(np.count_nonzero(self.final == code)) for c, code in self._cause_code.items()
         }
-        snapshot = LedgerSnapshot(
-            t_s, self.generated(t_s), stored, lost, int(live.sum()) + untouched, self.duplicates
-        )
         if stored != self.stored or lost != self.lost:
             raise LedgerError(
                 f"running totals {self.stored}, {self.lost} != arrays {stored}, {lost}"
             )
+        # stored by the pipeline call but committed only at the end of service: in flight
+        committing = int(np.count_nonzero(is_stored & (self.stored_at_s > t_s)))
+        snapshot = LedgerSnapshot(
+            t_s,
+            self.generated(t_s),
+            stored - committing,
+            lost,
+            int(live.sum()) + untouched + committing,
+            self.duplicates,
+        )
         if not snapshot.balanced:
             raise LedgerError(f"ledger does not balance: {snapshot}")
         return snapshot
@@ -162,9 +173,9 @@ class Ledger:
         index = np.arange(len(self.copies)) - np.repeat(self.offset[:-1], self.n_readings)
         return index < np.repeat(self.touched, self.n_readings)
 
-    def latencies_s(self) -> np.ndarray:
-        """End of interval to first storage, s, for every stored reading."""
+    def latencies_s(self, until_s: float = np.inf) -> np.ndarray:
+        """End of interval to commit, s, for every reading committed by ``until_s``."""
         index = np.arange(len(self.copies)) - np.repeat(self.offset[:-1], self.n_readings)
         end_s = (index + 1) * np.repeat(self.sample_s, self.n_readings)
-        stored = self.final == STORED
+        stored = (self.final == STORED) & (self.stored_at_s <= until_s)
         return self.stored_at_s[stored] - end_s[stored]

@@ -43,8 +43,10 @@ class Kpis:
     uploads_started: int
     uploads_delivered: int  # copies that reached the MDC, retries included
     uploads_acknowledged: int
-    uploads_failed: int  # retry budget exhausted; data kept in the meter's buffer
+    uploads_failed: int  # sessions that ran out of attempts without an acknowledgement (the
+    #                      data stays in the meter; some may have reached the MDC unacked)
     uploads_rejected: int
+    upload_windows_skipped: int  # windows that found the previous upload still retrying
     cellular_attempts: int
     cellular_failed_attempts: int
     throughput_readings_per_s: float  # stored readings per simulated second
@@ -68,6 +70,7 @@ class Results:
     kpis: Kpis
     ledger: dict[str, Any]
     rejections: list[dict[str, Any]]
+    faults: list[dict[str, Any]]  # each injected fault and what became of it
     service_time: dict[str, Any]
     software: dict[str, str]
     wall_time_s: float
@@ -90,6 +93,16 @@ def _fmt_s(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:,.1f} s" if value >= 1 else f"{value * 1000:,.1f} ms"
+
+
+def _utilization_text(utilization: dict[str, float], most: int = 4) -> str:
+    """Each server when there are few; mean and max when there are many."""
+    if len(utilization) <= most:
+        return ", ".join(f"{name} {100 * u:.3f} %" for name, u in utilization.items())
+    values = np.array(list(utilization.values()))
+    return (
+        f"{len(values)} servers: mean {100 * values.mean():.3f} %, max {100 * values.max():.3f} %"
+    )
 
 
 def summary_text(results: Results) -> str:
@@ -117,13 +130,17 @@ def summary_text(results: Results) -> str:
         f"  throughput           {k.throughput_readings_per_s:>12.2f} readings/s (simulated)",
         f"  latency p50 {_fmt_s(k.latency_s.p50)} · p95 {_fmt_s(k.latency_s.p95)} · "
         f"p99 {_fmt_s(k.latency_s.p99)} · max {_fmt_s(k.latency_s.max)}",
-        "  utilization          "
-        + ", ".join(f"{name} {100 * u:.3f} %" for name, u in k.utilization.items()),
+        f"  utilization          {_utilization_text(k.utilization)}",
         f"  MDC queue peak       {k.mdc_queue_peak:>12,} uploads",
         f"  alerts raised        {k.alerts:>12,}",
         "  energy generated     "
         + ", ".join(f"{f} {e:,.0f} kWh" for f, e in k.energy_generated_kwh.items()),
     ]
+    if k.upload_windows_skipped:
+        lines.append(
+            f"  upload windows skipped (previous upload still retrying) "
+            f"{k.upload_windows_skipped:,}"
+        )
     for rejection in results.rejections[:5]:
         lines.append(
             f"  rejected {rejection['meter_id']} #{rejection['sequence_no']}: {rejection['reason']}"

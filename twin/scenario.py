@@ -8,6 +8,8 @@ one :class:`~twin.errors.ScenarioError` naming the key, the value and what was e
 
 from __future__ import annotations
 
+import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -16,14 +18,23 @@ from typing import Any
 
 import numpy as np
 
+from meters.weather import tmy3_stations
+from meters.wind import turbine_types
 from network.cellular import CELLULAR_PROFILES, CellularProfile
 from network.vpn import VpnTunnel
+from twin.bridge import load_cost_model
 from twin.errors import ScenarioError
 from twin.schema import Table, check_number
+from twin.units import format_duration
 
 FLEET_KINDS = ("pv", "wind")
 SERVICE_TIME_MODES = ("calibrated", "measured")
 FAULT_KINDS = ("cell_outage", "malformed_upload")
+
+#: Sanity bounds that keep a typo from exhausting memory or overflowing arithmetic.
+MAX_DURATION_S = 366 * 86400.0
+MAX_SITES_PER_FLEET = 1_000_000
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -167,22 +178,43 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
     root = Table(raw, "")
     head = root.table("scenario", default_empty=False)
     name = head.string("name")
+    if not _SAFE_NAME.match(name) or ".." in name:
+        raise ScenarioError(
+            head.key("name"), name, "a name of letters, digits, '.', '-', '_' (used as a folder)"
+        )
     question = head.string("question", "")
     start = head.timestamp_utc("start")
+    if not 1900 <= start.year <= 2200:
+        raise ScenarioError(head.key("start"), head.raw("start"), "a year in [1900, 2200]")
     duration_s = head.duration_s("duration")
+    if duration_s > MAX_DURATION_S:
+        raise ScenarioError(head.key("duration"), head.raw("duration"), "at most 366d")
     seed = head.integer("seed", 0, minimum=0)
     head.finish()
 
     weather = root.table("weather")
     weather_source = weather.string("source", "tmy3:723170TYA")
-    if not weather_source.startswith("tmy3:"):
-        raise ScenarioError("weather.source", weather_source, 'a "tmy3:STATION" source')
+    stations = tmy3_stations()
+    kind, _, station = weather_source.partition(":")
+    if kind != "tmy3" or station.upper() not in {s.upper() for s in stations}:
+        expected = '"tmy3:STATION" with a TMY3 file shipped with pvlib: ' + ", ".join(
+            f"tmy3:{s}" for s in stations
+        )
+        raise ScenarioError("weather.source", weather_source, expected)
     weather.finish()
 
     fleets = tuple(_fleet(t) for t in root.tables("fleet"))
     if not fleets:
         raise ScenarioError("fleet", [], "at least one [[fleet]] table")
     _unique([f.name for f in fleets], "fleet")
+    for fleet in fleets:
+        if not float(duration_s / fleet.meter.sample_s).is_integer():
+            raise ScenarioError(
+                "scenario.duration",
+                head.raw("duration"),
+                f"a whole number of fleet {fleet.name}'s sample intervals "
+                f"({fleet.meter.sample_s:g} s)",
+            )
 
     network = root.table("network")
     cellular = _cellular(network.table("cellular"))
@@ -192,6 +224,12 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
     mdcs = tuple(_mdc(t) for t in root.tables("mdc"))
     if len(mdcs) != 1:
         raise ScenarioError("mdc", len(mdcs), "exactly one [[mdc]] table (several MDCs come later)")
+    regions = sorted({f.region for f in fleets})
+    for mdc in mdcs:
+        if mdc.region not in regions:
+            raise ScenarioError(
+                f"mdc.{mdc.name}.region", mdc.region, "a region of the fleet: " + ", ".join(regions)
+            )
     pipeline = _pipeline(root.table("pipeline"))
     faults = tuple(_fault(t, fleets, duration_s) for t in root.tables("fault"))
     root.finish()
@@ -211,7 +249,9 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
     )
 
 
-def _value_spec(table: Table, name: str, default: ValueSpec, minimum: float) -> ValueSpec:
+def _value_spec(
+    table: Table, name: str, default: ValueSpec, minimum: float, maximum: float
+) -> ValueSpec:
     value = table.raw(name, None)
     key = table.key(name)
     if value is None:
@@ -220,10 +260,10 @@ def _value_spec(table: Table, name: str, default: ValueSpec, minimum: float) -> 
         bounds = value.get("uniform")
         if set(value) != {"uniform"} or not isinstance(bounds, list) or len(bounds) != 2:
             raise ScenarioError(key, value, "a number or { uniform = [low, high] }")
-        low = check_number(f"{key}.uniform[0]", bounds[0], minimum)
-        high = check_number(f"{key}.uniform[1]", bounds[1], low)
+        low = check_number(f"{key}.uniform[0]", bounds[0], minimum, maximum)
+        high = check_number(f"{key}.uniform[1]", bounds[1], low, maximum)
         return ValueSpec(low, high)
-    number = check_number(key, value, minimum)
+    number = check_number(key, value, minimum, maximum)
     return ValueSpec(number, number)
 
 
@@ -240,10 +280,16 @@ def _meter(table: Table) -> MeterSpec:
     meter = MeterSpec(
         sample_s=sample_s,
         upload_s=upload_s,
-        buffer_readings=table.integer("buffer_readings", 2880, minimum=1),
+        buffer_readings=table.integer("buffer_readings", 2880, 1, 10_000_000),
         power_of_ten_multiplier=table.integer("power_of_ten_multiplier", 0, -9, 9),
-        upload_jitter_s=table.duration_s("upload_jitter", "15min", positive=False),
+        upload_jitter_s=table.duration_s(
+            "upload_jitter", format_duration(upload_s), positive=False
+        ),
     )
+    if meter.upload_jitter_s > upload_s:
+        raise ScenarioError(
+            table.key("upload_jitter"), table.raw("upload_jitter"), "at most the upload interval"
+        )
     table.finish()
     return meter
 
@@ -256,33 +302,38 @@ def _fleet(table: Table) -> FleetSpec:
     fleet = FleetSpec(
         name=name,
         kind=kind,
-        count=table.integer("count", minimum=0),
+        count=table.integer("count", minimum=0, maximum=MAX_SITES_PER_FLEET),
         region=table.string("region", "north"),
         meter=_meter(table.table("meter")),
     )
     if kind == "pv":
         fleet = replace(
             fleet,
-            capacity_kw=_value_spec(table, "capacity_kw", fleet.capacity_kw, 0.0),
-            tilt_deg=_value_spec(table, "tilt_deg", fleet.tilt_deg, 0.0),
-            azimuth_deg=_value_spec(table, "azimuth_deg", fleet.azimuth_deg, 0.0),
-            dc_ac_ratio=_value_spec(table, "dc_ac_ratio", fleet.dc_ac_ratio, 0.1),
+            capacity_kw=_value_spec(table, "capacity_kw", fleet.capacity_kw, 0.001, 1e6),
+            tilt_deg=_value_spec(table, "tilt_deg", fleet.tilt_deg, 0.0, 90.0),
+            azimuth_deg=_value_spec(table, "azimuth_deg", fleet.azimuth_deg, 0.0, 360.0),
+            dc_ac_ratio=_value_spec(table, "dc_ac_ratio", fleet.dc_ac_ratio, 0.1, 10.0),
         )
-        for key, spec, high in (
-            ("tilt_deg", fleet.tilt_deg, 90),
-            ("azimuth_deg", fleet.azimuth_deg, 360),
-        ):
-            if spec.high > high:
-                raise ScenarioError(table.key(key), table.raw(key), f"degrees in [0, {high}]")
     else:
         fleet = replace(
             fleet,
             turbine=table.string("turbine", fleet.turbine),
-            hub_height_m=_value_spec(table, "hub_height_m", fleet.hub_height_m, 1.0),
+            hub_height_m=_value_spec(table, "hub_height_m", fleet.hub_height_m, 10.0, 300.0),
+            # roughness lengths span 0.0002 m (open sea) to about 2 m (city centres)
+            # (Wieringa 1992, "Updating the Davenport roughness classification")
             roughness_length_m=table.number(
-                "roughness_length_m", 0.15, 0.0, exclusive_minimum=True
+                "roughness_length_m", 0.15, 0.0, 2.0, exclusive_minimum=True
             ),
         )
+        types = turbine_types()
+        if fleet.turbine not in types:
+            close = difflib.get_close_matches(fleet.turbine, types, n=5, cutoff=0.5)
+            raise ScenarioError(
+                table.key("turbine"),
+                fleet.turbine,
+                "a windpowerlib turbine type with a power curve"
+                + (f", e.g. {', '.join(close)}" if close else " (see windpowerlib's oedb library)"),
+            )
     table.finish()
     return fleet
 
@@ -295,7 +346,9 @@ def _cellular(table: Table) -> CellularProfile:
         access_latency_median_s=table.duration_s(
             "access_latency_median", f"{base.access_latency_median_s}s"
         ),
-        access_latency_sigma=table.number("access_latency_sigma", base.access_latency_sigma, 0.0),
+        access_latency_sigma=table.number(
+            "access_latency_sigma", base.access_latency_sigma, 0.0, 3.0
+        ),
         uplink_rate_bps=table.number(
             "uplink_rate_bps", base.uplink_rate_bps, 0.0, exclusive_minimum=True
         ),
@@ -304,7 +357,7 @@ def _cellular(table: Table) -> CellularProfile:
             "ack_loss_probability", base.ack_loss_probability, 0.0, 1.0
         ),
         ack_timeout_s=table.duration_s("ack_timeout", f"{base.ack_timeout_s}s"),
-        max_attempts=table.integer("max_attempts", base.max_attempts, minimum=1),
+        max_attempts=table.integer("max_attempts", base.max_attempts, 1, 1000),
         backoff_base_s=table.duration_s("backoff_base", f"{base.backoff_base_s}s"),
         backoff_cap_s=table.duration_s("backoff_cap", f"{base.backoff_cap_s}s"),
     )
@@ -339,8 +392,8 @@ def _mdc(table: Table) -> MdcSpec:
     servers = table.table("servers")
     mdc = replace(
         mdc,
-        servers=servers.integer("count", 1, minimum=1),
-        cores_per_server=servers.integer("cores", 4, minimum=1),
+        servers=servers.integer("count", 1, 1, 10_000),
+        cores_per_server=servers.integer("cores", 4, 1, 1024),
         speed_factor=servers.number("speed_factor", 1.0, 0.0, exclusive_minimum=True),
     )
     servers.finish()
@@ -352,15 +405,10 @@ def _pipeline(table: Table) -> PipelineSpec:
     spec = PipelineSpec(
         service_time=table.string("service_time", "calibrated", choices=SERVICE_TIME_MODES),
         cost_model=table.string("cost_model", "default"),
-        alert_window=table.integer("alert_window", 60, minimum=4),
+        alert_window=table.integer("alert_window", 60, 4, 100_000),
         alert_threshold=table.number("alert_threshold", 8.0, 0.0, exclusive_minimum=True),
     )
-    if spec.cost_model != "default" and not Path(spec.cost_model).is_file():
-        raise ScenarioError(
-            table.key("cost_model"),
-            spec.cost_model,
-            '"default" or a file written by twin calibrate',
-        )
+    load_cost_model(spec.cost_model)  # raises a ScenarioError naming the key if unusable
     table.finish()
     return spec
 
@@ -399,8 +447,12 @@ def meter_ids(fleet: FleetSpec) -> list[str]:
 
 
 def _meter_exists(meter: str, fleets: tuple[FleetSpec, ...]) -> bool:
+    """Whether ``meter`` is exactly one of the ids that ``meter_ids`` gives."""
     name, _, index = meter.rpartition("-")
-    return any(f.name == name and index.isdigit() and int(index) < f.count for f in fleets)
+    return any(
+        f.name == name and len(index) == 5 and index.isdigit() and int(index) < f.count
+        for f in fleets
+    )
 
 
 def _unique(names: list[str], key: str) -> None:

@@ -6,6 +6,7 @@ keys that nobody asked for (a typo must not be silently ignored).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -138,8 +139,8 @@ def check_number(
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ScenarioError(key, value, expected)
     number = float(value)
-    if number != number:  # NaN
-        raise ScenarioError(key, value, expected)
+    if not math.isfinite(number):
+        raise ScenarioError(key, value, f"a finite number ({expected})")
     too_low = minimum is not None and (number <= minimum if exclusive_minimum else number < minimum)
     if too_low or (maximum is not None and number > maximum):
         raise ScenarioError(key, value, expected)
@@ -150,7 +151,7 @@ def _range_text(
     what: str, minimum: float | None, maximum: float | None, exclusive_minimum: bool = False
 ) -> str:
     if minimum is not None and maximum is not None:
-        return f"{what} in [{minimum}, {maximum}]"
+        return f"{what} in {'(' if exclusive_minimum else '['}{minimum}, {maximum}]"
     if minimum is not None:
         return f"{what} {'>' if exclusive_minimum else '>='} {minimum}"
     if maximum is not None:

@@ -84,21 +84,31 @@ class World:
             scenario.duration_s,
         )
         self.rng = {m: component_rng(seed, f"meter/{m}/network") for m in self.meter_ids}
-        self.cells = {
-            region: Cell(self.env, scenario.cellular, component_rng(seed, f"cell/{region}"))
-            for region in scenario.regions
-        }
+        self.cells = {region: Cell(self.env, scenario.cellular) for region in scenario.regions}
         mdc = scenario.mdcs[0]
         self.pool = ServerPool.build(
             self.env, mdc.name, mdc.servers, mdc.cores_per_server, mdc.speed_factor
         )
-        self.hostile: dict[str, tuple[float, str]] = {}
-        for fault in scenario.faults:
+        # What happened to each injected fault, in scenario order (ground truth for results).
+        self.fault_log: list[dict[str, Any]] = []
+        # Pending malformed uploads per meter, earliest first: (at_s, fault index).
+        self.hostile: dict[str, list[tuple[float, int]]] = {}
+        for index, fault in enumerate(scenario.faults):
+            entry: dict[str, Any] = {"index": index, "kind": fault.kind, "at_s": fault.at_s}
             if fault.kind == "cell_outage":
                 self.cells[fault.region].add_outage(fault.at_s, fault.at_s + fault.duration_s)
+                entry |= {"region": fault.region, "duration_s": fault.duration_s}
             elif fault.kind == "malformed_upload":
-                self.hostile[fault.meter] = (fault.at_s, fault.payload)
-        self.meter_index = {m: i for i, m in enumerate(self.meter_ids)}
+                self.hostile.setdefault(fault.meter, []).append((fault.at_s, index))
+                entry |= {
+                    "meter_id": fault.meter,
+                    "payload": fault.payload,
+                    "sent_at_s": None,
+                    "delivered": False,
+                }
+            self.fault_log.append(entry)
+        for pending in self.hostile.values():
+            pending.sort()
 
     # -- processes ---------------------------------------------------------------------
     def run(self) -> None:
@@ -148,7 +158,8 @@ class World:
         self.buffers.busy[m] = True
         self.env.process(self._upload(m, lo, hi))
 
-    def _body(self, m: int, lo: int, hi: int, seq: int) -> bytes:
+    def _body(self, m: int, lo: int, hi: int, seq: int) -> tuple[bytes, int | None]:
+        """The upload's XML, or a malformed one when a fault is due; and that fault's index."""
         step_s = int(self.sample_s[m])
         starts = self.epoch_s + step_s * np.arange(lo, hi, dtype=np.int64)
         body = encode_upload(
@@ -159,26 +170,33 @@ class World:
             self.values[m][lo:hi],
             self.epoch_s + int(self.env.now),
         )
-        meter_id = self.meter_ids[m]
-        if meter_id in self.hostile and self.env.now >= self.hostile[meter_id][0]:
-            body = HOSTILE_PAYLOADS[self.hostile.pop(meter_id)[1]](body)
-        return body
+        pending = self.hostile.get(self.meter_ids[m])
+        if pending and self.env.now >= pending[0][0]:
+            index = pending.pop(0)[1]
+            self.fault_log[index]["sent_at_s"] = self.env.now
+            return HOSTILE_PAYLOADS[self.scenario.faults[index].payload](body), index
+        return body, None
 
     def _upload(self, m: int, lo: int, hi: int) -> Generator[simpy.Event, Any, None]:
         counters = self.counters
         counters.uploads_started += 1
         seq = self.buffers.take_sequence_no(m)
-        body = self._body(m, lo, hi, seq)
+        body, fault = self._body(m, lo, hi, seq)
+        # The session holds the upload in memory until it ends: a copy of its readings, so
+        # that the meter evicting them from a full buffer meanwhile does not lose them.
+        self.ledger.add_copy(m, lo, hi)
         cell = self.cells[self.region[m]]
         profile = cell.profile
         rng = self.rng[self.meter_ids[m]]
         vpn = self.scenario.vpn
         for attempt in range(1, profile.max_attempts + 1):
-            result = yield from cell.attempt(len(body))
+            result = yield from cell.attempt(len(body), rng)
             if result.delivered:
                 yield self.env.timeout(vpn.transit_s(len(body)))
                 self.ledger.add_copy(m, lo, hi)
                 counters.uploads_delivered += 1
+                if fault is not None:
+                    self.fault_log[fault]["delivered"] = True
                 self.env.process(self._at_mdc(m, lo, hi, seq, body))
                 if not result.ack_lost:
                     # Acknowledged on receipt by the MDC gateway: back through VPN and cell.
@@ -186,12 +204,21 @@ class World:
                     a, b = self.buffers.acknowledge(m, lo, hi)
                     self.ledger.drop_copy(m, a, b, None)
                     counters.uploads_acknowledged += 1
-                    self.buffers.busy[m] = False
+                    self._end_session(m, lo, hi)
                     return
                 yield self.env.timeout(profile.ack_timeout_s)
             if attempt < profile.max_attempts:
                 yield self.env.timeout(profile.backoff_s(attempt))
         counters.uploads_failed += 1
+        if fault is not None and not self.fault_log[fault]["delivered"]:
+            # never reached the MDC: the malformed upload is still due at the next session
+            self.hostile[self.meter_ids[m]].insert(0, (self.scenario.faults[fault].at_s, fault))
+            self.fault_log[fault]["sent_at_s"] = None
+        self._end_session(m, lo, hi)
+
+    def _end_session(self, m: int, lo: int, hi: int) -> None:
+        """The session's in-memory copy is gone; the data's fate is with the other copies."""
+        self.ledger.drop_copy(m, lo, hi, None)
         self.buffers.busy[m] = False
 
     def _at_mdc(
@@ -223,6 +250,7 @@ class World:
                         "t_s": self.env.now,
                         "readings": hi - lo,
                         "reason": outcome.reason,
+                        "stage": outcome.rejected_stage,
                     }
                 )
             return service_s

@@ -16,8 +16,11 @@ def test_store_after_handoff_and_duplicate() -> None:
     assert ledger.store(0, 0, 5, 400.0) == 5
     ledger.add_copy(0, 0, 5)  # a late duplicate
     assert ledger.store(0, 0, 5, 500.0) == 0
+    # committed at 400 s: before that the readings are still in flight
     snap = ledger.audit(300.0)
-    assert (snap.generated, snap.stored, snap.in_flight, snap.duplicates) == (5, 5, 0, 5)
+    assert (snap.generated, snap.stored, snap.in_flight, snap.duplicates) == (5, 0, 5, 5)
+    snap = ledger.audit(500.0)
+    assert (snap.generated, snap.stored, snap.in_flight) == (8, 5, 3)
     assert ledger.latencies_s().tolist() == [340.0, 280.0, 220.0, 160.0, 100.0]
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -27,7 +30,7 @@ def assert_balanced(results: Results) -> None:
     k = results.kpis
     assert results.ledger["balanced"]
     assert k.readings_generated == k.readings_stored + k.readings_lost_total + k.readings_in_flight
-    assert results.ledger["store_rows"] == k.readings_stored
+    assert results.ledger["store_rows"] == k.readings_stored + results.ledger["committing_at_end"]
 
 
 def test_nominal_run_loses_nothing() -> None:
@@ -94,9 +97,12 @@ def test_reading_survives_meter_xml_pipeline_sqlite(tmp_path: Path) -> None:
             "SELECT start_s, duration_s, value FROM readings WHERE meter_id = ? ORDER BY start_s",
             (pv.meter_ids[3],),
         ).fetchall()
-    assert len(rows) > 300
-    for start_s, duration_s, value in rows:
-        i = (start_s - epoch_s) // 60
+    offsets_s = [start_s - epoch_s for start_s, _, _ in rows]
+    assert all(offset % 60 == 0 for offset in offsets_s)
+    index = [offset // 60 for offset in offsets_s]
+    # every reading of the meter up to its last acknowledged upload, each exactly once
+    assert index == list(range(len(rows))) and len(rows) > 300
+    for (_, duration_s, value), i in zip(rows, index, strict=True):
         assert duration_s == 60
         assert value == int(pv.values[3][i])
     assert results.kpis.readings_stored > 0
@@ -117,7 +123,11 @@ def test_hostile_upload_is_rejected_counted_and_the_run_goes_on(tmp_path: Path) 
     assert_balanced(results)
     rejected = {r["meter_id"]: r for r in results.rejections}
     assert set(rejected) == {"pv-00002", "wind-00001", "pv-00005"}
-    assert all(r["reason"] for r in rejected.values())
+    assert rejected["pv-00002"]["reason"].startswith("dtd_forbidden")
+    assert rejected["wind-00001"]["reason"].startswith("dtd_forbidden")
+    assert rejected["pv-00005"]["reason"].startswith("malformed")
+    assert all(r["stage"] == "fetch" for r in rejected.values())
+    assert [f["delivered"] for f in results.faults] == [True, True, True]
     assert results.kpis.readings_lost["rejected_invalid"] == sum(
         r["readings"] for r in rejected.values()
     )
@@ -158,3 +168,92 @@ def test_cli_run_writes_results_json(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (tmp_path / "overview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert data["extra"]["plots"] == [str(tmp_path / "overview.png")]
     assert "readings generated" in capsys.readouterr().out
+
+
+def _with_faults(scenario: Scenario, *faults: FaultSpec) -> Scenario:
+    return replace(scenario, faults=faults)
+
+
+def test_retry_across_the_next_window_keeps_evicted_readings_in_flight() -> None:
+    # A 40 min outage against a 15-reading buffer: the session that started before the
+    # outage keeps retrying (5 min ack timeout) while the next windows evict its readings
+    # from the buffer; when it finally gets through they must be stored, not lost.
+    scenario = load_scenario(
+        BASELINE,
+        [
+            "fleet.pv.count=1",
+            "fleet.wind.count=0",
+            'scenario.duration="2h"',
+            "fleet.pv.meter.buffer_readings=15",
+            'network.cellular.ack_timeout="5min"',
+            "network.cellular.max_attempts=10",
+            "network.cellular.loss_probability=0",
+        ],
+    )
+    outage = FaultSpec(kind="cell_outage", at_s=0.0, duration_s=2400.0, region="north")
+    results = run(_with_faults(scenario, outage), audit_every_s=60.0)
+    assert_balanced(results)
+    assert results.kpis.readings_stored > 0
+    assert results.kpis.readings_lost["meter_buffer_overflow"] > 0
+
+
+def test_several_malformed_uploads_on_one_meter_all_fire_even_after_an_outage() -> None:
+    scenario = small()
+    faults = (
+        FaultSpec(kind="cell_outage", at_s=3000.0, duration_s=3600.0, region="north"),
+        FaultSpec(kind="malformed_upload", at_s=3600.0, meter="pv-00001", payload="truncated"),
+        FaultSpec(kind="malformed_upload", at_s=3700.0, meter="pv-00001", payload="billion_laughs"),
+        FaultSpec(
+            kind="malformed_upload", at_s=9000.0, meter="pv-00001", payload="external_entity"
+        ),
+    )
+    results = run(_with_faults(scenario, *faults), audit_every_s=300.0)
+    assert_balanced(results)
+    mine = [r for r in results.rejections if r["meter_id"] == "pv-00001"]
+    assert len(mine) == 3
+    # the first two were due during the outage: they went out after it, in order
+    assert all(r["t_s"] >= 6600.0 for r in mine[:2])
+    assert [f["delivered"] for f in results.faults[1:]] == [True, True, True]
+
+
+def test_readings_still_in_service_at_the_end_count_as_in_flight() -> None:
+    results = run(
+        small("mdc.north.servers.speed_factor=1e-6", "mdc.north.servers.cores=1"),
+        audit_every_s=300.0,
+    )
+    k = results.kpis
+    assert_balanced(results)
+    assert results.ledger["committing_at_end"] > 0  # the overloaded core still works
+    assert k.mdc_queue_peak > 0
+    assert k.latency_s.max is not None and k.latency_s.max <= 6 * 3600
+    assert k.utilization["north/server-0"] > 0.99
+
+
+def test_byte_identical_kpis_across_processes(tmp_path: Path) -> None:
+    outputs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "twin.cli",
+                "run",
+                str(BASELINE),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--no-plots",
+                *[a for s in SMALL for a in ("--set", s)],
+                "--set",
+                "network.cellular.loss_probability=0.2",
+            ],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": {"a": "1", "b": "2"}[name]},
+        )
+        data = json.loads((out / "results.json").read_text())
+        outputs.append(
+            json.dumps({k: data[k] for k in ("kpis", "ledger", "scenario")}, sort_keys=True)
+        )
+    assert outputs[0] == outputs[1]
