@@ -55,6 +55,9 @@ class MeterSpec:
     buffer_readings: int = 2880
     power_of_ten_multiplier: int = 0
     upload_jitter_s: float = 900.0  # upload offsets spread uniformly over [0, jitter)
+    #: Readings per upload at most; a backlog goes out in consecutive chunks. 1440 = a day of
+    #: 1-min readings, about 400 KB of ESPI XML, well inside the pipeline's 4 MB size limit.
+    max_upload_readings: int = 1440
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,7 @@ def _meter(table: Table) -> MeterSpec:
         upload_s=upload_s,
         buffer_readings=table.integer("buffer_readings", 2880, 1, 10_000_000),
         power_of_ten_multiplier=table.integer("power_of_ten_multiplier", 0, -9, 9),
+        max_upload_readings=table.integer("max_upload_readings", 1440, 1, 10_000),
         upload_jitter_s=table.duration_s(
             "upload_jitter", format_duration(upload_s), positive=False
         ),

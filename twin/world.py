@@ -78,6 +78,9 @@ class World:
         self.buffers = MeterBuffers(
             np.array([f.spec.meter.buffer_readings for f in fleets for _ in f.meter_ids])
         )
+        self.max_upload = np.array(
+            [f.spec.meter.max_upload_readings for f in fleets for _ in f.meter_ids], dtype=np.int64
+        )
         self.window_time_s, self.window_meter = upload_schedule(
             np.concatenate([f.upload_offset_s for f in fleets]) if fleets else np.zeros(0),
             np.array([f.spec.meter.upload_s for f in fleets for _ in f.meter_ids]),
@@ -156,7 +159,21 @@ class World:
         if hi <= lo:
             return
         self.buffers.busy[m] = True
-        self.env.process(self._upload(m, lo, hi))
+        self.env.process(self._session(m, lo, min(hi, lo + int(self.max_upload[m]))))
+
+    def _session(self, m: int, lo: int, hi: int) -> Generator[simpy.Event, Any, None]:
+        """One connection of meter ``m``: uploads in chunks of at most ``max_upload_readings``
+        while a backlog remains (after an outage), each acknowledged before the next."""
+        chunk = int(self.max_upload[m])
+        while True:
+            acknowledged = yield from self._upload(m, lo, hi)
+            if not acknowledged or hi - lo < chunk:
+                break
+            lo, hi = self.buffers.pending(m, self._sync_buffer(m))
+            hi = min(hi, lo + chunk)
+            if hi <= lo:
+                break
+        self.buffers.busy[m] = False
 
     def _body(self, m: int, lo: int, hi: int, seq: int) -> tuple[bytes, int | None]:
         """The upload's XML, or a malformed one when a fault is due; and that fault's index."""
@@ -177,7 +194,8 @@ class World:
             return HOSTILE_PAYLOADS[self.scenario.faults[index].payload](body), index
         return body, None
 
-    def _upload(self, m: int, lo: int, hi: int) -> Generator[simpy.Event, Any, None]:
+    def _upload(self, m: int, lo: int, hi: int) -> Generator[simpy.Event, Any, bool]:
+        """Send readings [lo, hi) with retries; True when the MDC acknowledged them."""
         counters = self.counters
         counters.uploads_started += 1
         seq = self.buffers.take_sequence_no(m)
@@ -204,8 +222,8 @@ class World:
                     a, b = self.buffers.acknowledge(m, lo, hi)
                     self.ledger.drop_copy(m, a, b, None)
                     counters.uploads_acknowledged += 1
-                    self._end_session(m, lo, hi)
-                    return
+                    self.ledger.drop_copy(m, lo, hi, None)  # the upload's in-memory copy
+                    return True
                 yield self.env.timeout(profile.ack_timeout_s)
             if attempt < profile.max_attempts:
                 yield self.env.timeout(profile.backoff_s(attempt))
@@ -214,12 +232,9 @@ class World:
             # never reached the MDC: the malformed upload is still due at the next session
             self.hostile[self.meter_ids[m]].insert(0, (self.scenario.faults[fault].at_s, fault))
             self.fault_log[fault]["sent_at_s"] = None
-        self._end_session(m, lo, hi)
-
-    def _end_session(self, m: int, lo: int, hi: int) -> None:
-        """The session's in-memory copy is gone; the data's fate is with the other copies."""
+        # the upload's in-memory copy is gone; the data's fate is with the meter's buffer
         self.ledger.drop_copy(m, lo, hi, None)
-        self.buffers.busy[m] = False
+        return False
 
     def _at_mdc(
         self, m: int, lo: int, hi: int, seq: int, body: bytes
