@@ -147,6 +147,8 @@ def summary_text(results: Results) -> str:
         )
     if results.store_path:
         lines += ["", f"  store: {results.store_path}"]
+    if "timeseries" in results.extra:
+        lines.append(f"  time series: {results.extra['timeseries']}")
     for plot in results.extra.get("plots", []):
         lines.append(f"  plot: {plot}")
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from twin.ledger import LedgerError
 from twin.progress import ProgressBar
 from twin.results import Kpis, LatencyStats, Results
 from twin.scenario import Scenario
+from twin.timeseries import timeseries_table, write_csv
 from twin.world import World
 
 STORE_NAME = "store.sqlite"
@@ -95,6 +96,11 @@ def run(
         )
     wall_time_s = time.perf_counter() - t0
     extra: dict[str, Any] = {}
+    if out_dir is not None:
+        columns, rows = timeseries_table(
+            fleets, world.ledger, world.samples, world.sample_columns(), scenario.duration_s
+        )
+        extra["timeseries"] = str(write_csv(Path(out_dir) / "timeseries.csv", columns, rows))
     if plots and out_dir is not None:
         from twin.plots import overview_png
 

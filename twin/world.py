@@ -42,6 +42,10 @@ class Counters:
     rejections: list[dict[str, Any]] = field(default_factory=list)
 
 
+#: Interval of the run's time series (queue depth, busy cores, open sessions, cell state), s.
+SAMPLE_EVERY_S = 300.0
+
+
 class World:
     """Everything one run simulates. ``run()`` advances it to the end of the scenario."""
 
@@ -63,6 +67,7 @@ class World:
         self.progress = progress
         self.audit_every_s = audit_every_s
         self.counters = Counters()
+        self.samples: list[tuple[float, ...]] = []
         self.epoch_s = int(scenario.start.timestamp())
 
         self.meter_ids = [m for f in fleets for m in f.meter_ids]
@@ -118,6 +123,7 @@ class World:
         self.env.process(self._scheduler())
         if self.progress is not None or self.audit_every_s:
             self.env.process(self._monitor())
+        self.env.process(self._sampler())
         self.env.run(until=self.scenario.duration_s)
         self.finish()
 
@@ -132,6 +138,27 @@ class World:
             for m in meters[i:j].tolist():
                 self._window(m)
             i = j
+
+    def _sampler(self) -> Generator[simpy.Event, Any, None]:
+        """Record the state that only exists during the run, every ``SAMPLE_EVERY_S``."""
+        regions = sorted(self.cells)
+        while True:
+            self.samples.append(
+                (
+                    self.env.now,
+                    float(self.pool.queued()),
+                    float(sum(s.resource.count for s in self.pool.servers)),
+                    float(np.count_nonzero(self.buffers.busy)),
+                    *(float(self.cells[r].is_up(self.env.now)) for r in regions),
+                )
+            )
+            yield self.env.timeout(SAMPLE_EVERY_S)
+
+    def sample_columns(self) -> list[str]:
+        """Names of the columns of ``samples``."""
+        return ["t_s", "uploads_waiting", "cores_busy", "sessions_open"] + [
+            f"cell_up_{r}" for r in sorted(self.cells)
+        ]
 
     def _monitor(self) -> Generator[simpy.Event, Any, None]:
         step_s = min(self.audit_every_s or 900.0, 900.0)
