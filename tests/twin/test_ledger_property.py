@@ -62,7 +62,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     )
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_random_fault_schedules_never_unbalance_the_ledger(scenario: Scenario) -> None:
     results = run(scenario, audit_every_s=60.0)  # audits raise LedgerError on imbalance
