@@ -1,0 +1,218 @@
+"""Standalone ingest of Green Button files into a pipeline database (no simulator).
+
+``python -m pipeline ingest FILE... --db PATH [--json]`` (see `pipeline.__main__`) reads
+each file with the hardened parser (`pipeline.fetch.parse_upload`, with `INGEST_LIMITS`:
+a utility's download is larger than a meter's upload), extracts every (UsagePoint,
+ReadingType) series (`pipeline.greenbutton.extract_series`) and stores each series as one
+`ReadingBatch` through `pipeline.store.Store` (meter id `pipeline.greenbutton.store_meter_id`: the
+UsagePoint's self href, the ReadingType's, and its unit and multiplier, so two ReadingTypes
+of one UsagePoint never mix).
+
+Storing is idempotent: ingesting a file again stores nothing twice.
+
+A file's status is ``ok`` when every part was ingested, ``partial`` when some series were
+stored and some parts rejected, ``rejected`` when nothing was stored (unreadable, too large,
+hostile or malformed XML, not Atom, no interval data, or every part rejected). The exit
+code is 2 if any file was rejected whole, else 1 if any was partial, else 0.
+
+Only numpy, numba, lxml and the standard library may be imported here (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.fetch import Limits, RejectedUpload, parse_upload
+from pipeline.greenbutton import RejectedPart, Series, extract_series
+from pipeline.store import Store
+
+__all__ = [
+    "INGEST_LIMITS",
+    "FileReport",
+    "SeriesReport",
+    "exit_code",
+    "format_table",
+    "ingest_file",
+    "ingest_files",
+    "to_json",
+]
+
+#: Bounds for a utility's Green Button download: a year of 15-minute readings of several
+#: meters is tens of MB and a few million elements. Depth stays that of ESPI (7 to 9).
+INGEST_LIMITS = Limits(max_size_bytes=64_000_000, max_depth=64, max_elements=4_000_000)
+
+
+@dataclass(frozen=True)
+class SeriesReport:
+    """One (UsagePoint, ReadingType) of a file, as in the ``--json`` output, plus what the
+    store did (`inserted`, `duplicates`)."""
+
+    usage_point: str
+    reading_type: str
+    uom: int
+    flow_direction: int
+    interval_length_s: int
+    count: int
+    first_start: str
+    last_start: str
+    sum: float
+    inserted: int
+    duplicates: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "usage_point": self.usage_point,
+            "reading_type": self.reading_type,
+            "uom": self.uom,
+            "flow_direction": self.flow_direction,
+            "interval_length_s": self.interval_length_s,
+            "count": self.count,
+            "first_start": self.first_start,
+            "last_start": self.last_start,
+            "sum": self.sum,
+        }
+
+
+@dataclass
+class FileReport:
+    """What ingest did with one file."""
+
+    path: str
+    status: str = "ok"
+    series: list[SeriesReport] = field(default_factory=list)
+    rejected: list[RejectedPart] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "status": self.status,
+            "series": [s.to_json() for s in self.series],
+            "rejected": [{"part": r.part, "reason": r.reason} for r in self.rejected],
+        }
+
+
+def _iso(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _read(path: Path, limits: Limits) -> bytes:
+    """The file's bytes, never more than the size limit plus one byte."""
+    with path.open("rb") as handle:
+        body = handle.read(limits.max_size_bytes + 1)
+    if len(body) > limits.max_size_bytes:
+        raise RejectedUpload(
+            f"too_large: the file exceeds the limit of {limits.max_size_bytes} bytes"
+        )
+    return body
+
+
+def _series_report(series: Series, inserted: int, duplicates: int) -> SeriesReport:
+    return SeriesReport(
+        usage_point=series.usage_point,
+        reading_type=series.reading_type,
+        uom=series.uom,
+        flow_direction=series.flow_direction,
+        interval_length_s=series.interval_length_s,
+        count=series.count,
+        first_start=_iso(int(series.start_s.min())),
+        last_start=_iso(int(series.start_s.max())),
+        sum=series.total,
+        inserted=inserted,
+        duplicates=duplicates,
+    )
+
+
+def ingest_file(path: str | Path, store: Store, limits: Limits = INGEST_LIMITS) -> FileReport:
+    """Ingest one Green Button file into `store`; never raises for bad content (errors that
+    are not about the input, such as a full disk, propagate)."""
+    report = FileReport(str(path))
+    try:
+        try:
+            root = parse_upload(_read(Path(path), limits), limits)
+            extraction = extract_series(root)
+            del root
+        except OSError as exc:
+            raise RejectedUpload(f"unreadable: {exc.strerror or exc}") from None
+        except RejectedUpload:
+            raise
+        except Exception as exc:  # an input nobody foresaw: reject it, go on
+            raise RejectedUpload(
+                f"processing_error: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from exc
+    except RejectedUpload as exc:
+        report.status = "rejected"
+        report.rejected.append(RejectedPart("file", exc.reason))
+        return report
+    report.rejected.extend(extraction.rejected)
+    for series in extraction.series:
+        try:
+            inserted, duplicates = store.upsert_readings(series.batch())
+        except RejectedUpload as exc:
+            report.rejected.append(
+                RejectedPart(f"series {series.usage_point} / {series.reading_type}", exc.reason)
+            )
+            continue
+        report.series.append(_series_report(series, inserted, duplicates))
+    if not report.series:
+        report.status = "rejected"
+        if not report.rejected:
+            report.rejected.append(
+                RejectedPart(
+                    "file",
+                    "no_interval_data: the document holds no IntervalBlock with readings",
+                )
+            )
+    elif report.rejected:
+        report.status = "partial"
+    return report
+
+
+def ingest_files(
+    paths: Iterable[str | Path], db_path: str | Path, limits: Limits = INGEST_LIMITS
+) -> list[FileReport]:
+    """Ingest each file into the database at `db_path` (created if missing)."""
+    with Store(db_path) as store:
+        return [ingest_file(path, store, limits) for path in paths]
+
+
+def exit_code(reports: Iterable[FileReport]) -> int:
+    """2 if a file was rejected whole, else 1 if one was partially rejected, else 0."""
+    statuses = {r.status for r in reports}
+    if "rejected" in statuses:
+        return 2
+    return 1 if "partial" in statuses else 0
+
+
+def to_json(reports: Iterable[FileReport]) -> dict[str, Any]:
+    """The ``--json`` document: ``{"files": [...]}``."""
+    return {"files": [r.to_json() for r in reports]}
+
+
+def format_table(reports: Iterable[FileReport]) -> str:
+    """A short human-readable summary."""
+    lines: list[str] = []
+    for report in reports:
+        lines.append(f"{report.path}: {report.status}")
+        if report.series:
+            lines.append(
+                f"  {'usage point':<40} {'reading type':<28} {'uom':>4} {'flow':>4} "
+                f"{'interval':>8} {'count':>6} {'first start':<20} {'last start':<20} "
+                f"{'sum':>14} {'new':>6}"
+            )
+        for s in report.series:
+            lines.append(
+                f"  {_tail(s.usage_point, 40):<40} {_tail(s.reading_type, 28):<28} "
+                f"{s.uom:>4} {s.flow_direction:>4} {s.interval_length_s:>8} {s.count:>6} "
+                f"{s.first_start:<20} {s.last_start:<20} {s.sum:>14.6g} {s.inserted:>6}"
+            )
+        for r in report.rejected:
+            lines.append(f"  rejected {r.part}: {r.reason}")
+    return "\n".join(lines)
+
+
+def _tail(text: str, width: int) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1) :]

@@ -1,0 +1,419 @@
+"""Standalone Green Button ingest: every real sample file, through the function and through
+``python -m pipeline ingest ... --json``, checked against an independent oracle.
+
+The oracle does not resolve ESPI links: it assigns every IntervalBlock to the latest
+MeterReading entry before it in document order (how every sample is written) and takes
+each MeterReading's series identity and ReadingType fields from the table `EXPECTED`,
+written by reading the files (and, for PG&E, the values eemeter's tests asserted)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from pipeline.ingest import exit_code, ingest_file, ingest_files, to_json
+from pipeline.store import Store
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "greenbutton"
+ROOT = Path(__file__).resolve().parents[2]
+A = "{http://www.w3.org/2005/Atom}"
+E = "{http://naesb.org/espi}"
+BAD = "nist_1hrLP_32DaysM_D000_BAD.xml"
+
+PGE_UP = "https://api.pge.com/GreenButtonConnect/espi/1_1/resource/Subscription/REDACTED/UsagePoint/REDACTED"
+PGE_RT = "https://api.pge.com/GreenButtonConnect/espi/1_1/resource/ReadingType/"
+
+#: Per file, per MeterReading in document order: (usage_point, reading_type, uom, p10,
+#: flow_direction, interval_length_s).
+EXPECTED: dict[str, list[tuple[str, str, int, int, int, int]]] = {
+    "gba_test_usage_data.xml": [
+        (
+            "/espi/1_1/resource/RetailCustomer/9B6C7066/UsagePoint/5446AF3F",
+            "/espi/1_1/resource/ReadingType/07",
+            72,
+            0,
+            1,
+            900,
+        )
+    ],
+    "nist_15minLP_15Days.xml": [
+        ("RetailCustomer/9b6c7063/UsagePoint/01", "ReadingType/07", 72, 0, 1, 900)
+    ],
+    "nist_1hrLP_32DaysFiveUsagePoints_M.xml": [
+        (f"/User/9b6c706{u}/UsagePoint/01", f"/ReadingType/0{r}", 72, 0, 1, 3600)
+        for u, r in ((7, 5), (3, 1), (4, 2), (5, 3), (6, 4))
+    ],
+    "nist_MonthlyOnlyElectricData.xml": [
+        ("User/9b6c7063/UsagePoint/01", "ReadingType/07", 72, 3, 1, 2_678_400)
+    ],
+    "nist_Temperature.xml": [
+        ("RetailCustomer/9b6c7063/UsagePoint/01", "ReadingType/07", 6, -3, 0, 2_678_400)
+    ],
+    "pge_electric_hourly_netmetering_redacted.xml": [
+        (PGE_UP, PGE_RT + "NzI6bnVsbDozNjAwOjE=", 72, -3, 1, 3600),
+        (PGE_UP, PGE_RT + "REDACTED", 72, -3, 19, 3600),
+    ],
+    "pge_gas_daily_redacted.xml": [
+        (PGE_UP, PGE_RT + "MTY5Om51bGw6ODY0MDA6MQ==", 169, -8, 1, 86_400)
+    ],
+}
+GOOD = sorted(EXPECTED)
+
+
+def test_every_sample_file_is_covered() -> None:
+    assert sorted(p.name for p in DATA.glob("*.xml")) == sorted([*GOOD, BAD])
+
+
+def iso(epoch_s: int) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def oracle(name: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """Expected JSON series of a sample, keyed by (usage_point, reading_type)."""
+    parser = etree.XMLParser(remove_comments=True, resolve_entities=False, no_network=True)
+    root = etree.parse(str(DATA / name), parser).getroot()
+    per_reading: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    mr = -1
+    for entry in root.iter(f"{A}entry"):
+        for resource in entry.find(f"{A}content"):
+            if resource.tag == f"{E}MeterReading":
+                mr += 1
+            elif resource.tag == f"{E}IntervalBlock":
+                for reading in resource.iter(f"{E}IntervalReading"):
+                    start = reading.find(f"{E}timePeriod/{E}start")
+                    value = reading.find(f"{E}value")
+                    per_reading[mr].append((int(start.text), int(value.text)))
+    series: dict[tuple[str, str], dict[str, Any]] = {}
+    for i, (up, rt, uom, p10, flow, interval) in enumerate(EXPECTED[name]):
+        pairs = per_reading[i]
+        starts = [s for s, _ in pairs]
+        series[(up, rt)] = {
+            "usage_point": up,
+            "reading_type": rt,
+            "uom": uom,
+            "flow_direction": flow,
+            "interval_length_s": interval,
+            "count": len(pairs),
+            "first_start": iso(min(starts)),
+            "last_start": iso(max(starts)),
+            "sum": float(sum(Fraction(v) for _, v in pairs) * Fraction(10) ** p10),
+        }
+    assert mr + 1 == len(EXPECTED[name])
+    return series
+
+
+def check_series(name: str, got: list[dict[str, Any]]) -> None:
+    expected = oracle(name)
+    assert len(got) == len(expected)
+    for item in got:
+        want = expected[(item["usage_point"], item["reading_type"])]
+        assert item["sum"] == pytest.approx(want["sum"], rel=1e-12)
+        assert {k: v for k, v in item.items() if k != "sum"} == {
+            k: v for k, v in want.items() if k != "sum"
+        }
+
+
+SERIES_TYPES = {
+    "usage_point": str,
+    "reading_type": str,
+    "uom": int,
+    "flow_direction": int,
+    "interval_length_s": int,
+    "count": int,
+    "first_start": str,
+    "last_start": str,
+    "sum": float,
+}
+
+
+def check_shape(document: Any) -> None:
+    assert set(document) == {"files"}
+    for file in document["files"]:
+        assert set(file) == {"path", "status", "series", "rejected"}
+        assert isinstance(file["path"], str)
+        assert file["status"] in ("ok", "partial", "rejected")
+        for item in file["series"]:
+            assert set(item) == set(SERIES_TYPES)
+            for key, kind in SERIES_TYPES.items():
+                assert type(item[key]) is kind, key
+        for part in file["rejected"]:
+            assert set(part) == {"part", "reason"}
+            assert isinstance(part["part"], str) and isinstance(part["reason"], str)
+
+
+def run_cli(*args: str | Path) -> tuple[int, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "ingest", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return proc.returncode, proc.stdout
+
+
+# --- the real files ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_real_file_via_function(name: str, tmp_path: Path) -> None:
+    with Store(tmp_path / "db.sqlite") as store:
+        report = ingest_file(DATA / name, store)
+        assert report.status == "ok", report.rejected
+        assert report.rejected == []
+        document = to_json([report])
+        check_shape(document)
+        check_series(name, document["files"][0]["series"])
+        total = sum(s.count for s in report.series)
+        assert sum(s.inserted for s in report.series) == store.count_readings() == total
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_real_file_via_cli(name: str, tmp_path: Path) -> None:
+    code, out = run_cli(DATA / name, "--db", tmp_path / "db.sqlite", "--json")
+    assert code == 0
+    document = json.loads(out)
+    check_shape(document)
+    [file] = document["files"]
+    assert file["path"] == str(DATA / name)
+    assert file["status"] == "ok" and file["rejected"] == []
+    check_series(name, file["series"])
+
+
+def test_all_files_in_one_database_via_cli(tmp_path: Path) -> None:
+    """The BAD file makes the exit code 2; every other file is ingested, and series that
+    reuse relative hrefs with other units (temperature vs energy) do not conflict."""
+    paths = [DATA / n for n in [*GOOD, BAD]]
+    code, out = run_cli(*paths, "--db", tmp_path / "db.sqlite", "--json")
+    assert code == 2
+    document = json.loads(out)
+    check_shape(document)
+    by_name = {Path(f["path"]).name: f for f in document["files"]}
+    for name in GOOD:
+        assert by_name[name]["status"] == "ok", by_name[name]["rejected"]
+        check_series(name, by_name[name]["series"])
+    bad = by_name[BAD]
+    assert bad["status"] == "rejected" and bad["series"] == []
+    assert bad["rejected"][0]["part"] == "file"
+    assert bad["rejected"][0]["reason"].startswith("bad_root:")
+    assert "xyz" in bad["rejected"][0]["reason"]
+    with Store(tmp_path / "db.sqlite") as store:
+        total = sum(s["count"] for f in document["files"] for s in f["series"])
+        assert store.count_readings() == total
+
+
+def test_bad_file_alone_exit_2(tmp_path: Path) -> None:
+    code, out = run_cli(DATA / BAD, "--db", tmp_path / "db.sqlite")
+    assert code == 2
+    assert "rejected" in out and "bad_root" in out
+
+
+def test_pge_values_match_eemeter(tmp_path: Path) -> None:
+    """Values eemeter's tests asserted for the PG&E feeds (see SOURCE.txt)."""
+    with Store(tmp_path / "db.sqlite") as store:
+        gas = ingest_file(DATA / "pge_gas_daily_redacted.xml", store)
+        elec = ingest_file(DATA / "pge_electric_hourly_netmetering_redacted.xml", store)
+    assert gas.series[0].uom == 169 and gas.series[0].interval_length_s == 86_400
+    assert sorted(s.flow_direction for s in elec.series) == [1, 19]
+    assert {s.first_start for s in elec.series} == {"2015-11-01T09:00:00Z"}
+
+
+def test_ingest_twice_stores_nothing_twice(tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    paths = [DATA / n for n in GOOD]
+    first = ingest_files(paths, db)
+    with Store(db) as store:
+        stored = store.count_readings()
+    second = ingest_files(paths, db)
+    with Store(db) as store:
+        assert store.count_readings() == stored
+    assert stored == sum(s.inserted for r in first for s in r.series)
+    assert all(s.inserted == 0 and s.duplicates == s.count for r in second for s in r.series)
+    assert exit_code(second) == 0
+    code, _out = run_cli(*paths, "--db", db, "--json")
+    assert code == 0
+    with Store(db) as store:
+        assert store.count_readings() == stored
+
+
+# --- hostile and partial documents ------------------------------------------------------------
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>&lol9;</title></feed>
+"""
+
+
+def test_billion_laughs_rejected_whole(tmp_path: Path) -> None:
+    path = tmp_path / "lolz.xml"
+    path.write_bytes(BILLION_LAUGHS)
+    code, out = run_cli(path, "--db", tmp_path / "db.sqlite", "--json")
+    assert code == 2
+    [file] = json.loads(out)["files"]
+    assert file["status"] == "rejected" and file["series"] == []
+    assert file["rejected"][0]["reason"].startswith("dtd_forbidden:")
+    with Store(tmp_path / "db.sqlite") as store:
+        assert store.count_readings() == 0
+
+
+def feed(*entries: str) -> bytes:
+    return (
+        f'<feed xmlns="http://www.w3.org/2005/Atom"><id>urn:x</id>{"".join(entries)}</feed>'
+    ).encode()
+
+
+def entry(links: dict[str, str | list[str]], content: str) -> str:
+    tags = "".join(
+        f'<link rel="{rel}" href="{h}"/>'
+        for rel, hrefs in links.items()
+        for h in ([hrefs] if isinstance(hrefs, str) else hrefs)
+    )
+    return f"<entry>{tags}<content>{content}</content></entry>"
+
+
+def espi(name: str, inner: str) -> str:
+    return f'<{name} xmlns="http://naesb.org/espi">{inner}</{name}>'
+
+
+def reading(start: int | None, value: int | None, duration: int = 3600) -> str:
+    period = (
+        ""
+        if start is None
+        else f"<timePeriod><duration>{duration}</duration><start>{start}</start></timePeriod>"
+    )
+    val = "" if value is None else f"<value>{value}</value>"
+    return f"<IntervalReading>{val}{period}</IntervalReading>"
+
+
+UP = "/espi/1_1/resource/Subscription/1/UsagePoint/7"
+MR = UP + "/MeterReading/1"
+T0 = 1_700_000_000
+
+
+def small_feed(*blocks: str, extra: str = "") -> bytes:
+    return feed(
+        entry({"self": UP, "up": UP.rpartition("/")[0]}, espi("UsagePoint", "")),
+        entry(
+            {
+                "self": MR,
+                "up": MR.rpartition("/")[0],
+                "related": "/espi/1_1/resource/ReadingType/9",
+            },
+            espi("MeterReading", ""),
+        ),
+        entry(
+            {"self": "/espi/1_1/resource/ReadingType/9"},
+            espi(
+                "ReadingType",
+                "<uom>72</uom><powerOfTenMultiplier>-3</powerOfTenMultiplier>"
+                "<intervalLength>3600</intervalLength><flowDirection>1</flowDirection>",
+            ),
+        ),
+        *(
+            entry({"self": MR + f"/IntervalBlock/{i}", "up": MR + "/IntervalBlock"}, b)
+            for i, b in enumerate(blocks)
+        ),
+        extra,
+    )
+
+
+def test_partial_rejection_exit_1(tmp_path: Path) -> None:
+    good = espi("IntervalBlock", reading(T0, 100) + reading(T0 + 3600, 200))
+    bad_reading = espi("IntervalBlock", reading(T0 + 7200, None) + reading(T0 + 10800, 5))
+    orphan = entry(
+        {
+            "self": UP + "/MeterReading/2/IntervalBlock/1",
+            "up": UP + "/MeterReading/2/IntervalBlock",
+        },
+        espi("IntervalBlock", reading(T0, 1)),
+    )
+    # a second MeterReading so the orphan cannot fall back to the only one
+    second = entry(
+        {"self": UP + "/MeterReading/3", "up": UP + "/MeterReading"}, espi("MeterReading", "")
+    )
+    path = tmp_path / "partial.xml"
+    path.write_bytes(small_feed(good, bad_reading, extra=orphan + second))
+    code, out = run_cli(path, "--db", tmp_path / "db.sqlite", "--json")
+    assert code == 1
+    [file] = json.loads(out)["files"]
+    assert file["status"] == "partial"
+    [series] = file["series"]
+    assert series["count"] == 3 and series["sum"] == pytest.approx(0.305)
+    reasons = sorted(r["reason"].partition(":")[0] for r in file["rejected"])
+    assert reasons == ["no_value", "unresolved_meter_reading"]
+
+
+def test_reading_without_time_period_follows_interval_length(tmp_path: Path) -> None:
+    block = espi(
+        "IntervalBlock",
+        f"<interval><duration>10800</duration><start>{T0}</start></interval>"
+        + reading(None, 1)
+        + reading(None, 2)
+        + reading(None, 3),
+    )
+    path = tmp_path / "implicit.xml"
+    path.write_bytes(small_feed(block))
+    with Store(tmp_path / "db.sqlite") as store:
+        report = ingest_file(path, store)
+    assert report.status == "ok"
+    [s] = report.series
+    assert (s.count, s.first_start, s.last_start) == (3, iso(T0), iso(T0 + 7200))
+
+
+def test_entry_children_in_any_order_and_prefixes(tmp_path: Path) -> None:
+    """Links after content, ``espi:`` prefix, content before links."""
+    body = small_feed(espi("IntervalBlock", reading(T0, 100)))
+    text = body.decode()
+    text = text.replace(
+        '<IntervalBlock xmlns="http://naesb.org/espi">',
+        '<e:IntervalBlock xmlns:e="http://naesb.org/espi">',
+    )
+    text = text.replace("</IntervalBlock>", "</e:IntervalBlock>")
+    for tag in ("IntervalReading", "value", "timePeriod", "duration", "start"):
+        text = text.replace(f"<{tag}>", f"<e:{tag}>").replace(f"</{tag}>", f"</e:{tag}>")
+    # move every entry's content before its links
+    text = re.sub(
+        r"<entry>((?:<link [^>]*/>)*)(<content>.*?</content>)</entry>", r"<entry>\2\1</entry>", text
+    )
+    path = tmp_path / "order.xml"
+    path.write_bytes(text.encode())
+    with Store(tmp_path / "db.sqlite") as store:
+        report = ingest_file(path, store)
+    assert report.status == "ok", report.rejected
+    assert report.series[0].count == 1 and report.series[0].sum == pytest.approx(0.1)
+
+
+def test_no_interval_data_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "empty.xml"
+    path.write_bytes(small_feed())
+    with Store(tmp_path / "db.sqlite") as store:
+        report = ingest_file(path, store)
+    assert report.status == "rejected"
+    assert report.rejected[0].reason.startswith("no_interval_data:")
+
+
+def test_missing_file_is_rejected(tmp_path: Path) -> None:
+    code, out = run_cli(tmp_path / "nope.xml", "--db", tmp_path / "db.sqlite", "--json")
+    assert code == 2
+    assert json.loads(out)["files"][0]["rejected"][0]["reason"].startswith("unreadable:")
