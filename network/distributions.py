@@ -23,34 +23,6 @@ class Distribution(Protocol):
 
 
 @dataclass(frozen=True)
-class Deterministic:
-    """Always ``value``."""
-
-    value: float
-
-    @property
-    def mean(self) -> float:
-        return self.value
-
-    def sample(self, rng: np.random.Generator) -> float:
-        return self.value
-
-
-@dataclass(frozen=True)
-class Exponential:
-    """Exponential with the given mean."""
-
-    mean_value: float
-
-    @property
-    def mean(self) -> float:
-        return self.mean_value
-
-    def sample(self, rng: np.random.Generator) -> float:
-        return float(rng.exponential(self.mean_value))
-
-
-@dataclass(frozen=True)
 class LogNormal:
     """Log-normal given by its median and the standard deviation ``sigma`` of ``ln X``.
 
@@ -68,18 +40,3 @@ class LogNormal:
 
     def sample(self, rng: np.random.Generator) -> float:
         return float(self.median * math.exp(self.sigma * rng.standard_normal()))
-
-
-@dataclass(frozen=True)
-class Shifted:
-    """``offset + base``: a fixed floor (e.g. a propagation delay) plus a random part."""
-
-    offset: float
-    base: Distribution
-
-    @property
-    def mean(self) -> float:
-        return self.offset + self.base.mean
-
-    def sample(self, rng: np.random.Generator) -> float:
-        return self.offset + self.base.sample(rng)

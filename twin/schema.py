@@ -30,9 +30,6 @@ class Table:
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
 
-    def has(self, name: str) -> bool:
-        return name in self.data
-
     def raw(self, name: str, default: Any = _MISSING) -> Any:
         self._used.add(name)
         if name in self.data:
