@@ -26,6 +26,9 @@ STORED = 1  # ``final`` code of a stored reading; loss causes get codes 2, 3, ..
 #: Loss causes of DESIGN.md §3 that this build can produce, in ledger order.
 LOSS_CAUSES: tuple[str, ...] = (
     "meter_buffer_overflow",
+    "meter_power_loss",  # held in the meter's RAM, not yet flushed to NVM, when power went
+    "meter_unpowered",  # produced while the meter had no power: never recorded
+    "label_collision",  # a clock jump gave it the label of a reading already stored
     "rejected_invalid",
 )
 
@@ -115,23 +118,40 @@ class Ledger:
                 self.lost[cause_name] += int(np.count_nonzero(codes == code))
         return n_lost
 
-    def store(self, meter: int, lo: int, hi: int, t_s: float) -> int:
+    def store(
+        self, meter: int, lo: int, hi: int, t_s: float, discarded: np.ndarray | None = None
+    ) -> int:
         """A copy of readings [lo, hi) is committed to the store at ``t_s``; returns how many
         were new. The copy is consumed; readings already stored count as duplicates.
+        ``discarded`` [hi - lo] marks readings the store dropped because another reading
+        already holds their key (a clock jump relabelled them): their copy is dropped with
+        cause ``label_collision`` instead.
 
         The twin records this when the real pipeline call is made (at the start of service,
         so that the ledger sees copies in the same order as the database) with ``t_s`` the
         end of service: until ``t_s`` the readings count as in flight."""
         base = self.offset[meter]
+        if discarded is not None and np.any(discarded):
+            runs = np.flatnonzero(discarded) + lo
+            for i in runs.tolist():
+                self.drop_copy(meter, i, i + 1, "label_collision")
+            self.copies[base + runs] += 1  # consumed below with the rest of the copy
         final = self.final[base + lo : base + hi]
         fresh = final == 0
+        if discarded is not None:
+            fresh &= ~discarded
         n_new = int(np.count_nonzero(fresh))
         final[fresh] = STORED
         self.stored_at_s[base + lo : base + hi][fresh] = t_s
         self.copies[base + lo : base + hi] -= 1
         self.stored += n_new
-        self.duplicates += (hi - lo) - n_new
+        self.duplicates += (hi - lo) - n_new - (0 if discarded is None else int(discarded.sum()))
         return n_new
+
+    def stored_per_meter(self) -> np.ndarray:
+        """Readings in the STORED state per meter, int64 [n_meters]."""
+        counts = np.add.reduceat((self.final == STORED).astype(np.int64), self.offset[:-1])
+        return np.where(self.n_readings > 0, counts, 0) if len(counts) else counts
 
     # -- checks and results ------------------------------------------------------------
     def audit(self, t_s: float) -> LedgerSnapshot:

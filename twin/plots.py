@@ -19,10 +19,22 @@ def overview_png(path: Path, fleets: list[FleetData], ledger: Ledger, horizon_s:
     for fleet in fleets:
         step_s = fleet.spec.meter.sample_s
         t_h = (np.arange(fleet.power_w.shape[1]) + 0.5) * step_s / 3600
-        gen.plot(
+        (line,) = gen.plot(
             t_h, fleet.power_w.sum(axis=0) / 1000, label=f"{fleet.spec.name} ({fleet.spec.kind})"
         )
-    gen.set(ylabel="generation, kW", xlabel="simulated time, h", title="What the sources produced")
+        if fleet.load_w is not None:
+            gen.plot(
+                t_h,
+                fleet.load_w.sum(axis=0) / 1000,
+                color=line.get_color(),
+                linestyle="--",
+                label=f"{fleet.spec.name} load",
+            )
+    gen.set(
+        ylabel="power, kW",
+        xlabel="simulated time, h",
+        title="What the sources produced (solid) and the facilities drew (dashed)",
+    )
     gen.legend(loc="upper left")
 
     stored_at_s = ledger.stored_at_s[np.isfinite(ledger.stored_at_s)]

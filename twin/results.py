@@ -55,6 +55,7 @@ class Kpis:
     mdc_queue_peak: int  # uploads waiting for a core, at most
     alerts: int
     energy_generated_kwh: dict[str, float]  # fleet -> true AC energy of its sources
+    energy_consumed_kwh: dict[str, float] = field(default_factory=dict)  # fleet -> its loads
 
     @property
     def readings_lost_total(self) -> int:
@@ -70,11 +71,14 @@ class Results:
     kpis: Kpis
     ledger: dict[str, Any]
     rejections: list[dict[str, Any]]
-    faults: list[dict[str, Any]]  # each injected fault and what became of it
+    faults: list[dict[str, Any]]  # each network/device fault and what became of it
     service_time: dict[str, Any]
     software: dict[str, str]
     wall_time_s: float
     store_path: str | None = None
+    #: One record per injected field fault (meters.faults.GROUND_TRUTH_FIELDS): what the
+    #: analytics are scored against.
+    ground_truth: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -136,6 +140,20 @@ def summary_text(results: Results) -> str:
         "  energy generated     "
         + ", ".join(f"{f} {e:,.0f} kWh" for f, e in k.energy_generated_kwh.items()),
     ]
+    if k.energy_consumed_kwh:
+        lines.append(
+            "  energy consumed      "
+            + ", ".join(f"{f} {e:,.0f} kWh" for f, e in k.energy_consumed_kwh.items())
+        )
+    if results.ground_truth:
+        kinds: dict[str, int] = {}
+        for record in results.ground_truth:
+            kinds[record["kind"]] = kinds.get(record["kind"], 0) + 1
+        lines.append(
+            "  field faults injected "
+            + ", ".join(f"{kind} x{n}" for kind, n in sorted(kinds.items()))
+            + " (ground truth in results.json)"
+        )
     if k.upload_windows_skipped:
         lines.append(
             f"  upload windows skipped (previous upload still retrying) "

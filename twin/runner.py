@@ -21,7 +21,7 @@ from twin.ledger import LedgerError
 from twin.progress import ProgressBar
 from twin.results import Kpis, LatencyStats, Results
 from twin.scenario import Scenario
-from twin.timeseries import timeseries_table, write_csv
+from twin.timeseries import timeseries_table, write_csv, write_records
 from twin.world import World
 
 STORE_NAME = "store.sqlite"
@@ -90,9 +90,11 @@ def run(
     snapshot = world.ledger.audit(scenario.duration_s)
     # the database also holds readings whose (simulated) commit ends after the horizon: the
     # ledger counts those as in flight, but they are in its STORED state already
-    if stored_rows != world.ledger.stored:
+    expected_rows = int(np.dot(world.n_channels, world.ledger.stored_per_meter()))
+    if stored_rows != expected_rows:
         raise LedgerError(
-            f"store holds {stored_rows} readings, the ledger says {world.ledger.stored}"
+            f"store holds {stored_rows} rows, the ledger says {world.ledger.stored} readings "
+            f"({expected_rows} rows over their channels)"
         )
     wall_time_s = time.perf_counter() - t0
     extra: dict[str, Any] = {}
@@ -101,6 +103,9 @@ def run(
             fleets, world.ledger, world.samples, world.sample_columns(), scenario.duration_s
         )
         extra["timeseries"] = str(write_csv(Path(out_dir) / "timeseries.csv", columns, rows))
+        truth = [r for f in fleets for r in f.ground_truth]
+        if truth:
+            extra["ground_truth"] = str(write_records(Path(out_dir) / "ground_truth.csv", truth))
     if plots and out_dir is not None:
         from twin.plots import overview_png
 
@@ -131,6 +136,11 @@ def run(
         energy_generated_kwh={
             f.spec.name: float(np.sum(f.power_w) * f.spec.meter.sample_s / 3.6e6) for f in fleets
         },
+        energy_consumed_kwh={
+            f.spec.name: float(np.sum(f.load_w) * f.spec.meter.sample_s / 3.6e6)
+            for f in fleets
+            if f.load_w is not None
+        },
     )
     ledger = {
         "balanced": snapshot.balanced,
@@ -149,6 +159,7 @@ def run(
         ledger=ledger,
         rejections=counters.rejections,
         faults=world.fault_log,
+        ground_truth=[r for f in fleets for r in f.ground_truth],
         service_time={
             "mode": scenario.pipeline.service_time,
             "cost_model": scenario.pipeline.cost_model,

@@ -17,7 +17,7 @@ import simpy
 
 from hw_models.server import Server, ServerPool
 from meters.device import MeterBuffers, upload_schedule
-from meters.espi import ReadingTypeSpec, encode_upload
+from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
 from network.cellular import Cell
 from pipeline.service import Pipeline
 from twin.bridge import ServiceTime
@@ -25,7 +25,7 @@ from twin.fleet import FleetData
 from twin.hostile import HOSTILE_PAYLOADS
 from twin.ledger import Ledger, LedgerError
 from twin.rng import component_rng
-from twin.scenario import Scenario
+from twin.scenario import FaultSpec, Scenario
 
 
 @dataclass
@@ -71,13 +71,30 @@ class World:
         self.epoch_s = int(scenario.start.timestamp())
 
         self.meter_ids = [m for f in fleets for m in f.meter_ids]
-        self.values = [row for f in fleets for row in f.values]
-        self.reading_types: list[ReadingTypeSpec] = [
-            f.reading_type for f in fleets for _ in f.meter_ids
+        # per meter: (ReadingType, register values [n_steps]) of each channel it records
+        self.channels: list[list[tuple[ReadingTypeSpec, np.ndarray]]] = [
+            [(c.reading_type, c.values[i]) for c in f.channels]
+            for f in fleets
+            for i in range(len(f.meter_ids))
         ]
+        self.n_channels = np.array([len(c) for c in self.channels], dtype=np.int64)
+        # meters whose clock jumps relabel readings: label shift per reading (s), and which
+        # reading holds each label in the store (label index -> reading index)
+        self.label_shift: dict[int, np.ndarray] = {}
+        first = 0
+        for f in fleets:
+            for row, shift in f.label_shift_s.items():
+                self.label_shift[first + row] = shift
+            first += len(f.meter_ids)
+        self.labels_held: dict[int, dict[int, int]] = {m: {} for m in self.label_shift}
+        self.local_time = LocalTimeSpec.for_zone(scenario.timezone)
+        self.flush_every = np.array(
+            [f.spec.meter.nvm_flush_readings for f in fleets for _ in f.meter_ids], dtype=np.int64
+        )
+        self.index = {m: i for i, m in enumerate(self.meter_ids)}
         self.region = [f.spec.region for f in fleets for _ in f.meter_ids]
         sample_s = np.array([f.spec.meter.sample_s for f in fleets for _ in f.meter_ids])
-        n_readings = np.array([len(v) for v in self.values], dtype=np.int64)
+        n_readings = np.array([len(c[0][1]) for c in self.channels], dtype=np.int64)
         self.sample_s = sample_s
         self.ledger = Ledger(n_readings, sample_s)
         self.buffers = MeterBuffers(
@@ -114,12 +131,19 @@ class World:
                     "sent_at_s": None,
                     "delivered": False,
                 }
+            elif fault.kind == "meter_power_loss":
+                entry |= {"meter_id": fault.meter, "duration_s": fault.duration_s}
+            else:
+                continue  # field faults: their ground truth comes with the fleet's data
             self.fault_log.append(entry)
         for pending in self.hostile.values():
             pending.sort()
 
     # -- processes ---------------------------------------------------------------------
     def run(self) -> None:
+        for fault in self.scenario.faults:
+            if fault.kind == "meter_power_loss":
+                self.env.process(self._power_loss(self.index[fault.meter], fault))
         self.env.process(self._scheduler())
         if self.progress is not None or self.audit_every_s:
             self.env.process(self._monitor())
@@ -173,12 +197,33 @@ class World:
         """Bring meter ``m``'s buffer up to now: new readings in, overflow out."""
         produced = self.ledger.produced(m, self.env.now)
         self.ledger.touch(m, produced)
-        lo, hi = self.buffers.evict_overflow(m, produced)
-        self.ledger.drop_copy(m, lo, hi, "meter_buffer_overflow")
+        for lo, hi in self.buffers.evict_overflow_runs(m, produced):
+            self.ledger.drop_copy(m, lo, hi, "meter_buffer_overflow")
         return produced
+
+    def _power_loss(self, m: int, fault: FaultSpec) -> Generator[simpy.Event, Any, None]:
+        """Meter ``m`` loses power at ``fault.at_s`` for ``fault.duration_s``: what its RAM
+        held since the last NVM flush is lost, nothing is recorded until power returns."""
+        yield self.env.timeout(fault.at_s)
+        produced = self._sync_buffer(m)
+        lo, hi = self.buffers.power_loss(m, produced, int(self.flush_every[m]))
+        self.ledger.drop_copy(m, lo, hi, "meter_power_loss")
+        end_s = fault.at_s + fault.duration_s
+        if end_s >= self.scenario.duration_s:
+            return  # still unpowered at the end: finish() settles the unrecorded readings
+        yield self.env.timeout(fault.duration_s)
+        self._power_restored(m)
+
+    def _power_restored(self, m: int) -> None:
+        produced = self._sync_buffer(m)
+        lo, hi = self.buffers.power_restored(m, produced)
+        self.ledger.drop_copy(m, lo, hi, "meter_unpowered")
 
     def _window(self, m: int) -> None:
         produced = self._sync_buffer(m)
+        if not self.buffers.powered[m]:
+            self.counters.windows_skipped_busy += 1
+            return
         if self.buffers.busy[m]:
             self.counters.windows_skipped_busy += 1
             return
@@ -192,27 +237,27 @@ class World:
         """One connection of meter ``m``: uploads in chunks of at most ``max_upload_readings``
         while a backlog remains (after an outage), each acknowledged before the next."""
         chunk = int(self.max_upload[m])
+        cycle = int(self.buffers.power_cycles[m])
         while True:
-            acknowledged = yield from self._upload(m, lo, hi)
+            acknowledged = yield from self._upload(m, lo, hi, cycle)
             if not acknowledged or hi - lo < chunk:
                 break
             lo, hi = self.buffers.pending(m, self._sync_buffer(m))
             hi = min(hi, lo + chunk)
             if hi <= lo:
                 break
-        self.buffers.busy[m] = False
+        if int(self.buffers.power_cycles[m]) == cycle:  # else power_loss ended the session
+            self.buffers.busy[m] = False
 
     def _body(self, m: int, lo: int, hi: int, seq: int) -> tuple[bytes, int | None]:
         """The upload's XML, or a malformed one when a fault is due; and that fault's index."""
-        step_s = int(self.sample_s[m])
-        starts = self.epoch_s + step_s * np.arange(lo, hi, dtype=np.int64)
-        body = encode_upload(
+        body = encode_meter_upload(
             self.meter_ids[m],
             seq,
-            self.reading_types[m],
-            starts,
-            self.values[m][lo:hi],
+            self.epoch_s + self._labels_s(m, lo, hi),
+            [Channel(rt, values[lo:hi]) for rt, values in self.channels[m]],
             self.epoch_s + int(self.env.now),
+            self.local_time,
         )
         pending = self.hostile.get(self.meter_ids[m])
         if pending and self.env.now >= pending[0][0]:
@@ -221,8 +266,29 @@ class World:
             return HOSTILE_PAYLOADS[self.scenario.faults[index].payload](body), index
         return body, None
 
-    def _upload(self, m: int, lo: int, hi: int) -> Generator[simpy.Event, Any, bool]:
-        """Send readings [lo, hi) with retries; True when the MDC acknowledged them."""
+    def _labels_s(self, m: int, lo: int, hi: int) -> np.ndarray:
+        """Interval starts (s after the run's start) meter ``m`` writes for readings
+        [lo, hi): nominal, plus the shift of a clock jump."""
+        starts = int(self.sample_s[m]) * np.arange(lo, hi, dtype=np.int64)
+        shift = self.label_shift.get(m)
+        return starts if shift is None else starts + shift[lo:hi]
+
+    def _discarded(self, m: int, lo: int, hi: int) -> np.ndarray | None:
+        """Readings of [lo, hi) whose label another reading already holds in the store (the
+        store keeps the first and drops the rest); None for a meter without clock jumps."""
+        held = self.labels_held.get(m)
+        if held is None:
+            return None
+        labels = self._labels_s(m, lo, hi).tolist()
+        return np.array(
+            [held.setdefault(label, lo + j) != lo + j for j, label in enumerate(labels)],
+            dtype=bool,
+        )
+
+    def _upload(self, m: int, lo: int, hi: int, cycle: int) -> Generator[simpy.Event, Any, bool]:
+        """Send readings [lo, hi) with retries; True when the MDC acknowledged them.
+        ``cycle`` is the meter's power cycle count at the session's start: a power loss
+        ends the session (the modem is off) and voids any acknowledgement after it."""
         counters = self.counters
         counters.uploads_started += 1
         seq = self.buffers.take_sequence_no(m)
@@ -235,6 +301,8 @@ class World:
         rng = self.rng[self.meter_ids[m]]
         vpn = self.scenario.vpn
         for attempt in range(1, profile.max_attempts + 1):
+            if int(self.buffers.power_cycles[m]) != cycle:
+                break
             result = yield from cell.attempt(len(body), rng)
             if result.delivered:
                 yield self.env.timeout(vpn.transit_s(len(body)))
@@ -246,9 +314,10 @@ class World:
                 if not result.ack_lost:
                     # Acknowledged on receipt by the MDC gateway: back through VPN and cell.
                     yield self.env.timeout(vpn.latency_s + profile.access_latency.sample(rng))
-                    a, b = self.buffers.acknowledge(m, lo, hi)
-                    self.ledger.drop_copy(m, a, b, None)
-                    counters.uploads_acknowledged += 1
+                    if int(self.buffers.power_cycles[m]) == cycle:
+                        for a, b in self.buffers.acknowledge_runs(m, lo, hi):
+                            self.ledger.drop_copy(m, a, b, None)
+                        counters.uploads_acknowledged += 1
                     self.ledger.drop_copy(m, lo, hi, None)  # the upload's in-memory copy
                     return True
                 yield self.env.timeout(profile.ack_timeout_s)
@@ -269,17 +338,18 @@ class World:
         def work(server: Server) -> float:
             outcome, service_s = self.service_time(self.pipeline, body)
             commit_s = self.env.now + service_s / server.speed_factor
+            channels = int(self.n_channels[m])
             if outcome.accepted:
-                if outcome.n_readings != hi - lo:
+                if outcome.n_readings != channels * (hi - lo):
                     raise LedgerError(
                         f"{self.meter_ids[m]} seq {seq}: pipeline read {outcome.n_readings} "
-                        f"readings, the meter sent {hi - lo}"
+                        f"readings, the meter sent {hi - lo} x {channels} channels"
                     )
-                fresh = self.ledger.store(m, lo, hi, commit_s)
-                if fresh != outcome.inserted:
+                fresh = self.ledger.store(m, lo, hi, commit_s, self._discarded(m, lo, hi))
+                if channels * fresh != outcome.inserted:
                     raise LedgerError(
                         f"{self.meter_ids[m]} seq {seq}: store inserted {outcome.inserted}, "
-                        f"ledger expected {fresh} new readings"
+                        f"ledger expected {fresh} new readings x {channels} channels"
                     )
                 self.counters.alerts += outcome.alerts
             else:
@@ -302,4 +372,7 @@ class World:
     def finish(self) -> None:
         """Bring every meter's buffer to the end of the run (late overflow counts too)."""
         for m in range(len(self.meter_ids)):
-            self._sync_buffer(m)
+            if self.buffers.powered[m]:
+                self._sync_buffer(m)
+            else:
+                self._power_restored(m)

@@ -28,7 +28,7 @@ def test_stored_daily_pv_energy_within_1pct_of_pvlib(tmp_path: Path) -> None:
     pv = build_fleets(scenario)[0]
     weather = load_weather(scenario, 60.0)
     frame = pd.DataFrame(
-        {k: getattr(weather, k) for k in ("ghi", "dni", "dhi", "temp_air", "wind_speed")},
+        {k: getattr(weather, k)[0] for k in ("ghi", "dni", "dhi", "temp_air", "wind_speed")},
         index=weather.times_utc,
     )
     location = Location(

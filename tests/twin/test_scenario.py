@@ -22,7 +22,7 @@ def test_baseline_meets_the_issue() -> None:
     assert kinds["pv"].count >= 200 and kinds["wind"].count >= 20
     assert {f.region for f in s.fleets} == {"north"}
     assert kinds["pv"].meter.sample_s == 60.0 and kinds["pv"].meter.upload_s == 900.0
-    assert s.weather_source == "tmy3:723170TYA"
+    assert s.weather.source == "tmy3:723170TYA"
     assert s.pipeline.service_time == "calibrated"
 
 

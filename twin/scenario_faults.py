@@ -1,0 +1,99 @@
+"""Scenario schema of ``[[fault]]`` entries: network faults, hostile uploads, meter power
+loss and the field faults of :data:`meters.faults.FIELD_FAULTS` (with their parameters).
+
+Every fault has a ``kind`` and an ``at`` time; the rest depends on the kind. Field faults
+target one meter (``meter = "pv-00003"``) and take the parameters their kind declares, each
+checked against its declared range, so a typo or an out-of-range value names the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from meters.faults import FIELD_FAULTS
+from twin.errors import ScenarioError
+from twin.hostile import HOSTILE_PAYLOADS
+from twin.scenario_field import FleetSpec, meter_exists
+from twin.schema import Table
+
+#: Faults the twin's world injects itself (the network, the meter's power supply, hostile
+#: uploads); field faults come from meters.faults.FIELD_FAULTS.
+WORLD_FAULT_KINDS = ("cell_outage", "malformed_upload", "meter_power_loss")
+FAULT_KINDS = WORLD_FAULT_KINDS + tuple(sorted(FIELD_FAULTS))
+_METER_EXPECTED = "a meter id such as 'pv-00000' (fleet name, '-', index)"
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    kind: str
+    at_s: float
+    duration_s: float = 0.0
+    region: str = ""
+    meter: str = ""
+    payload: str = ""
+    params: tuple[tuple[str, float], ...] = ()  # field faults: (name, value), sorted by name
+
+    @property
+    def param_dict(self) -> dict[str, float]:
+        return dict(self.params)
+
+
+def parse_fault(table: Table, fleets: tuple[FleetSpec, ...], duration_s: float) -> FaultSpec:
+    kind = table.string("kind", choices=FAULT_KINDS)
+    at_s = table.duration_s("at", positive=False)
+    if at_s >= duration_s:
+        raise ScenarioError(table.key("at"), table.raw("at"), "a time before the scenario's end")
+    fault = FaultSpec(kind=kind, at_s=at_s)
+    if kind == "cell_outage":
+        regions = sorted({f.region for f in fleets})
+        fault = replace(
+            fault,
+            duration_s=table.duration_s("duration"),
+            region=table.string("region", regions[0], choices=regions),
+        )
+    elif kind == "malformed_upload":
+        fault = replace(
+            fault,
+            meter=_meter(table, fleets)[0],
+            payload=table.string("payload", choices=tuple(HOSTILE_PAYLOADS)),
+        )
+    elif kind == "meter_power_loss":
+        fault = replace(
+            fault, meter=_meter(table, fleets)[0], duration_s=table.duration_s("duration")
+        )
+    else:
+        fault = _field_fault(table, fault, fleets)
+    table.finish()
+    return fault
+
+
+def _meter(table: Table, fleets: tuple[FleetSpec, ...]) -> tuple[str, FleetSpec]:
+    meter = table.string("meter")
+    fleet = meter_exists(meter, fleets)
+    if fleet is None:
+        raise ScenarioError(table.key("meter"), meter, _METER_EXPECTED)
+    return meter, fleet
+
+
+def _field_fault(table: Table, fault: FaultSpec, fleets: tuple[FleetSpec, ...]) -> FaultSpec:
+    spec = FIELD_FAULTS[fault.kind]
+    meter, fleet = _meter(table, fleets)
+    if fleet.kind not in spec.fleet_kinds:
+        raise ScenarioError(
+            table.key("meter"),
+            meter,
+            f"a meter of a {' or '.join(spec.fleet_kinds)} fleet ({fault.kind} does not apply "
+            f"to {fleet.kind} fleet {fleet.name})",
+        )
+    duration_s = table.duration_s("duration", "0s", positive=False)
+    params = []
+    for name, param in sorted(spec.params.items()):
+        value = table.number(name, param.default, param.minimum, param.maximum)
+        params.append((name, value))
+    unknown = sorted(set(table.data) - {"kind", "at", "meter", "duration", *spec.params})
+    if unknown:
+        allowed = ", ".join(["kind", "at", "meter", "duration", *sorted(spec.params)])
+        raise ScenarioError(
+            table.key(unknown[0]), table.data[unknown[0]], f"a key of {fault.kind}: {allowed}"
+        )
+    return replace(fault, meter=meter, duration_s=duration_s, params=tuple(params))
