@@ -1,0 +1,532 @@
+"""Alert sinks: the SQLite ``alerts`` table and a rate-limited JSON webhook.
+
+Both accept the analytics' `pipeline.analytics.Detection` records and the streaming
+detector's `pipeline.analyze.Alert` records (see `alert_record`).
+
+**Database.** `insert_alerts` writes into a table ``alerts`` of any sqlite3 connection,
+idempotently (one row per ``(meter_id, start_s, kind)``; re-inserting is a no-op), in one
+transaction. The table (`ALERTS_SCHEMA_SQL`) extends the one `pipeline.store.Store`
+creates with three nullable columns, so both kinds of alert share it:
+
+=============  =======  ============================================================
+column         type     meaning
+=============  =======  ============================================================
+meter_id       TEXT     the meter or site (``Detection.series_id``, ``Alert.meter_id``)
+start_s        INTEGER  epoch s, start of the anomaly or fault
+kind           TEXT     ``robust_z_spike``, ``soiling``, ``inverter_trip``, ...
+score          REAL     ``Alert.score`` (modified z) or ``Detection.confidence`` (0..1)
+value          REAL     ``Alert.value`` (the reading) or ``Detection.magnitude``
+created        REAL     epoch s when the row was written
+end_s          INTEGER  epoch s, end of the evidence (NULL for streaming alerts)
+detected_s     INTEGER  epoch s when the evidence sufficed (NULL for streaming alerts)
+message        TEXT     the sentence for a person (NULL for streaming alerts)
+=============  =======  ============================================================
+
+`ensure_alerts_table` creates the table, or adds the three columns to an existing store
+table.
+
+**Webhook.** `WebhookSink` POSTs alerts as JSON (`webhook_payload`) to one http(s) URL
+from a background thread, so the pipeline never waits on the network: `WebhookSink.submit`
+only appends to a bounded queue (O(1), under a lock) and returns.
+
+- Rate limit: a token bucket (`TokenBucket`; capacity ``burst`` requests, refilled at
+  ``rate_per_s``); every request, retries included, takes a token. Alerts wait in the queue
+  for their token, up to ``max_batch`` alerts per request.
+- Queue full (``max_queue`` alerts waiting): newly submitted alerts are *dropped* and
+  counted (`WebhookStats.dropped_alerts`); the pipeline is never slowed by a slow receiver.
+- Each request has a timeout (``timeout_s``). Connection errors, timeouts, HTTP 5xx and
+  429 are retried up to ``max_retries`` times with exponential backoff (``backoff_s``,
+  doubling, at most ``max_backoff_s``; a 429's ``Retry-After`` seconds are honoured up to
+  that cap); other HTTP errors are final. Alerts of a request that finally failed are
+  counted in `WebhookStats.failed_alerts`.
+- Proxies: none unless given (``proxies``); environment proxy variables are ignored, so
+  a loopback or LAN receiver is reached directly.
+
+Only the standard library (and the pipeline's own modules) are imported here (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from pipeline.analytics import Detection
+
+__all__ = [
+    "ALERTS_SCHEMA_SQL",
+    "AlertLike",
+    "TokenBucket",
+    "WebhookSink",
+    "WebhookStats",
+    "alert_record",
+    "ensure_alerts_table",
+    "insert_alerts",
+    "webhook_payload",
+]
+
+#: The alerts table (a superset of `pipeline.store.Store`'s; see the module docstring).
+ALERTS_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS alerts (
+    meter_id TEXT NOT NULL,
+    start_s INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    score REAL NOT NULL,
+    value REAL NOT NULL,
+    created REAL NOT NULL,
+    end_s INTEGER,
+    detected_s INTEGER,
+    message TEXT,
+    UNIQUE (meter_id, start_s, kind)
+);
+"""
+
+#: Columns added to an existing alerts table by `ensure_alerts_table`.
+_EXTRA_COLUMNS = (("end_s", "INTEGER"), ("detected_s", "INTEGER"), ("message", "TEXT"))
+
+_INSERT = (
+    "INSERT INTO alerts (meter_id, start_s, kind, score, value, created, end_s, detected_s, "
+    "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (meter_id, start_s, kind) DO NOTHING"
+)
+
+
+class _StreamingAlert(Protocol):
+    """The fields of `pipeline.analyze.Alert` that the sinks read."""
+
+    @property
+    def meter_id(self) -> str: ...
+    @property
+    def start_s(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def value(self) -> float: ...
+
+
+#: What the sinks accept: an analytics `Detection` or a streaming `pipeline.analyze.Alert`.
+AlertLike = Detection | _StreamingAlert
+
+
+def _iso(t_s: int | None) -> str | None:
+    if t_s is None:
+        return None
+    return datetime.fromtimestamp(int(t_s), tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _finite(x: float) -> float | None:
+    v = float(x)
+    return v if math.isfinite(v) else None
+
+
+def alert_record(alert: AlertLike) -> dict[str, Any]:
+    """One alert as a flat JSON-ready dict (the webhook's per-alert object and the source
+    of the table row): ``meter_id, kind, start_s, start_utc, end_s, end_utc, detected_s,
+    score, value, message`` (see the table in the module docstring; ``end_*``,
+    ``detected_s`` and ``message`` are None for streaming alerts, and a non-finite score
+    or value is None)."""
+    if isinstance(alert, Detection):
+        return {
+            "meter_id": alert.series_id,
+            "kind": alert.kind,
+            "start_s": int(alert.start_s),
+            "start_utc": _iso(alert.start_s),
+            "end_s": int(alert.end_s),
+            "end_utc": _iso(alert.end_s),
+            "detected_s": int(alert.detected_s),
+            "score": _finite(alert.confidence),
+            "value": _finite(alert.magnitude),
+            "message": alert.message,
+        }
+    return {
+        "meter_id": str(alert.meter_id),
+        "kind": str(alert.kind),
+        "start_s": int(alert.start_s),
+        "start_utc": _iso(alert.start_s),
+        "end_s": None,
+        "end_utc": None,
+        "detected_s": None,
+        "score": _finite(alert.score),
+        "value": _finite(alert.value),
+        "message": None,
+    }
+
+
+def ensure_alerts_table(conn: sqlite3.Connection) -> None:
+    """Create the ``alerts`` table, or add `end_s`, `detected_s` and `message` to an
+    existing one (such as `pipeline.store.Store`'s). Plain statements only (no
+    ``executescript``, which would commit the caller's open transaction): inside a
+    transaction the DDL joins it."""
+    conn.execute(ALERTS_SCHEMA_SQL)
+    have = {row[1] for row in conn.execute("PRAGMA table_info(alerts)")}
+    for name, sql_type in _EXTRA_COLUMNS:
+        if name not in have:
+            conn.execute(f"ALTER TABLE alerts ADD COLUMN {name} {sql_type}")
+
+
+def insert_alerts(
+    conn: sqlite3.Connection,
+    alerts: Iterable[AlertLike],
+    *,
+    created_s: float | None = None,
+) -> int:
+    """Insert alerts into the ``alerts`` table in one transaction; returns the rows added.
+
+    An alert already stored (same meter, start and kind) is left as it is, so
+    re-delivered uploads and re-runs of the analytics never double an alert. Creates or
+    extends the table first (`ensure_alerts_table`). Works on a connection in autocommit
+    (``isolation_level=None``, as `pipeline.store.Store` opens it) or in Python's default
+    transaction mode; if the caller already has a transaction open, the rows join it and
+    the caller commits.
+
+    A non-finite score or value is stored as 0 (the columns are NOT NULL).
+
+    Args:
+        conn: an open sqlite3 connection.
+        alerts: `Detection` or `pipeline.analyze.Alert` records.
+        created_s: epoch seconds stored in ``created`` (default: now).
+    """
+    rows = []
+    created = time.time() if created_s is None else float(created_s)
+    for a in alerts:
+        r = alert_record(a)
+        rows.append(
+            (
+                r["meter_id"],
+                r["start_s"],
+                r["kind"],
+                0.0 if r["score"] is None else r["score"],  # NOT NULL columns
+                0.0 if r["value"] is None else r["value"],
+                created,
+                r["end_s"],
+                r["detected_s"],
+                r["message"],
+            )
+        )
+    if not rows:
+        return 0
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    ensure_alerts_table(conn)
+    before = conn.total_changes
+    try:
+        conn.executemany(_INSERT, rows)
+        added = conn.total_changes - before
+        if own:
+            conn.execute("COMMIT")
+    except BaseException:
+        if own and conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return int(added)
+
+
+# --------------------------------------------------------------------------------------
+# webhook
+# --------------------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """Token bucket rate limiter: at most `capacity` tokens, refilled at `rate_per_s`
+    (the classic traffic-shaping algorithm, e.g. A. S. Tanenbaum, *Computer Networks*,
+    §5.4). Not thread-safe by itself: `WebhookSink` uses it from its worker only.
+
+    Args:
+        rate_per_s: refill rate, tokens per second (> 0).
+        capacity: bucket size, tokens (>= 1): the largest burst.
+        clock: monotonic time source, seconds (default `time.monotonic`).
+    """
+
+    def __init__(
+        self, rate_per_s: float, capacity: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not rate_per_s > 0 or not capacity >= 1:
+            raise ValueError(
+                f"rate_per_s must be > 0 and capacity >= 1, got {rate_per_s!r}, {capacity!r}"
+            )
+        self.rate_per_s = float(rate_per_s)
+        self.capacity = float(capacity)
+        self._clock = clock
+        self._tokens = float(capacity)
+        self._t = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._t) * self.rate_per_s)
+        self._t = now
+
+    @property
+    def tokens(self) -> float:
+        """Tokens available now."""
+        self._refill()
+        return self._tokens
+
+    def try_take(self, n: float = 1.0) -> bool:
+        """Take `n` tokens if available now; True if taken."""
+        self._refill()
+        if self._tokens >= n:
+            self._tokens -= n
+            return True
+        return False
+
+    def wait_s(self, n: float = 1.0) -> float:
+        """Seconds until `n` tokens are available (0 if they are now)."""
+        self._refill()
+        return max(0.0, (n - self._tokens) / self.rate_per_s)
+
+
+@dataclass(frozen=True)
+class WebhookStats:
+    """Counters of a `WebhookSink` (since it was created).
+
+    Attributes:
+        submitted_alerts: alerts handed to `WebhookSink.submit`.
+        dropped_alerts: alerts refused because the queue was full.
+        sent_alerts: alerts in requests the receiver accepted (HTTP 2xx).
+        failed_alerts: alerts in requests that failed for good.
+        requests: HTTP requests made (retries included).
+        retries: requests that were retries.
+        queued_alerts: alerts waiting now.
+    """
+
+    submitted_alerts: int = 0
+    dropped_alerts: int = 0
+    sent_alerts: int = 0
+    failed_alerts: int = 0
+    requests: int = 0
+    retries: int = 0
+    queued_alerts: int = 0
+
+
+def webhook_payload(alerts: Sequence[AlertLike], sent_at_s: float | None = None) -> bytes:
+    """The JSON body of one webhook request, UTF-8:
+    ``{"source": "imdc-pipeline", "sent_at": ISO-8601 UTC, "alerts": [alert_record, ...]}``."""
+    sent = time.time() if sent_at_s is None else sent_at_s
+    body = {
+        "source": "imdc-pipeline",
+        "sent_at": _iso(int(sent)),
+        "alerts": [alert_record(a) for a in alerts],
+    }
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+class WebhookSink:
+    """POSTs alerts as JSON to a webhook from a background thread, rate-limited, with
+    timeouts and retries (see the module docstring for the policy).
+
+    Args:
+        url: the receiver, ``http://`` or ``https://``.
+        rate_per_s: requests per second allowed on average (default 1.0).
+        burst: requests allowed at once after a quiet spell (default 5).
+        timeout_s: per-request timeout, s (default 2.0).
+        max_retries: retries of a failed request (default 3).
+        backoff_s: first retry delay, s, doubling per retry (default 0.5).
+        max_backoff_s: longest retry delay, s (default 8.0).
+        max_queue: alerts that may wait; beyond, submissions are dropped (default 1000).
+        max_batch: alerts per request (default 50).
+        headers: extra HTTP headers (for example an authorization token).
+        proxies: urllib proxy map; default none (environment proxies ignored).
+        clock: monotonic clock, s (tests pass a fake one).
+        sleep: ``sleep(seconds)`` for rate-limit and backoff waits (default: an
+            interruptible wait that `close` cuts short; tests pass a fake one).
+        autostart: start the worker now (default); else call `start`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        rate_per_s: float = 1.0,
+        burst: int = 5,
+        timeout_s: float = 2.0,
+        max_retries: int = 3,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 8.0,
+        max_queue: int = 1000,
+        max_batch: int = 50,
+        headers: Mapping[str, str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
+        autostart: bool = True,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"webhook url must be http(s)://host/..., got {url!r}")
+        if not timeout_s > 0 or max_retries < 0 or max_queue < 1 or max_batch < 1:
+            raise ValueError("timeout_s must be > 0, max_retries >= 0, max_queue/max_batch >= 1")
+        if not backoff_s >= 0 or not max_backoff_s >= 0:
+            raise ValueError("backoff_s and max_backoff_s must be >= 0")
+        self.url = url
+        self.timeout_s = float(timeout_s)
+        self.max_retries = int(max_retries)
+        self.backoff_s = float(backoff_s)
+        self.max_backoff_s = float(max_backoff_s)
+        self.max_queue = int(max_queue)
+        self.max_batch = int(max_batch)
+        self.headers = {"Content-Type": "application/json", **dict(headers or {})}
+        self._clock = clock
+        self._bucket = TokenBucket(rate_per_s, burst, clock)
+        self._stop = threading.Event()
+        self._sleep = sleep if sleep is not None else self._interruptible_sleep
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler(dict(proxies or {})))
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: deque[AlertLike] = deque()
+        self._busy = False
+        self._stats = WebhookStats()
+        #: (clock s, alerts in the request, HTTP status or 0 for no response) of the last
+        #: 1000 requests, for diagnostics.
+        self.request_log: deque[tuple[float, int, int]] = deque(maxlen=1000)
+        self._thread: threading.Thread | None = None
+        if autostart:
+            self.start()
+
+    # -- public ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="webhook-sink", daemon=True)
+            self._thread.start()
+
+    def submit(self, alerts: Iterable[AlertLike]) -> int:
+        """Queue alerts for sending; never blocks on the network. Returns how many were
+        accepted; the rest were dropped because the queue was full."""
+        items = list(alerts)
+        with self._lock:
+            room = max(0, self.max_queue - len(self._queue))
+            accepted = items[:room]
+            self._queue.extend(accepted)
+            self._bump(submitted_alerts=len(items), dropped_alerts=len(items) - len(accepted))
+            if accepted:
+                self._wake.notify_all()
+        return len(accepted)
+
+    @property
+    def stats(self) -> WebhookStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            return replace(self._stats, queued_alerts=len(self._queue))
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait (real time) until the queue is empty and no request is in flight; True if
+        that happened within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while self._queue or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._wake.wait(min(left, 0.05))
+        return True
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Try to send what is queued within `timeout_s`, then stop the worker; alerts
+        still queued are counted as dropped."""
+        if self._thread is not None:
+            self.flush(timeout_s)
+        self._stop.set()
+        with self._lock:
+            self._bump(dropped_alerts=len(self._queue))
+            self._queue.clear()
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def __enter__(self) -> WebhookSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- worker ---------------------------------------------------------------------
+
+    def _bump(self, **deltas: int) -> None:
+        """Add to counters (caller holds the lock)."""
+        self._stats = replace(
+            self._stats, **{k: getattr(self._stats, k) + v for k, v in deltas.items()}
+        )
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._stop.is_set():
+                    self._wake.wait(0.5)
+                if self._stop.is_set():
+                    return
+                n = min(self.max_batch, len(self._queue))
+                batch = [self._queue.popleft() for _ in range(n)]
+                self._busy = True
+            try:
+                ok = self._send(batch)
+            except Exception:  # never let the worker die: count the batch as failed
+                ok = False
+            with self._lock:
+                self._bump(**({"sent_alerts": n} if ok else {"failed_alerts": n}))
+                self._busy = False
+                self._wake.notify_all()
+
+    def _send(self, batch: list[AlertLike]) -> bool:
+        body = webhook_payload(batch)
+        for attempt in range(self.max_retries + 1):
+            wait = self._bucket.wait_s()
+            while wait > 0:
+                if self._stop.is_set():
+                    return False
+                self._sleep(wait)
+                wait = self._bucket.wait_s()
+            self._bucket.try_take()
+            with self._lock:
+                self._bump(requests=1, retries=1 if attempt else 0)
+            status, retry_after_s = self._post(body)
+            self.request_log.append((self._clock(), len(batch), status))
+            if 200 <= status < 300:
+                return True
+            retryable = status == 0 or status == 429 or status >= 500
+            if not retryable or attempt == self.max_retries or self._stop.is_set():
+                return False
+            delay = min(self.max_backoff_s, self.backoff_s * 2.0**attempt)
+            if retry_after_s is not None:
+                delay = min(self.max_backoff_s, max(delay, retry_after_s))
+            if delay > 0:
+                self._sleep(delay)
+        return False
+
+    def _post(self, body: bytes) -> tuple[int, float | None]:
+        """(HTTP status, Retry-After seconds or None); status 0 when no response came
+        (refused, timed out, reset)."""
+        request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
+        try:
+            with self._opener.open(request, timeout=self.timeout_s) as response:
+                response.read(65536)
+                return int(response.status), None
+        except urllib.error.HTTPError as exc:
+            retry_after = exc.headers.get("Retry-After") if exc.headers else None
+            seconds: float | None = None
+            if retry_after is not None:
+                try:
+                    seconds = float(retry_after)
+                except ValueError:
+                    seconds = None
+                if seconds is not None and not math.isfinite(seconds):
+                    seconds = None
+            return int(exc.code), seconds
+        except (urllib.error.URLError, OSError, TimeoutError):
+            return 0, None
