@@ -1,11 +1,14 @@
 """Multi-series extraction from real Green Button (ESPI) files: every UsagePoint and
 ReadingType of a feed, with the ESPI links resolved as the standard does.
 
-`pipeline.process.extract_readings` handles the twin's single-series uploads on the hot
-path; a utility's Green Button download holds several series (several UsagePoints, net
-metering with a forward and a reverse ReadingType, ...). `extract_series` takes the root
-returned by `pipeline.fetch.parse_upload` and returns one `Series` per (UsagePoint,
-ReadingType), plus every part it had to reject, with a reason.
+`pipeline.process.extract_batches` reads meter uploads on the hot path, strictly (one
+UsagePoint, channels linked as the upload contract says, all or nothing); a utility's Green
+Button download holds several series (several UsagePoints, net metering with a forward and
+a reverse ReadingType, ...) and deviates from the standard in known ways. `extract_series`
+takes the root returned by `pipeline.fetch.parse_upload` and returns one `Series` per
+(UsagePoint, ReadingType), plus every part it had to reject, with a reason. Both share
+`pipeline.process`'s ReadingType parsing, column conversion, ReadingQuality handling and
+`ReadingBatch`: a `Series` is a batch plus the hrefs that name it.
 
 Link resolution (ESPI REQ.21 resource URIs, for example ``.../UsagePoint/01/MeterReading/01/
 IntervalBlock/0173``):
@@ -39,8 +42,10 @@ Anything else that cannot be resolved is rejected as a part with a reason; the r
 document is still extracted.
 
 Per the schema (espiDerived.xsd) every ReadingType field is optional: ``uom``,
-``powerOfTenMultiplier`` and ``flowDirection`` default to 0 ("none"); a missing
-``intervalLength`` is taken as the most common reading duration of the series. An
+``powerOfTenMultiplier``, ``flowDirection`` and the other identity fields of
+`pipeline.process.ReadingType` default to 0 ("none"); a missing ``intervalLength`` is taken
+as the most common reading duration of the series. A reading's ESPI ReadingQuality (or the
+ReadingType's ``defaultQuality``) is kept as its quality code. An
 IntervalReading without ``timePeriod`` follows the previous one of its block ("readings for
 each intervalLength in ReadingType are present"; the first starts at the block's
 ``interval/start``). A reading without ``value``, or with a start outside [0, 253402300799]
@@ -65,9 +70,20 @@ import numpy as np
 from lxml import etree
 
 from pipeline.fetch import ATOM_NS, ESPI_NS
-from pipeline.process import ReadingBatch
+from pipeline.process import (
+    QUALITY_MIXED,
+    QUALITY_NONE,
+    ReadingBatch,
+    ReadingType,
+    ReadingTypeValues,
+    block_quality,
+    block_strings,
+    concat_quality,
+    int64_columns,
+    reading_type_values,
+)
 
-__all__ = ["Extraction", "RejectedPart", "Series", "extract_series", "store_meter_id"]
+__all__ = ["Extraction", "RejectedPart", "Series", "extract_series"]
 
 _A = f"{{{ATOM_NS}}}"
 _E = f"{{{ESPI_NS}}}"
@@ -91,29 +107,14 @@ _VALUE = _E + "value"
 MAX_START_S = 253_402_300_799
 
 _NS = {"espi": ESPI_NS}
-_Strings = Callable[[etree._Element], list[str]]
 _Number = Callable[[etree._Element], float]
 
-
-def _xpath(expr: str) -> etree.XPath:
-    return etree.XPath(expr, namespaces=_NS, smart_strings=False, regexp=False)
-
-
-#: From an IntervalBlock: its readings' fields, in document order (the fast path).
-_N_READINGS = cast(_Number, _xpath("count(espi:IntervalReading)"))
-_STARTS = cast(_Strings, _xpath("espi:IntervalReading/espi:timePeriod/espi:start/text()"))
-_DURATIONS = cast(_Strings, _xpath("espi:IntervalReading/espi:timePeriod/espi:duration/text()"))
-_VALUES = cast(_Strings, _xpath("espi:IntervalReading/espi:value/text()"))
-
-#: ReadingType fields read, their defaults when absent, and their ESPI ranges
-#: (UnitSymbolKind and FlowDirectionKind UInt16, UnitMultiplierKind Int16, UInt32).
-_RT_FIELDS = ("uom", "powerOfTenMultiplier", "intervalLength", "flowDirection")
-_RT_RANGES = {
-    "uom": (0, 2**16 - 1),
-    "powerOfTenMultiplier": (-(2**15), 2**15 - 1),
-    "intervalLength": (1, 2**32 - 1),
-    "flowDirection": (0, 2**16 - 1),
-}
+#: From an IntervalBlock: the number of its readings (the rest comes from
+#: `pipeline.process.block_strings`).
+_N_READINGS = cast(
+    _Number, etree.XPath("count(espi:IntervalReading)", namespaces=_NS, regexp=False)
+)
+_QUALITY = _E + "ReadingQuality/" + _E + "quality"
 
 
 @dataclass(frozen=True)
@@ -134,64 +135,20 @@ class Series:
             its MeterReadings implies, see the module docstring).
         reading_type: the ReadingType's ``self`` href as written; a ReadingType without
             one is named by its fields, ``ReadingType(uom=72,p10=-3,interval=3600,flow=1)``.
-        uom, power_of_ten_multiplier, interval_length_s, flow_direction: the ReadingType
-            fields (see `pipeline.process.ReadingBatch`).
-        start_s, duration_s, value: int64 columns, one element per IntervalReading, in
-            document order (all blocks of all MeterReadings of the series).
+        batch: the readings, in document order (all blocks of all MeterReadings of the
+            series), ready for `pipeline.store.Store`: its meter id is `usage_point`, its
+            `ReadingType` the series' fields, its sequence number None.
+
+    The store keys a reading by (meter, ReadingType fields, interval start), so two
+    ReadingTypes of one UsagePoint (energy and demand, delivered and received) never mix,
+    and series of different units that reuse relative hrefs between files (the NIST
+    samples name a temperature series and an energy series both
+    ``RetailCustomer/9b6c7063/UsagePoint/01`` + ``ReadingType/07``) never collide.
     """
 
     usage_point: str
     reading_type: str
-    uom: int
-    power_of_ten_multiplier: int
-    interval_length_s: int
-    flow_direction: int
-    start_s: np.ndarray
-    duration_s: np.ndarray
-    value: np.ndarray
-
-    @property
-    def count(self) -> int:
-        return int(self.start_s.shape[0])
-
-    @property
-    def total(self) -> float:
-        """Sum of the values in the ReadingType's unit (powerOfTenMultiplier applied),
-        from the exact integer sum."""
-        raw = sum(self.value.tolist())
-        p10 = self.power_of_ten_multiplier
-        return float(raw * 10**p10) if p10 >= 0 else raw / 10 ** (-p10)
-
-    def batch(self) -> ReadingBatch:
-        """The series as a `ReadingBatch` for `pipeline.store.Store`, meter id from
-        `store_meter_id`."""
-        return ReadingBatch(
-            meter_id=store_meter_id(
-                self.usage_point, self.reading_type, self.uom, self.power_of_ten_multiplier
-            ),
-            sequence_no=None,
-            uom=self.uom,
-            power_of_ten_multiplier=self.power_of_ten_multiplier,
-            interval_length_s=self.interval_length_s,
-            flow_direction=self.flow_direction,
-            start_s=self.start_s,
-            duration_s=self.duration_s,
-            value=self.value,
-        )
-
-
-def store_meter_id(usage_point: str, reading_type: str, uom: int, p10: int) -> str:
-    """The Store's meter id of a series: ``"{usage_point}|{reading_type}|{uom}e{p10}"``.
-
-    The ReadingType is part of the id because the Store keys readings by (meter_id,
-    flow_direction, start_s) and keeps one uom and powerOfTenMultiplier per meter id: two
-    ReadingTypes of one UsagePoint with the same flow direction (energy and demand, hourly
-    and monthly) would otherwise collide or be refused as a conflict. Its unit and
-    multiplier are part of it too because hrefs are often relative and reused between
-    files (the NIST samples name a temperature series and an energy series both
-    ``RetailCustomer/9b6c7063/UsagePoint/01`` + ``ReadingType/07``): series in different
-    units never share a meter id, so a file never conflicts with another file's units."""
-    return f"{usage_point}|{reading_type}|{uom}e{p10}"
+    batch: ReadingBatch
 
 
 @dataclass
@@ -206,7 +163,7 @@ class Extraction:
 # --- document model ---------------------------------------------------------------------------
 
 
-def _key(href: str) -> str:
+def href_key(href: str) -> str:
     """Comparison key of an href: its path (and query), without scheme, host or
     surrounding slashes."""
     parts = urlsplit(href.strip())
@@ -214,7 +171,7 @@ def _key(href: str) -> str:
     return f"{key}?{parts.query}" if parts.query else key
 
 
-def _parent(key: str) -> str:
+def href_parent(key: str) -> str:
     return key.rpartition("/")[0]
 
 
@@ -230,7 +187,7 @@ class _Entry:
 @dataclass
 class _ReadingType:
     entry: _Entry
-    fields: tuple[int, int, int | None, int] | None  # None when rejected
+    values: ReadingTypeValues | None  # READING_TYPE_ELEMENTS order, None when rejected
     name: str
 
 
@@ -270,72 +227,67 @@ def _int_text(element: etree._Element | None) -> int | None:
 
 
 def _reading_type(entry: _Entry, resource: etree._Element, out: Extraction) -> _ReadingType:
-    values: dict[str, int | None] = {}
-    try:
-        for name in _RT_FIELDS:
-            values[name] = _int_text(resource.find(_E + name))
-    except ValueError:
-        texts = {n: (resource.findtext(_E + n) or "").strip()[:20] for n in _RT_FIELDS}
-        out.rejected.append(
-            RejectedPart(
-                f"ReadingType {entry.name}",
-                f"non_integer: uom, powerOfTenMultiplier, intervalLength and flowDirection "
-                f"must be integers, got {texts}",
-            )
-        )
+    values, reason = reading_type_values(resource)
+    if values is None:
+        out.rejected.append(RejectedPart(f"ReadingType {entry.name}", reason or "non_integer"))
         return _ReadingType(entry, None, entry.name)
-    for name, number in values.items():
-        low, high = _RT_RANGES[name]
-        if number is not None and not low <= number <= high:
-            out.rejected.append(
-                RejectedPart(
-                    f"ReadingType {entry.name}",
-                    f"out_of_range: {name} = {number} is outside [{low}, {high}]",
-                )
-            )
-            return _ReadingType(entry, None, entry.name)
-    fields = (
-        values["uom"] or 0,
-        values["powerOfTenMultiplier"] or 0,
-        values["intervalLength"],
-        values["flowDirection"] or 0,
-    )
     name = entry.self_href or (
-        f"ReadingType(uom={fields[0]},p10={fields[1]},interval={fields[2]},flow={fields[3]})"
+        f"ReadingType(uom={values[0] or 0},p10={values[1] or 0},interval={values[2]},"
+        f"flow={values[3] or 0})"
     )
-    return _ReadingType(entry, fields, name)
+    return _ReadingType(entry, values, name)
 
 
 # --- readings ---------------------------------------------------------------------------------
 
+_Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]
+
 
 def _block_readings(
-    block: etree._Element, interval_length: int | None, part: str, out: Extraction
-) -> tuple[list[int], list[int], list[int]]:
-    """(starts, durations, values) of one IntervalBlock; bad readings go to `out`."""
+    block: etree._Element,
+    interval_length: int | None,
+    default_quality: int | None,
+    part: str,
+    out: Extraction,
+) -> _Columns:
+    """(start_s, duration_s, value, quality) of one IntervalBlock; bad readings go to `out`.
+
+    Fast path, when every reading has an integer start, duration and value: the shared
+    column primitives of `pipeline.process` (four XPaths and one numpy conversion); else a
+    loop over the block's readings that rejects the bad ones one by one."""
     n = int(_N_READINGS(block))
-    starts = _STARTS(block)
-    if len(starts) == n:
-        durations = _DURATIONS(block)
-        values = _VALUES(block)
-        if len(durations) == n and len(values) == n:
-            try:  # fast path: every reading complete and integer
-                return (
-                    [int(s) for s in starts],
-                    [int(d) for d in durations],
-                    [int(v) for v in values],
-                )
-            except ValueError:
-                pass
-    return _block_readings_slow(block, interval_length, part, out)
+    starts, durations, values = block_strings(block)
+    if len(starts) == n and len(durations) == n and len(values) == n:
+        try:
+            start_s, duration_s, value = int64_columns(starts, durations, values)
+            quality = block_quality(block, n, default_quality)
+        except (ValueError, OverflowError):
+            pass
+        else:
+            return _in_range(start_s, duration_s, value, quality, part, out)
+    return _block_readings_slow(block, interval_length, default_quality, part, out)
+
+
+def _reading_quality(reading: etree._Element, default: int) -> int:
+    """The QualityOfReading of one IntervalReading (see `pipeline.process.block_quality`)."""
+    codes = {int((q.text or "").strip()) for q in reading.iterfind(_QUALITY)}
+    if not codes:
+        return default
+    code = codes.pop() if len(codes) == 1 else QUALITY_MIXED
+    if not 0 <= code < 2**16:
+        raise ValueError(f"ReadingQuality quality {code} is outside [0, 65535]")
+    return code
 
 
 def _block_readings_slow(
-    block: etree._Element, interval_length: int | None, part: str, out: Extraction
-) -> tuple[list[int], list[int], list[int]]:
-    starts: list[int] = []
-    durations: list[int] = []
-    values: list[int] = []
+    block: etree._Element,
+    interval_length: int | None,
+    default_quality: int | None,
+    part: str,
+    out: Extraction,
+) -> _Columns:
+    rows: list[tuple[int, int, int, int]] = []
+    default = QUALITY_NONE if default_quality is None else default_quality
     try:
         next_start = _int_text(block.find(f"{_INTERVAL}/{_START}"))
     except ValueError:
@@ -350,6 +302,7 @@ def _block_readings_slow(
                 duration = _int_text(period.find(_DURATION))
             else:
                 start, duration = next_start, interval_length
+            quality = _reading_quality(reading, default)
         except ValueError as exc:
             out.rejected.append(RejectedPart(where, f"non_integer: {exc}"))
             next_start = None
@@ -365,35 +318,26 @@ def _block_readings_slow(
                     "intervalLength",
                 )
             )
+        elif not all(-(2**63) <= x < 2**63 for x in (start, duration, value)):
+            out.rejected.append(RejectedPart(where, "out_of_range: beyond 64-bit integers"))
         else:
-            starts.append(start)
-            durations.append(duration)
-            values.append(value)
+            rows.append((start, duration, value, quality))
         next_start = None if start is None or duration is None else start + duration
-    return starts, durations, values
+    columns = np.array(rows, dtype=np.int64).reshape(len(rows), 4).T
+    quality_column = columns[3] if (columns[3] != QUALITY_NONE).any() else None
+    return _in_range(columns[0], columns[1], columns[2], quality_column, part, out)
 
 
-def _columns(
-    starts: list[int], durations: list[int], values: list[int], part: str, out: Extraction
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """int64 columns of the readings, without those out of range (rejected to `out`)."""
-    n = len(starts)
-    try:
-        columns = np.array(starts + durations + values, dtype=np.int64).reshape(3, n)
-    except OverflowError:
-        keep = [
-            i
-            for i in range(n)
-            if all(-(2**63) <= x < 2**63 for x in (starts[i], durations[i], values[i]))
-        ]
-        out.rejected.append(
-            RejectedPart(part, f"out_of_range: {n - len(keep)} readings beyond 64-bit integers")
-        )
-        columns = np.array(
-            [[starts[i] for i in keep], [durations[i] for i in keep], [values[i] for i in keep]],
-            dtype=np.int64,
-        ).reshape(3, len(keep))
-    start_s, duration_s, value = columns
+def _in_range(
+    start_s: np.ndarray,
+    duration_s: np.ndarray,
+    value: np.ndarray,
+    quality: np.ndarray | None,
+    part: str,
+    out: Extraction,
+) -> _Columns:
+    """The columns without the readings whose start or duration is out of range (rejected
+    to `out`)."""
     bad = (start_s < 0) | (start_s > MAX_START_S) | (duration_s <= 0)
     if bad.any():
         for i in np.flatnonzero(bad).tolist():
@@ -406,7 +350,8 @@ def _columns(
             )
         good = ~bad
         start_s, duration_s, value = start_s[good], duration_s[good], value[good]
-    return start_s, duration_s, value
+        quality = None if quality is None else quality[good]
+    return start_s, duration_s, value, quality
 
 
 # --- resolution -------------------------------------------------------------------------------
@@ -420,12 +365,12 @@ def _resolve_blocks(
     by_key: dict[str, list[_MeterReading]] = {}
     for mr in meter_readings:
         if mr.entry.self_href:
-            by_key.setdefault(_key(mr.entry.self_href), []).append(mr)
+            by_key.setdefault(href_key(mr.entry.self_href), []).append(mr)
     for entry, block in blocks:
         if entry.up_href:
-            owner_key = _parent(_key(entry.up_href))
+            owner_key = href_parent(href_key(entry.up_href))
         elif entry.self_href:
-            owner_key = _parent(_parent(_key(entry.self_href)))
+            owner_key = href_parent(href_parent(href_key(entry.self_href)))
         else:
             owner_key = ""
         candidates = by_key.get(owner_key, [])
@@ -452,21 +397,21 @@ def _resolve_reading_types(
     meter_readings: list[_MeterReading], reading_types: list[_ReadingType], out: Extraction
 ) -> dict[int, _ReadingType]:
     """MeterReading entry index -> its ReadingType (rejections to `out`)."""
-    by_key = {_key(rt.entry.self_href): rt for rt in reading_types if rt.entry.self_href}
+    by_key = {href_key(rt.entry.self_href): rt for rt in reading_types if rt.entry.self_href}
     by_up: dict[str, list[_ReadingType]] = {}
     for rt in reading_types:
         if rt.entry.up_href:
-            by_up.setdefault(_key(rt.entry.up_href), []).append(rt)
+            by_up.setdefault(href_key(rt.entry.up_href), []).append(rt)
     resolved: dict[int, _ReadingType] = {}
     unresolved: list[_MeterReading] = []
     for mr in meter_readings:
         linked: dict[int, _ReadingType] = {}
         for href in mr.entry.related:
-            match = by_key.get(_key(href))
+            match = by_key.get(href_key(href))
             if match is not None:
                 linked[id(match)] = match
         if not linked and mr.entry.self_href:  # older style: ReadingType under MeterReading
-            linked = {id(rt): rt for rt in by_up.get(_key(mr.entry.self_href), [])}
+            linked = {id(rt): rt for rt in by_up.get(href_key(mr.entry.self_href), [])}
         if len(linked) == 1:
             resolved[mr.entry.index] = next(iter(linked.values()))
         elif linked:
@@ -500,12 +445,12 @@ def _resolve_usage_point(
 ) -> str | None:
     """The UsagePoint href of a MeterReading, None when unresolvable."""
     href = mr.entry.up_href or mr.entry.self_href
-    key = _parent(_key(href)) if href else ""
+    key = href_parent(href_key(href)) if href else ""
     while key:
         found = usage_points.get(key)
         if found is not None:
             return found
-        key = _parent(key)
+        key = href_parent(key)
     if n_usage_points == 1:
         return next(iter(usage_points.values()))
     cut = href.rfind("/MeterReading")
@@ -557,21 +502,21 @@ def extract_series(root: etree._Element) -> Extraction:
             else:
                 n_usage_points += 1
                 if meta.self_href:
-                    usage_points.setdefault(_key(meta.self_href), meta.self_href)
+                    usage_points.setdefault(href_key(meta.self_href), meta.self_href)
     if not blocks:
         return out
     _resolve_blocks(meter_readings, blocks, out)
     rt_of = _resolve_reading_types(meter_readings, reading_types, out)
 
-    # (usage point, reading type) -> (fields, [(part name, starts, durations, values)])
-    grouped: dict[tuple[str, str], tuple[_ReadingType, list[np.ndarray]]] = {}
+    # (usage point, reading type) -> (its ReadingType, [columns of each block])
+    grouped: dict[tuple[str, str], tuple[_ReadingType, list[_Columns]]] = {}
     for mr in meter_readings:
         if not mr.blocks:
             continue
         rt = rt_of.get(mr.entry.index)
         if rt is None:
             continue
-        if rt.fields is None:
+        if rt.values is None:
             out.rejected.append(
                 RejectedPart(
                     f"MeterReading {mr.entry.name}",
@@ -589,33 +534,27 @@ def extract_series(root: etree._Element) -> Extraction:
                 )
             )
             continue
-        interval_length = rt.fields[2]
+        interval_length, default_quality = rt.values[2], rt.values[9]
         group = grouped.setdefault((usage_point, rt.name), (rt, []))[1]
         for block_entry, block in mr.blocks:
-            part = block_entry.name
-            starts, durations, values = _block_readings(block, interval_length, part, out)
-            group.append(np.vstack(_columns(starts, durations, values, part, out)))
-    for (usage_point, rt_name), (rt, pieces) in grouped.items():
-        assert rt.fields is not None
-        columns = np.hstack(pieces) if len(pieces) > 1 else pieces[0]
-        if columns.shape[1] == 0:
-            continue
-        columns = np.ascontiguousarray(columns)
-        columns.flags.writeable = False
-        uom, p10, interval_length, flow = rt.fields
-        if interval_length is None:  # optional in the schema: the usual reading duration
-            interval_length = Counter(columns[1].tolist()).most_common(1)[0][0]
-        out.series.append(
-            Series(
-                usage_point=usage_point,
-                reading_type=rt_name,
-                uom=uom,
-                power_of_ten_multiplier=p10,
-                interval_length_s=int(interval_length),
-                flow_direction=flow,
-                start_s=columns[0],
-                duration_s=columns[1],
-                value=columns[2],
+            group.append(
+                _block_readings(block, interval_length, default_quality, block_entry.name, out)
             )
+    for (usage_point, rt_name), (rt, pieces) in grouped.items():
+        assert rt.values is not None
+        start_s, duration_s, value = (
+            np.concatenate([piece[i] for piece in pieces]) for i in range(3)
         )
+        if start_s.shape[0] == 0:
+            continue
+        quality = concat_quality([p[3] for p in pieces], [p[0].shape[0] for p in pieces])
+        for column in (start_s, duration_s, value):
+            column.flags.writeable = False
+        fields = [0 if v is None else v for v in rt.values[:9]]
+        if rt.values[2] is None:  # optional in the schema: the usual reading duration
+            fields[2] = int(Counter(duration_s.tolist()).most_common(1)[0][0])
+        batch = ReadingBatch.of(
+            usage_point, None, ReadingType(*fields), start_s, duration_s, value, quality
+        )
+        out.series.append(Series(usage_point, rt_name, batch))
     return out

@@ -4,11 +4,12 @@
 each file with the hardened parser (`pipeline.fetch.parse_upload`, with `INGEST_LIMITS`:
 a utility's download is larger than a meter's upload), extracts every (UsagePoint,
 ReadingType) series (`pipeline.greenbutton.extract_series`) and stores each series as one
-`ReadingBatch` through `pipeline.store.Store` (meter id `pipeline.greenbutton.store_meter_id`: the
-UsagePoint's self href, the ReadingType's, and its unit and multiplier, so two ReadingTypes
-of one UsagePoint never mix).
+`ReadingBatch` through `pipeline.store.Store`: meter id the UsagePoint's self href, series
+identity its ReadingType fields (see `pipeline.greenbutton.Series`), ESPI ReadingQuality
+codes (or the ReadingType's defaultQuality) as the readings' raw quality.
 
-Storing is idempotent: ingesting a file again stores nothing twice.
+Storing is idempotent: ingesting a file again stores nothing twice. Each file is stored in
+one transaction (a series rejected by the store is left out, the others of the file kept).
 
 A file's status is ``ok`` when every part was ingested, ``partial`` when some series were
 stored and some parts rejected, ``rejected`` when nothing was stored (unreadable, too large,
@@ -111,16 +112,17 @@ def _read(path: Path, limits: Limits) -> bytes:
 
 
 def _series_report(series: Series, inserted: int, duplicates: int) -> SeriesReport:
+    batch = series.batch
     return SeriesReport(
         usage_point=series.usage_point,
         reading_type=series.reading_type,
-        uom=series.uom,
-        flow_direction=series.flow_direction,
-        interval_length_s=series.interval_length_s,
-        count=series.count,
-        first_start=_iso(int(series.start_s.min())),
-        last_start=_iso(int(series.start_s.max())),
-        sum=series.total,
+        uom=batch.uom,
+        flow_direction=batch.flow_direction,
+        interval_length_s=batch.interval_length_s,
+        count=batch.n_readings,
+        first_start=_iso(int(batch.start_s.min())),
+        last_start=_iso(int(batch.start_s.max())),
+        sum=batch.total,
         inserted=inserted,
         duplicates=duplicates,
     )
@@ -148,15 +150,23 @@ def ingest_file(path: str | Path, store: Store, limits: Limits = INGEST_LIMITS) 
         report.rejected.append(RejectedPart("file", exc.reason))
         return report
     report.rejected.extend(extraction.rejected)
-    for series in extraction.series:
-        try:
-            inserted, duplicates = store.upsert_readings(series.batch())
-        except RejectedUpload as exc:
-            report.rejected.append(
-                RejectedPart(f"series {series.usage_point} / {series.reading_type}", exc.reason)
-            )
-            continue
-        report.series.append(_series_report(series, inserted, duplicates))
+    store.begin()  # one transaction per file; each series is its own unit inside it
+    try:
+        for series in extraction.series:
+            try:
+                inserted, duplicates = store.upsert_readings(series.batch)
+            except RejectedUpload as exc:
+                report.rejected.append(
+                    RejectedPart(
+                        f"series {series.usage_point} / {series.reading_type}", exc.reason
+                    )
+                )
+                continue
+            report.series.append(_series_report(series, inserted, duplicates))
+        store.commit()
+    except BaseException:
+        store.rollback()
+        raise
     if not report.series:
         report.status = "rejected"
         if not report.rejected:

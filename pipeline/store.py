@@ -1,15 +1,42 @@
-"""Store stage: idempotent SQLite persistence of readings and alerts.
+"""Store stage: idempotent SQLite persistence of interval readings, validation and alerts.
 
-One `Store` owns one sqlite3 connection to one database file. Readings are keyed by
-``(meter_id, flow_direction, start_s)`` (DESIGN §3: a reading is identified by its meter and
-interval start; the flow direction keeps a net meter's delivered and received series
-apart). Delivery is at-least-once, so `Store.upsert_readings` stores each new reading once
-and counts the rest as duplicates; retries and failovers never double-count.
+Schema (version `SCHEMA_VERSION`, kept in ``PRAGMA user_version``; see `SCHEMA_SQL`):
 
-Durability (DESIGN §9): WAL journal, ``synchronous=NORMAL`` and one transaction per batch.
-A crash of the process mid-batch leaves the batch entirely absent; every committed batch
-survives a process crash. (With NORMAL, a power loss can roll back the last few commits, but
-never corrupts the file; ``synchronous=FULL`` would fsync every commit at a large cost.)
+- ``meters``: one row per meter id (an integer ``meter_key`` keeps the readings compact);
+- ``reading_types``: one row per distinct `pipeline.process.ReadingType` (the identity of a
+  series besides its meter: uom, multiplier, interval length, flow direction, kind, ...);
+- ``interval_readings``: one row per reading, primary key ``(meter_key, reading_type_key,
+  start_s)`` (DESIGN §3: a reading is identified by its meter and interval start, and here
+  by its series, so a meter's energy, voltage and current channels are separate series).
+  Each row keeps the raw value and raw ESPI quality code as received (``raw_value``,
+  ``raw_quality``; NULL when the upload gave none), and the result of validation,
+  estimation and editing (``validated_value``, ``validated_quality``; NULL until VEE has
+  run). A trigger refuses any UPDATE of the raw columns: later validation or estimation
+  never overwrites what the meter sent (`Store.set_validated` writes only the validated
+  columns);
+- ``alerts``: analytics alerts, one per (meter, interval start, kind), the key
+  `pipeline.sinks` relies on; ``reading_type_key`` names the series a streaming alert is
+  about (NULL for alerts about a site, such as `pipeline.sinks`' detections, which also
+  fill ``end_s``, ``detected_s`` and ``message``). Two series of one meter alerting with
+  the same kind at the same start keep the first alert, as before for the two flow
+  directions of a net meter;
+- view ``readings``: the readings with their meter id and ReadingType fields, ``value``
+  being the raw value (for ad-hoc queries: ``SELECT start_s, value FROM readings WHERE
+  meter_id = ? AND uom = 72``).
+
+Delivery is at-least-once, so `Store.upsert_batches` stores each new reading once and counts
+the rest as duplicates (the first stored version of a reading is kept); retries and
+failovers never double-count.
+
+Durability (DESIGN §9): WAL journal, ``synchronous=NORMAL``. Each write call is one unit of
+work, all or nothing. By default a unit is its own transaction (an upload is durable when
+`upsert_batches` returns). Between `begin` and `commit` the units share one transaction
+(each inside a SAVEPOINT, so a unit rejected halfway leaves the others intact): the commit
+cost, most of the cost of storing a small upload, is paid once per group
+(`pipeline.service.Pipeline` ``commit_every``). A crash of the process leaves every
+committed transaction intact and nothing of the open one; WAL recovery on the next open
+discards uncommitted frames. (With NORMAL, a power loss can roll back the last few commits,
+but never corrupts the file; ``synchronous=FULL`` would fsync every commit at a large cost.)
 
 Only numpy, numba, lxml and the standard library may be imported here (DESIGN §2).
 """
@@ -19,35 +46,67 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 from types import TracebackType
 
+import numpy as np
+
 from pipeline.analyze import Alert
 from pipeline.fetch import RejectedUpload
-from pipeline.process import ReadingBatch
+from pipeline.process import QUALITY_NONE, ReadingBatch, ReadingType
 
-__all__ = ["SCHEMA_SQL", "Store"]
+__all__ = ["SCHEMA_SQL", "SCHEMA_VERSION", "SeriesRows", "Store"]
 
 #: Busy timeout when another connection holds the write lock, seconds.
 BUSY_TIMEOUT_S = 5.0
 
-SCHEMA_SQL = """
+#: ``PRAGMA user_version`` of the schema below. Version 1 (table ``readings`` keyed by
+#: meter, flow direction and start) is not migrated: re-ingest into a new file.
+SCHEMA_VERSION = 2
+
+#: Column names of `ReadingType` in table ``reading_types``, in declaration order.
+_RT_COLUMNS = (
+    "uom",
+    "power_of_ten_multiplier",
+    "interval_length_s",
+    "flow_direction",
+    "kind",
+    "accumulation_behaviour",
+    "commodity",
+    "phase",
+    "data_qualifier",
+)
+_RT_COLUMNS_SQL = ", ".join(_RT_COLUMNS)
+
+SCHEMA_SQL = f"""
 CREATE TABLE IF NOT EXISTS meters (
-    meter_id TEXT PRIMARY KEY,
-    uom INTEGER NOT NULL,
-    power_of_ten_multiplier INTEGER NOT NULL,
-    interval_length_s INTEGER NOT NULL,
-    flow_direction INTEGER NOT NULL
+    meter_key INTEGER PRIMARY KEY,
+    meter_id TEXT NOT NULL UNIQUE
 );
-CREATE TABLE IF NOT EXISTS readings (
-    meter_id TEXT NOT NULL,
-    flow_direction INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS reading_types (
+    reading_type_key INTEGER PRIMARY KEY,
+    {" INTEGER NOT NULL, ".join(_RT_COLUMNS)} INTEGER NOT NULL,
+    UNIQUE ({_RT_COLUMNS_SQL})
+);
+CREATE TABLE IF NOT EXISTS interval_readings (
+    meter_key INTEGER NOT NULL,
+    reading_type_key INTEGER NOT NULL,
     start_s INTEGER NOT NULL CHECK (start_s >= 0),
     duration_s INTEGER NOT NULL CHECK (duration_s > 0),
-    value INTEGER NOT NULL,
-    PRIMARY KEY (meter_id, flow_direction, start_s)
+    raw_value INTEGER NOT NULL,
+    raw_quality INTEGER,
+    validated_value REAL,
+    validated_quality INTEGER,
+    PRIMARY KEY (meter_key, reading_type_key, start_s)
 ) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS interval_readings_raw_is_immutable
+BEFORE UPDATE OF meter_key, reading_type_key, start_s, duration_s, raw_value, raw_quality
+ON interval_readings
+BEGIN
+    SELECT RAISE(ABORT, 'raw readings are immutable: only validated columns may change');
+END;
 CREATE TABLE IF NOT EXISTS alerts (
     meter_id TEXT NOT NULL,
     start_s INTEGER NOT NULL,
@@ -55,39 +114,100 @@ CREATE TABLE IF NOT EXISTS alerts (
     score REAL NOT NULL,
     value REAL NOT NULL,
     created REAL NOT NULL,
+    end_s INTEGER,
+    detected_s INTEGER,
+    message TEXT,
+    reading_type_key INTEGER,
     UNIQUE (meter_id, start_s, kind)
 );
+CREATE VIEW IF NOT EXISTS readings AS
+SELECT m.meter_id, {", ".join(f"t.{c}" for c in _RT_COLUMNS)},
+       r.start_s, r.duration_s, r.raw_value AS value, r.raw_quality,
+       r.validated_value, r.validated_quality
+FROM interval_readings AS r
+JOIN meters AS m USING (meter_key)
+JOIN reading_types AS t USING (reading_type_key);
+PRAGMA user_version = {SCHEMA_VERSION};
 """
 
 # ON CONFLICT ... DO NOTHING, not INSERT OR IGNORE: OR IGNORE also silently skips rows that
 # break a CHECK or NOT NULL constraint, which would count a bad reading as a duplicate.
 _INSERT_READING = (
-    "INSERT INTO readings (meter_id, flow_direction, start_s, duration_s, value) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (meter_id, flow_direction, start_s) DO NOTHING"
+    "INSERT INTO interval_readings (meter_key, reading_type_key, start_s, duration_s, "
+    "raw_value) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (meter_key, reading_type_key, start_s) DO NOTHING"
 )
-_SELECT_METER = (
-    "SELECT uom, power_of_ten_multiplier, interval_length_s, flow_direction "
-    "FROM meters WHERE meter_id = ?"
+_INSERT_READING_QUALITY = (
+    "INSERT INTO interval_readings (meter_key, reading_type_key, start_s, duration_s, "
+    f"raw_value, raw_quality) VALUES (?, ?, ?, ?, ?, NULLIF(?, {QUALITY_NONE})) "
+    "ON CONFLICT (meter_key, reading_type_key, start_s) DO NOTHING"
 )
-_UPSERT_METER = (
-    "INSERT INTO meters (meter_id, uom, power_of_ten_multiplier, interval_length_s, "
-    "flow_direction) VALUES (?, ?, ?, ?, ?) ON CONFLICT (meter_id) DO UPDATE SET "
-    "interval_length_s = excluded.interval_length_s, flow_direction = excluded.flow_direction"
+_SELECT_METER = "SELECT meter_key FROM meters WHERE meter_id = ?"
+_INSERT_METER = "INSERT INTO meters (meter_id) VALUES (?) RETURNING meter_key"
+_RT_WHERE = " AND ".join(f"{c} = ?" for c in _RT_COLUMNS)
+_SELECT_READING_TYPE = f"SELECT reading_type_key FROM reading_types WHERE {_RT_WHERE}"
+_INSERT_READING_TYPE = (
+    f"INSERT INTO reading_types ({_RT_COLUMNS_SQL}) VALUES ({', '.join('?' * len(_RT_COLUMNS))}) "
+    "RETURNING reading_type_key"
 )
 _INSERT_ALERT = (
-    "INSERT INTO alerts (meter_id, start_s, kind, score, value, created) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (meter_id, start_s, kind) DO NOTHING"
+    "INSERT INTO alerts (meter_id, reading_type_key, start_s, kind, score, value, created) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (meter_id, start_s, kind) DO NOTHING"
+)
+_SET_VALIDATED = (
+    "UPDATE interval_readings SET validated_value = ?, validated_quality = NULLIF(?, "
+    f"{QUALITY_NONE}) WHERE meter_key = ? AND reading_type_key = ? AND start_s = ?"
+)
+_SELECT_SERIES = (
+    f"SELECT start_s, duration_s, raw_value, IFNULL(raw_quality, {QUALITY_NONE}), "
+    f"validated_value, IFNULL(validated_quality, {QUALITY_NONE}) FROM interval_readings "
+    "WHERE meter_key = ? AND reading_type_key = ? AND start_s BETWEEN ? AND ? ORDER BY start_s"
+)
+_SELECT_ALL_SERIES = (
+    f"SELECT DISTINCT m.meter_id, {', '.join(f't.{c}' for c in _RT_COLUMNS)} "
+    "FROM interval_readings AS r JOIN meters AS m USING (meter_key) "
+    "JOIN reading_types AS t USING (reading_type_key) ORDER BY m.meter_id, t.reading_type_key"
 )
 
-_MeterRow = tuple[int, int, int, int]
+_SAVEPOINT = "SAVEPOINT store_unit"
+_RELEASE = "RELEASE store_unit"
+_ROLLBACK_TO = "ROLLBACK TO store_unit"
+_INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class SeriesRows:
+    """The stored readings of one series, as columns in time order.
+
+    Attributes:
+        start_s: int64 interval starts, epoch s.
+        duration_s: int64 interval lengths, s.
+        raw_value: int64 values as received (register counts, see
+            `pipeline.process.ReadingBatch.value`).
+        raw_quality: int64 ESPI QualityOfReading as received, `QUALITY_NONE` where none.
+        validated_value: float64 validated or estimated value in the raw value's units, NaN
+            until validated.
+        validated_quality: int64 QualityOfReading of the validated value, `QUALITY_NONE`
+            until validated.
+    """
+
+    start_s: np.ndarray
+    duration_s: np.ndarray
+    raw_value: np.ndarray
+    raw_quality: np.ndarray
+    validated_value: np.ndarray
+    validated_quality: np.ndarray
 
 
 class Store:
-    """SQLite store of one MDC: tables ``meters``, ``readings`` and ``alerts``.
+    """SQLite store of one MDC (see the module docstring for the schema and durability).
 
     Args:
         path: database file, created with its tables if missing (``":memory:"`` works for
             experiments, without WAL).
+
+    Raises:
+        ValueError: the file holds a database of another schema version.
 
     Use from one thread at a time (the connection may be handed between threads).
     """
@@ -99,114 +219,292 @@ class Store:
         )
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version not in (0, SCHEMA_VERSION) or (
+            version == 0
+            and self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        ):
+            self._conn.close()
+            raise ValueError(
+                f"{self.path}: database schema version {version}, this pipeline writes "
+                f"version {SCHEMA_VERSION}; ingest into a new database file"
+            )
         self._conn.executescript(SCHEMA_SQL)
-        #: meter rows this connection has read or committed, to skip the meters write when
-        #: nothing changed (the usual case: every upload of a meter has the same ReadingType)
-        self._meters: dict[str, _MeterRow] = {}
+        #: meter and reading type keys this connection has read or written; emptied when a
+        #: unit rolls back (keys created in it are gone)
+        self._meter_keys: dict[str, int] = {}
+        self._reading_type_keys: dict[ReadingType, int] = {}
 
-    def upsert_readings(self, batch: ReadingBatch) -> tuple[int, int]:
-        """Store the readings of `batch` that are not stored yet, in one transaction.
+    # --- transactions -------------------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        """True between `begin` and `commit` (or `rollback`)."""
+        return self._conn.in_transaction
+
+    def begin(self) -> None:
+        """Open a transaction that the following write calls share, until `commit`. Takes
+        the write lock now (``BEGIN IMMEDIATE``). Nothing happens if one is open."""
+        if not self._conn.in_transaction:
+            self._conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        """Commit the open transaction, if any: everything written since `begin` is then
+        durable against a process crash."""
+        if self._conn.in_transaction:
+            self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Drop everything written since `begin`."""
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+        self._forget_keys()
+
+    def _unit_begin(self) -> bool:
+        """Start a unit of work: its own transaction (returns True), or a savepoint in the
+        transaction opened by `begin`."""
+        if self._conn.in_transaction:
+            self._conn.execute(_SAVEPOINT)
+            return False
+        self._conn.execute("BEGIN IMMEDIATE")
+        return True
+
+    def _unit_end(self, own: bool) -> None:
+        self._conn.execute("COMMIT" if own else _RELEASE)
+
+    def _unit_abort(self, own: bool) -> None:
+        conn = self._conn
+        if own:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        elif conn.in_transaction:
+            conn.execute(_ROLLBACK_TO)
+            conn.execute(_RELEASE)
+        self._forget_keys()
+
+    def _forget_keys(self) -> None:
+        self._meter_keys.clear()
+        self._reading_type_keys.clear()
+
+    # --- keys ---------------------------------------------------------------------------------
+
+    def _meter_key(self, meter_id: str) -> int:
+        key = self._meter_keys.get(meter_id)
+        if key is None:
+            row = self._conn.execute(_SELECT_METER, (meter_id,)).fetchone()
+            if row is None:
+                row = self._conn.execute(_INSERT_METER, (meter_id,)).fetchone()
+            key = self._meter_keys[meter_id] = int(row[0])
+        return key
+
+    def _reading_type_key(self, reading_type: ReadingType) -> int:
+        key = self._reading_type_keys.get(reading_type)
+        if key is None:
+            values = reading_type.values()
+            row = self._conn.execute(_SELECT_READING_TYPE, values).fetchone()
+            if row is None:
+                row = self._conn.execute(_INSERT_READING_TYPE, values).fetchone()
+            key = self._reading_type_keys[reading_type] = int(row[0])
+        return key
+
+    def _find_keys(self, meter_id: str, reading_type: ReadingType) -> tuple[int, int] | None:
+        """(meter_key, reading_type_key) of a stored series without creating them."""
+        meter = self._conn.execute(_SELECT_METER, (meter_id,)).fetchone()
+        rt = self._conn.execute(_SELECT_READING_TYPE, reading_type.values()).fetchone()
+        return None if meter is None or rt is None else (int(meter[0]), int(rt[0]))
+
+    # --- readings -----------------------------------------------------------------------------
+
+    def upsert_batches(self, batches: Sequence[ReadingBatch]) -> list[tuple[int, int]]:
+        """Store the readings of `batches` (typically the series of one upload) that are not
+        stored yet, as one unit of work: all batches or none.
 
         Returns:
-            (inserted, duplicates): readings newly stored, and readings already present
-            (from an earlier delivery, or repeated within the batch); they sum to the batch
-            size. The first stored version of a reading is kept.
+            (inserted, duplicates) per batch: readings newly stored, and readings already
+            present (from an earlier delivery, or repeated within the batch); each pair sums
+            to its batch's size. The first stored version of a reading is kept.
 
         Raises:
-            RejectedUpload: ``reading_type_conflict`` when the meter's stored uom or
-                powerOfTenMultiplier differ from the batch's (the raw values would be
-                misread), ``invalid_reading`` when a reading breaks a table constraint
-                (start_s < 0, duration_s <= 0). Nothing of the batch is stored then.
-
-        The meter's row is created on its first batch; intervalLength and flowDirection are
-        updated to the latest batch's.
+            RejectedUpload: ``invalid_reading`` when a reading breaks a table constraint
+                (start_s < 0, duration_s <= 0) or does not fit SQLite's 64-bit integers.
+                Nothing of the batches is stored then.
         """
-        n = int(batch.start_s.shape[0])
-        meter_row: _MeterRow = (
-            batch.uom,
-            batch.power_of_ten_multiplier,
-            batch.interval_length_s,
-            batch.flow_direction,
-        )
+        conn = self._conn
+        counts: list[tuple[int, int]] = []
+        own = self._unit_begin()
+        try:
+            for batch in batches:
+                n = int(batch.start_s.shape[0])
+                meter_key = self._meter_key(batch.meter_id)
+                rt_key = self._reading_type_key(batch.reading_type)
+                columns = [
+                    repeat(meter_key, n),
+                    repeat(rt_key, n),
+                    batch.start_s.tolist(),
+                    batch.duration_s.tolist(),
+                    batch.value.tolist(),
+                ]
+                statement = _INSERT_READING
+                if batch.quality is not None:
+                    columns.append(batch.quality.tolist())
+                    statement = _INSERT_READING_QUALITY
+                before = conn.total_changes
+                conn.executemany(statement, zip(*columns, strict=False))
+                inserted = conn.total_changes - before
+                counts.append((inserted, n - inserted))
+            self._unit_end(own)
+        except (sqlite3.IntegrityError, OverflowError) as exc:
+            self._unit_abort(own)
+            first = batches[0]
+            raise RejectedUpload(
+                f"invalid_reading: {exc} (start_s must be >= 0, duration_s > 0, values 64-bit)",
+                first.meter_id,
+                first.sequence_no,
+            ) from None
+        except BaseException:
+            self._unit_abort(own)
+            raise
+        return counts
+
+    def upsert_readings(self, batch: ReadingBatch) -> tuple[int, int]:
+        """`upsert_batches` of one batch: (inserted, duplicates)."""
+        return self.upsert_batches((batch,))[0]
+
+    def set_validated(
+        self,
+        meter_id: str,
+        reading_type: ReadingType,
+        start_s: np.ndarray,
+        validated_value: np.ndarray,
+        validated_quality: np.ndarray | int,
+    ) -> int:
+        """Record the result of validation, estimation and editing for stored readings of
+        one series, as one unit of work; the raw columns are never touched.
+
+        Args:
+            meter_id, reading_type: the series.
+            start_s: int64 interval starts of the readings to update.
+            validated_value: float64 values in the raw value's units (NaN stores NULL).
+            validated_quality: ESPI QualityOfReading per reading, or one code for all (for
+                example 9 "estimated using linear interpolation", 17 "validated").
+
+        Returns:
+            The number of readings updated (starts that are not stored are skipped).
+        """
+        starts = np.asarray(start_s, dtype=np.int64)
+        values = np.asarray(validated_value, dtype=np.float64)
+        quality = np.broadcast_to(np.asarray(validated_quality, dtype=np.int64), starts.shape)
+        if values.shape != starts.shape:
+            raise ValueError(
+                f"start_s and validated_value must have one shape, got {starts.shape} and "
+                f"{values.shape}"
+            )
+        keys = self._find_keys(meter_id, reading_type)
+        if keys is None or starts.shape[0] == 0:
+            return 0
+        n = int(starts.shape[0])
         rows = zip(
-            repeat(batch.meter_id, n),
-            repeat(batch.flow_direction, n),
-            batch.start_s.tolist(),
-            batch.duration_s.tolist(),
-            batch.value.tolist(),
+            values.tolist(),  # SQLite stores a bound NaN as NULL
+            quality.tolist(),
+            repeat(keys[0], n),
+            repeat(keys[1], n),
+            starts.tolist(),
             strict=False,
         )
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        own = self._unit_begin()
         try:
-            write_meter = self._meters.get(batch.meter_id) != meter_row
-            if write_meter:
-                self._check_meter(batch, meter_row)
-                conn.execute(_UPSERT_METER, (batch.meter_id, *meter_row))
             before = conn.total_changes
-            conn.executemany(_INSERT_READING, rows)
-            inserted = conn.total_changes - before
-            conn.execute("COMMIT")
-        except sqlite3.IntegrityError as exc:
-            self._rollback()
-            raise RejectedUpload(
-                f"invalid_reading: {exc} (start_s must be >= 0 and duration_s > 0)",
-                batch.meter_id,
-                batch.sequence_no,
-            ) from None
+            conn.executemany(_SET_VALIDATED, rows)
+            updated = conn.total_changes - before
+            self._unit_end(own)
         except BaseException:
-            self._rollback()
+            self._unit_abort(own)
             raise
-        if write_meter:
-            self._meters[batch.meter_id] = meter_row
-        return inserted, n - inserted
+        return updated
 
-    def _check_meter(self, batch: ReadingBatch, meter_row: _MeterRow) -> None:
-        stored = self._conn.execute(_SELECT_METER, (batch.meter_id,)).fetchone()
-        if stored is not None and tuple(stored[:2]) != meter_row[:2]:
-            raise RejectedUpload(
-                f"reading_type_conflict: meter {batch.meter_id!r} is stored as uom "
-                f"{stored[0]} x 10^{stored[1]}, the upload says uom {meter_row[0]} x "
-                f"10^{meter_row[1]}",
-                batch.meter_id,
-                batch.sequence_no,
-            )
+    def read_series(
+        self,
+        meter_id: str,
+        reading_type: ReadingType,
+        start_s_min: int = 0,
+        start_s_max: int = _INT64_MAX,
+    ) -> SeriesRows:
+        """The stored readings of one series with start_s_min <= start_s <= start_s_max,
+        in time order (empty columns for an unknown series)."""
+        keys = self._find_keys(meter_id, reading_type)
+        rows = (
+            []
+            if keys is None
+            else self._conn.execute(_SELECT_SERIES, (*keys, start_s_min, start_s_max)).fetchall()
+        )
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 6
+        return SeriesRows(
+            start_s=np.array(columns[0], dtype=np.int64),
+            duration_s=np.array(columns[1], dtype=np.int64),
+            raw_value=np.array(columns[2], dtype=np.int64),
+            raw_quality=np.array(columns[3], dtype=np.int64),
+            validated_value=np.array(columns[4], dtype=np.float64),
+            validated_quality=np.array(columns[5], dtype=np.int64),
+        )
 
-    def _rollback(self) -> None:
-        if self._conn.in_transaction:
-            self._conn.execute("ROLLBACK")
+    def series(self) -> list[tuple[str, ReadingType]]:
+        """Every stored series: (meter_id, ReadingType), by meter id."""
+        return [
+            (row[0], ReadingType(*row[1:])) for row in self._conn.execute(_SELECT_ALL_SERIES)
+        ]
 
-    def add_alerts(self, alerts: Sequence[Alert], created_s: float | None = None) -> None:
-        """Store `alerts` in one transaction; an alert already stored (same meter_id,
+    def count_readings(self) -> int:
+        """Number of interval-reading rows stored (all meters and series), including those
+        of a transaction opened by `begin` and not yet committed."""
+        row = self._conn.execute("SELECT count(*) FROM interval_readings").fetchone()
+        return int(row[0])
+
+    # --- alerts -------------------------------------------------------------------------------
+
+    def add_alerts(
+        self,
+        alerts: Sequence[Alert],
+        created_s: float | None = None,
+        *,
+        reading_type: ReadingType | None = None,
+    ) -> None:
+        """Store `alerts` as one unit of work; an alert already stored (same meter_id,
         start_s and kind) is kept as it was.
 
         Args:
             alerts: the alerts; nothing is done for an empty sequence.
             created_s: the ``created`` column, epoch seconds; default the wall clock
                 (`time.time`). The twin passes simulated time for reproducible databases.
+            reading_type: the series the alerts are about; None stores NULL (not tied to
+                one series).
         """
         if not alerts:
             return
         created = time.time() if created_s is None else float(created_s)
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        own = self._unit_begin()
         try:
+            rt_key = None if reading_type is None else self._reading_type_key(reading_type)
             conn.executemany(
                 _INSERT_ALERT,
-                [(a.meter_id, a.start_s, a.kind, a.score, a.value, created) for a in alerts],
+                [
+                    (a.meter_id, rt_key, a.start_s, a.kind, a.score, a.value, created)
+                    for a in alerts
+                ],
             )
-            conn.execute("COMMIT")
+            self._unit_end(own)
         except BaseException:
-            self._rollback()
+            self._unit_abort(own)
             raise
 
-    def count_readings(self) -> int:
-        """Number of readings stored (all meters and flow directions)."""
-        row = self._conn.execute("SELECT count(*) FROM readings").fetchone()
-        return int(row[0])
+    # --- life cycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection; committed data is on disk (WAL included)."""
+        """Commit an open transaction (see `begin`) and close the connection: everything
+        written is then on disk (WAL included)."""
+        if self._conn.in_transaction:
+            self._conn.execute("COMMIT")
         self._conn.close()
 
     def __enter__(self) -> Store:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 from collections import defaultdict
@@ -85,14 +86,14 @@ def oracle(name: str) -> dict[tuple[str, str], dict[str, Any]]:
     per_reading: dict[int, list[tuple[int, int]]] = defaultdict(list)
     mr = -1
     for entry in root.iter(f"{A}entry"):
-        for resource in entry.find(f"{A}content"):
+        for resource in entry.iterfind(f"{A}content/*"):
             if resource.tag == f"{E}MeterReading":
                 mr += 1
             elif resource.tag == f"{E}IntervalBlock":
                 for reading in resource.iter(f"{E}IntervalReading"):
-                    start = reading.find(f"{E}timePeriod/{E}start")
-                    value = reading.find(f"{E}value")
-                    per_reading[mr].append((int(start.text), int(value.text)))
+                    start = reading.findtext(f"{E}timePeriod/{E}start") or "x"
+                    value = reading.findtext(f"{E}value") or "x"
+                    per_reading[mr].append((int(start), int(value)))
     series: dict[tuple[str, str], dict[str, Any]] = {}
     for i, (up, rt, uom, p10, flow, interval) in enumerate(EXPECTED[name]):
         pairs = per_reading[i]
@@ -417,3 +418,48 @@ def test_missing_file_is_rejected(tmp_path: Path) -> None:
     code, out = run_cli(tmp_path / "nope.xml", "--db", tmp_path / "db.sqlite", "--json")
     assert code == 2
     assert json.loads(out)["files"][0]["rejected"][0]["reason"].startswith("unreadable:")
+
+
+# --- what the store holds -----------------------------------------------------------------------
+
+
+def test_reading_quality_is_stored_as_raw_quality(tmp_path: Path) -> None:
+    """GBA: ReadingQuality 8 and 7 on the first two readings, none on the others; PG&E gas:
+    no ReadingQuality, ReadingType defaultQuality 17. Oracle: plain lxml on the files."""
+    db = tmp_path / "db.sqlite"
+    ingest_files([DATA / "gba_test_usage_data.xml", DATA / "pge_gas_daily_redacted.xml"], db)
+    gba_root = etree.parse(str(DATA / "gba_test_usage_data.xml")).getroot()
+    flagged = {
+        int(r.findtext(f"{E}timePeriod/{E}start") or "x"): int(q)
+        for r in gba_root.iter(f"{E}IntervalReading")
+        if (q := r.findtext(f"{E}ReadingQuality/{E}quality")) is not None
+    }
+    assert sorted(flagged.values()) == [7, 8]
+    with sqlite3.connect(db) as conn:
+        gba = dict(
+            conn.execute("SELECT start_s, raw_quality FROM readings WHERE uom = 72").fetchall()
+        )
+        gas = conn.execute("SELECT DISTINCT raw_quality FROM readings WHERE uom = 169").fetchall()
+        validated = conn.execute(
+            "SELECT count(*) FROM readings WHERE validated_value IS NOT NULL"
+        ).fetchone()[0]
+    assert {s: q for s, q in gba.items() if q is not None} == flagged
+    assert len(gba) == 1340
+    assert gas == [(17,)]
+    assert validated == 0  # ingest stores raw data; validation is a later stage
+
+
+def test_series_of_one_usage_point_are_apart_in_the_store(tmp_path: Path) -> None:
+    """PG&E net metering: one UsagePoint, delivered and received energy."""
+    with Store(tmp_path / "db.sqlite") as store:
+        ingest_file(DATA / "pge_electric_hourly_netmetering_redacted.xml", store)
+        series = store.series()
+        assert [meter for meter, _ in series] == [PGE_UP, PGE_UP]
+        assert sorted(rt.flow_direction for _, rt in series) == [1, 19]
+        counts = [store.read_series(m, rt).start_s.shape[0] for m, rt in series]
+    assert sum(counts) == store_count(tmp_path / "db.sqlite")
+
+
+def store_count(db: Path) -> int:
+    with Store(db) as store:
+        return store.count_readings()

@@ -1,10 +1,11 @@
-"""ESPI upload to reading columns: real Green Button files, both namespace styles, any
-element order, and every rejection."""
+"""ESPI upload to reading columns: single- and multi-channel uploads in the contract's
+layout, reading quality, real Green Button files, both namespace styles, any element order,
+and every rejection."""
 
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +13,21 @@ import pytest
 from lxml import etree
 
 from pipeline.fetch import RejectedUpload, parse_upload
-from pipeline.process import MAX_METER_ID_CHARS, ReadingBatch, extract_readings
+from pipeline.process import (
+    MAX_METER_ID_CHARS,
+    QUALITY_MIXED,
+    QUALITY_NONE,
+    ReadingBatch,
+    ReadingType,
+    extract_batches,
+    extract_readings,
+)
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 ESPI_NS = "http://naesb.org/espi"
 E = f"{{{ESPI_NS}}}"
 T0 = 1_782_000_000  # 2026-06-21T00:00:00Z
-RT_FIELDS: dict[str, object] = {
+RT_FIELDS: Mapping[str, object] = {
     "flowDirection": 19,
     "intervalLength": 900,
     "powerOfTenMultiplier": -3,
@@ -60,7 +69,7 @@ def upload(
     *,
     feed_id: str = "urn:imdc:upload:m-1:7",
     meter: str | None = "m-1",
-    reading_types: Sequence[dict[str, object]] = (RT_FIELDS,),
+    reading_types: Sequence[Mapping[str, object]] = (RT_FIELDS,),
     prefixed: bool = False,
     shuffled: bool = False,
 ) -> bytes:
@@ -152,7 +161,8 @@ def test_several_interval_blocks_in_document_order() -> None:
 
 
 def test_white_space_around_numbers_and_optional_fields() -> None:
-    fields = {"uom": " 72 ", "intervalLength": "\n3600\n"}  # no multiplier, no flow direction
+    # no multiplier, no flow direction
+    fields: Mapping[str, object] = {"uom": " 72 ", "intervalLength": "\n3600\n"}
     block = [(f" {T0} ", " 3600", "42 ")]
     batch = extract(upload([block], reading_types=[fields]))
     assert columns(batch) == [(T0, 3600, 42)]
@@ -215,14 +225,38 @@ def test_gba_file_with_reading_quality(greenbutton_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "code"),
     [
-        ("pge_electric_hourly_netmetering_redacted.xml", "multiple_reading_types"),
+        # redacted: both MeterReadings have the self link .../MeterReading/REDACTED, so the
+        # strict upload rules cannot tell which block is whose (pipeline.greenbutton can)
+        ("pge_electric_hourly_netmetering_redacted.xml", "ambiguous_meter_reading"),
         ("nist_1hrLP_32DaysFiveUsagePoints_M.xml", "multiple_usage_points"),
     ],
 )
-def test_multi_series_files_are_rejected(greenbutton_dir: Path, name: str, code: str) -> None:
-    error = rejected((greenbutton_dir / name).read_bytes())
-    assert error.code == code
-    assert "one series" in error.reason
+def test_multi_meter_and_redacted_files_are_rejected(
+    greenbutton_dir: Path, name: str, code: str
+) -> None:
+    with pytest.raises(RejectedUpload) as info:
+        extract_batches(parse_upload((greenbutton_dir / name).read_bytes()))
+    assert info.value.code == code
+
+
+def test_reading_quality_of_a_real_file(greenbutton_dir: Path) -> None:
+    """GBA sample: two of 1340 readings carry a ReadingQuality (8, then 7)."""
+    path = greenbutton_dir / "gba_test_usage_data.xml"
+    batch = extract(path.read_bytes())
+    oracle = [
+        int(r.findtext(f"{E}ReadingQuality/{E}quality") or QUALITY_NONE)
+        for r in etree.parse(str(path)).iter(f"{E}IntervalReading")
+    ]
+    assert batch.quality is not None
+    assert batch.quality.tolist() == oracle
+    assert sorted(q for q in oracle if q != QUALITY_NONE) == [7, 8]
+
+
+def test_default_quality_of_a_real_file(greenbutton_dir: Path) -> None:
+    """PG&E gas: no ReadingQuality, ReadingType defaultQuality 17 ("validated")."""
+    batch = extract((greenbutton_dir / "pge_gas_daily_redacted.xml").read_bytes())
+    assert batch.quality is not None and batch.quality.tolist() == [17, 17]
+    assert (batch.kind, batch.commodity, batch.data_qualifier) == (12, 7, 12)
 
 
 # --- rejections -----------------------------------------------------------------------------
@@ -234,10 +268,12 @@ def test_no_reading_type() -> None:
     assert (error.meter_id, error.sequence_no) == ("m-1", 7)
 
 
-def test_more_than_one_reading_type() -> None:
-    error = rejected(upload(reading_types=[RT_FIELDS, RT_FIELDS]))
-    assert error.code == "multiple_reading_types"
-    assert "one series" in error.reason
+def test_two_reading_types_without_links_cannot_be_told_apart() -> None:
+    """With two ReadingTypes the links must say whose the readings are; this helper's
+    entries all have ``up`` = the resource root, so the block names no MeterReading."""
+    error = rejected(upload(reading_types=[RT_FIELDS, {**RT_FIELDS, "flowDirection": 1}]))
+    assert error.code == "unresolved_meter_reading"
+    assert (error.meter_id, error.sequence_no) == ("m-1", 7)
 
 
 def test_no_interval_reading() -> None:
@@ -305,3 +341,347 @@ def test_lone_entry_has_no_reading_type() -> None:
     error = rejected(body)
     assert error.code == "no_reading_type"
     assert (error.meter_id, error.sequence_no) == ("m-1", 3)
+
+
+# --- multi-channel uploads (CONTRACTS.md "Meter upload format") ------------------------------
+
+RB = "/espi/1_1/resource"
+#: ReadingTypes of a typical net meter's channels (codes from espiDerived.xsd: uom 72 Wh,
+#: 29 V, 5 A, 65 cosTheta; kind 12 energy, 54 voltage, 4 current, 38 powerFactor;
+#: accumulation 4 deltaData, 12 instantaneous).
+ENERGY_DELIVERED: Mapping[str, object] = {
+    "accumulationBehaviour": 4,
+    "commodity": 1,
+    "flowDirection": 1,
+    "intervalLength": 900,
+    "kind": 12,
+    "powerOfTenMultiplier": 0,
+    "uom": 72,
+}
+ENERGY_RECEIVED = {**ENERGY_DELIVERED, "flowDirection": 19}
+VOLTAGE: Mapping[str, object] = {
+    "accumulationBehaviour": 12,
+    "commodity": 1,
+    "intervalLength": 900,
+    "kind": 54,
+    "powerOfTenMultiplier": -3,
+    "uom": 29,
+}
+CURRENT = {**VOLTAGE, "kind": 4, "uom": 5}
+POWER_FACTOR = {**VOLTAGE, "kind": 38, "uom": 65}
+CHANNELS: list[Mapping[str, object]] = [
+    ENERGY_DELIVERED,
+    ENERGY_RECEIVED,
+    VOLTAGE,
+    CURRENT,
+    POWER_FACTOR,
+]
+
+
+def reading_type_of(fields: Mapping[str, object]) -> ReadingType:
+    def get(name: str) -> int:
+        return int(str(fields.get(name, 0)))
+
+    return ReadingType(
+        uom=get("uom"),
+        power_of_ten_multiplier=get("powerOfTenMultiplier"),
+        interval_length_s=get("intervalLength"),
+        flow_direction=get("flowDirection"),
+        kind=get("kind"),
+        accumulation_behaviour=get("accumulationBehaviour"),
+        commodity=get("commodity"),
+    )
+
+
+def channel_values(k: int, n: int) -> list[int]:
+    """Distinct, recognisable values per channel: k * 100000 + reading index."""
+    return [k * 100_000 + i for i in range(n)]
+
+
+def channel_upload(
+    meter: str = "net-7",
+    seq: int = 3,
+    channels: Sequence[Mapping[str, object]] = CHANNELS,
+    n: int = 15,
+    *,
+    first: int = 0,
+    values: Sequence[Sequence[object]] | None = None,
+    quality: Mapping[tuple[int, int], Sequence[object]] | None = None,
+    reverse_entries: bool = False,
+    links: dict[str, str] | None = None,
+) -> bytes:
+    """An upload in the contract's layout: UsagePoint, then per channel k = 1..K a
+    MeterReading, a ReadingType and an IntervalBlock linked by Atom links; all channels share
+    the interval starts T0 + 900 (first + i). `quality[(k, i)]` puts ReadingQuality codes on
+    reading i of channel k; `links` replaces hrefs (for broken-link tests);
+    `reverse_entries` writes the entries in reverse order."""
+    up = f"{RB}/UsagePoint/{meter}"
+    ns = f'xmlns="{ESPI_NS}"'
+    sub = links or {}
+
+    def link(rel: str, href: str) -> str:
+        return f'<link rel="{rel}" href="{sub.get(href, href)}"/>'
+
+    entries = [
+        f"<entry><id>urn:uuid:up</id>{link('self', up)}{link('up', f'{RB}/UsagePoint')}"
+        f"{link('related', f'{up}/MeterReading')}<title>{meter}</title><content>"
+        f"<UsagePoint {ns}><ServiceCategory><kind>0</kind></ServiceCategory></UsagePoint>"
+        "</content></entry>"
+    ]
+    for k, fields in enumerate(channels, start=1):
+        mr = f"{up}/MeterReading/{k}"
+        rt = f"{RB}/ReadingType/{meter}/{k}"
+        rt_xml = "".join(f"<{name}>{v}</{name}>" for name, v in sorted(fields.items()))
+        readings = []
+        column = channel_values(k, n) if values is None else values[k - 1]
+        for i, v in enumerate(column):
+            codes = (quality or {}).get((k, i), [])
+            rq = "".join(f"<ReadingQuality><quality>{c}</quality></ReadingQuality>" for c in codes)
+            readings.append(
+                f"<IntervalReading>{rq}<timePeriod><duration>900</duration>"
+                f"<start>{T0 + 900 * (first + i)}</start></timePeriod><value>{v}</value>"
+                "</IntervalReading>"
+            )
+        entries += [
+            f"<entry><id>urn:uuid:mr{k}</id>{link('self', mr)}"
+            f"{link('up', f'{up}/MeterReading')}{link('related', f'{mr}/IntervalBlock')}"
+            f"{link('related', rt)}<title>channel {k}</title>"
+            f"<content><MeterReading {ns}/></content></entry>",
+            f"<entry><id>urn:uuid:rt{k}</id>{link('self', rt)}{link('up', f'{RB}/ReadingType')}"
+            f"<title>type {k}</title><content><ReadingType {ns}>{rt_xml}</ReadingType>"
+            "</content></entry>",
+            f"<entry><id>urn:uuid:ib{k}</id>{link('self', f'{mr}/IntervalBlock/{seq}')}"
+            f"{link('up', f'{mr}/IntervalBlock')}<title>block</title><content>"
+            f"<IntervalBlock {ns}><interval><duration>{900 * n}</duration>"
+            f"<start>{T0 + 900 * first}</start></interval>{''.join(readings)}</IntervalBlock>"
+            "</content></entry>",
+        ]
+    if reverse_entries:
+        entries.reverse()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="{ATOM_NS}">'
+        f"<id>urn:imdc:upload:{meter}:{seq}</id><title>upload</title>{''.join(entries)}</feed>"
+    ).encode()
+
+
+def batches_of(body: bytes) -> tuple[ReadingBatch, ...]:
+    return extract_batches(parse_upload(body))
+
+
+def rejected_batches(body: bytes) -> RejectedUpload:
+    with pytest.raises(RejectedUpload) as info:
+        batches_of(body)
+    return info.value
+
+
+def test_multi_channel_round_trip() -> None:
+    batches = batches_of(channel_upload())
+    assert [b.reading_type for b in batches] == [reading_type_of(c) for c in CHANNELS]
+    for k, batch in enumerate(batches, start=1):
+        assert (batch.meter_id, batch.sequence_no) == ("net-7", 3)
+        assert batch.start_s.tolist() == [T0 + 900 * i for i in range(15)]
+        assert batch.duration_s.tolist() == [900] * 15
+        assert batch.value.tolist() == channel_values(k, 15)
+        assert batch.quality is None
+        assert not batch.value.flags.writeable
+    assert sum(b.n_readings for b in batches) == 75
+    # the flat fields and the identity agree
+    voltage = batches[2]
+    assert (voltage.uom, voltage.kind, voltage.power_of_ten_multiplier) == (29, 54, -3)
+    assert voltage.reading_type == ReadingType(29, -3, 900, 0, 54, 12, 1)
+
+
+def test_channels_are_found_by_links_not_by_order() -> None:
+    forward = batches_of(channel_upload())
+    backward = batches_of(channel_upload(reverse_entries=True))
+    assert body_order_free(forward) == body_order_free(backward)
+
+
+def body_order_free(batches: Sequence[ReadingBatch]) -> dict[ReadingType, list[int]]:
+    return {b.reading_type: b.value.tolist() for b in batches}
+
+
+def test_one_channel_in_the_contract_layout() -> None:
+    [batch] = batches_of(channel_upload(channels=[ENERGY_RECEIVED]))
+    assert batch.reading_type == reading_type_of(ENERGY_RECEIVED)
+    assert batch.value.tolist() == channel_values(1, 15)
+    single = extract_readings(parse_upload(channel_upload(channels=[ENERGY_RECEIVED])))
+    assert columns(single) == columns(batch)
+    assert single.reading_type == batch.reading_type
+
+
+def test_single_series_reader_refuses_several_channels() -> None:
+    with pytest.raises(RejectedUpload) as info:
+        extract_readings(parse_upload(channel_upload()))
+    assert info.value.code == "multiple_reading_types"
+    assert (info.value.meter_id, info.value.sequence_no) == ("net-7", 3)
+
+
+def test_twin_encoder_single_channel() -> None:
+    espi = pytest.importorskip("meters.espi")
+    spec = espi.ReadingTypeSpec(interval_length_s=60, flow_direction=19)
+    starts = T0 + 60 * np.arange(15, dtype=np.int64)
+    values = np.arange(15, dtype=np.int64) * 3 + 7
+    body = espi.encode_upload("pv-3", 9, spec, starts, values, T0)
+    [batch] = batches_of(body)
+    assert (batch.meter_id, batch.sequence_no) == ("pv-3", 9)
+    assert batch.value.tolist() == values.tolist()
+    assert batch.start_s.tolist() == starts.tolist()
+    assert (batch.uom, batch.flow_direction, batch.interval_length_s) == (72, 19, 60)
+
+
+def test_reading_quality_every_reading_one_code() -> None:
+    quality = {(k, i): [0 if i % 2 else 14] for k in (1, 2) for i in range(6)}
+    batches = batches_of(channel_upload(channels=CHANNELS[:2], n=6, quality=quality))
+    for batch in batches:
+        assert batch.quality is not None
+        assert batch.quality.tolist() == [14, 0, 14, 0, 14, 0]
+
+
+def test_reading_quality_some_readings_and_mixed_codes() -> None:
+    quality = {(1, 2): [10], (1, 4): [8, 8], (1, 5): [10, 9], (2, 0): [7]}
+    first, second = batches_of(channel_upload(channels=CHANNELS[:2], n=6, quality=quality))
+    none = QUALITY_NONE
+    assert first.quality is not None and second.quality is not None
+    assert first.quality.tolist() == [none, none, 10, none, 8, QUALITY_MIXED]
+    assert second.quality.tolist() == [7, none, none, none, none, none]
+
+
+def test_default_quality_fills_readings_without_a_code() -> None:
+    channel = {**ENERGY_DELIVERED, "defaultQuality": 17}
+    [batch] = batches_of(channel_upload(channels=[channel], n=4, quality={(1, 1): [10]}))
+    assert batch.quality is not None and batch.quality.tolist() == [17, 10, 17, 17]
+    # defaultQuality is not part of the series identity
+    assert batch.reading_type == reading_type_of(ENERGY_DELIVERED)
+
+
+@pytest.mark.parametrize(("code", "reason"), [("x", "non_integer"), (70000, "out_of_range")])
+def test_bad_quality_code(code: object, reason: str) -> None:
+    body = channel_upload(channels=CHANNELS[:2], n=3, quality={(2, 1): [code]})
+    error = rejected_batches(body)
+    assert error.code == reason
+    assert (error.meter_id, error.sequence_no) == ("net-7", 3)
+
+
+MR2 = f"{RB}/UsagePoint/net-7/MeterReading/2"
+RT2 = f"{RB}/ReadingType/net-7/2"
+
+
+MR1 = f"{RB}/UsagePoint/net-7/MeterReading/1"
+RT1, RT3 = f"{RB}/ReadingType/net-7/1", f"{RB}/ReadingType/net-7/3"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "code"),
+    [
+        # the second block's up link names an IntervalBlock collection no MeterReading has
+        (f'<link rel="up" href="{MR2}/IntervalBlock"/>',
+         f'<link rel="up" href="{RB}/UsagePoint/net-7/MeterReading/9/IntervalBlock"/>',
+         "unresolved_meter_reading"),
+        # two MeterReadings claim one IntervalBlock collection
+        (f'<link rel="related" href="{MR2}/IntervalBlock"/>',
+         f'<link rel="related" href="{MR1}/IntervalBlock"/>', "ambiguous_meter_reading"),
+        # the second MeterReading names two ReadingTypes
+        (f'<link rel="related" href="{RT2}"/>',
+         f'<link rel="related" href="{RT2}"/><link rel="related" href="{RT3}"/>',
+         "unresolved_reading_type"),
+        # the second MeterReading names the first one's ReadingType
+        (f'<link rel="related" href="{RT2}"/>', f'<link rel="related" href="{RT1}"/>',
+         "duplicate_reading_type"),
+        # two ReadingTypes with one self link
+        (f'<link rel="self" href="{RT2}"/>', f'<link rel="self" href="{RT1}"/>',
+         "ambiguous_reading_type"),
+    ],
+)
+def test_blocks_that_cannot_be_matched_reject_the_upload(old: str, new: str, code: str) -> None:
+    body = channel_upload(channels=CHANNELS[:3])
+    assert body.count(old.encode()) == 1
+    error = rejected_batches(body.replace(old.encode(), new.encode()))
+    assert error.code == code
+    assert (error.meter_id, error.sequence_no) == ("net-7", 3)
+
+
+def test_unresolved_reading_type_when_the_reading_type_self_link_moves() -> None:
+    # only the ReadingType's own self link changes: the MeterReading's related link dangles
+    body = channel_upload(channels=CHANNELS[:2]).replace(
+        f'<link rel="self" href="{RT2}"/>'.encode(), b'<link rel="self" href="/x/RT"/>'
+    )
+    assert rejected_batches(body).code == "unresolved_reading_type"
+
+
+def test_two_channels_with_one_reading_type_are_rejected() -> None:
+    assert rejected_batches(channel_upload(channels=[VOLTAGE, VOLTAGE])).code == (
+        "duplicate_reading_type"
+    )
+
+
+def test_a_channel_with_bad_readings_rejects_the_whole_upload() -> None:
+    values: list[list[object]] = [list(channel_values(1, 4)), [1, 2, "3.5", 4]]
+    error = rejected_batches(channel_upload(channels=CHANNELS[:2], n=4, values=values))
+    assert error.code == "non_integer"
+
+
+def test_a_channel_without_readings_is_no_series() -> None:
+    values: list[list[int]] = [channel_values(1, 4), []]
+    batches = batches_of(channel_upload(channels=CHANNELS[:2], n=4, values=values))
+    assert [b.reading_type for b in batches] == [reading_type_of(ENERGY_DELIVERED)]
+
+
+def test_reading_quality_of_many_irregularly_flagged_readings() -> None:
+    n = 3000
+    quality = {(1, i): [10] if i % 3 else [9, 10] for i in range(0, n, 7)}
+    [batch] = batches_of(channel_upload(channels=[ENERGY_DELIVERED], n=n, quality=quality))
+    expected = [QUALITY_NONE] * n
+    for (_, i), codes in quality.items():
+        expected[i] = codes[0] if len(set(codes)) == 1 else QUALITY_MIXED
+    assert batch.quality is not None and batch.quality.tolist() == expected
+
+
+def test_flagged_readings_that_cannot_be_aligned_are_rejected() -> None:
+    body = channel_upload(channels=[ENERGY_DELIVERED], n=3, quality={(1, 2): [10]})
+    body = body.replace(b"<IntervalReading>", b"<IntervalReading/><IntervalReading>", 1)
+    assert rejected_batches(body).code == "mismatched_counts"
+
+
+def test_the_meter_encoders_multi_channel_upload() -> None:
+    """The twin's own encoder (meters.espi, the producer of the contract): five channels,
+    local time, ReadingQuality on some readings and a defaultQuality on one channel."""
+    espi = pytest.importorskip("meters.espi")
+    n = 15
+    starts = T0 + 60 * np.arange(n, dtype=np.int64)
+    flagged = np.full(n, espi.NO_QUALITY)
+    flagged[[3, 11]] = [10, 8]
+    specs = [
+        espi.ReadingTypeSpec(),
+        espi.ReadingTypeSpec(flow_direction=19),
+        espi.ReadingTypeSpec(uom=29, kind=54, accumulation_behaviour=12,
+                             power_of_ten_multiplier=-3, default_quality=17),
+        espi.ReadingTypeSpec(uom=5, kind=4, accumulation_behaviour=12,
+                             power_of_ten_multiplier=-3),
+        espi.ReadingTypeSpec(uom=65, kind=38, accumulation_behaviour=12,
+                             power_of_ten_multiplier=-3, phase=769, data_qualifier=12),
+    ]
+    values = [np.arange(n, dtype=np.int64) * (k + 1) + 1000 * k for k in range(5)]
+    channels = [
+        espi.Channel(spec, v, flagged if k in (0, 2) else None)
+        for k, (spec, v) in enumerate(zip(specs, values, strict=True))
+    ]
+    body = espi.encode_meter_upload(
+        "net-0042", 9, starts, channels, T0, espi.LocalTimeSpec.for_zone("America/New_York")
+    )
+    batches = batches_of(body)
+    assert len(batches) == 5
+    for spec, v, batch in zip(specs, values, batches, strict=True):
+        assert (batch.meter_id, batch.sequence_no) == ("net-0042", 9)
+        assert batch.start_s.tolist() == starts.tolist()
+        assert batch.value.tolist() == v.tolist()
+        assert batch.reading_type == ReadingType(
+            spec.uom, spec.power_of_ten_multiplier, spec.interval_length_s,
+            spec.flow_direction, spec.kind, spec.accumulation_behaviour, spec.commodity,
+            spec.phase or 0, spec.data_qualifier or 0,
+        )  # fmt: skip
+    none = QUALITY_NONE
+    quality = [b.quality.tolist() if b.quality is not None else None for b in batches]
+    assert quality[0] == [none] * 3 + [10] + [none] * 7 + [8] + [none] * 3
+    assert quality[2] == [17] * 3 + [10] + [17] * 7 + [8] + [17] * 3  # defaultQuality fills
+    assert quality[1] is None and quality[3] is None and quality[4] is None

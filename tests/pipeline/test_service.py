@@ -1,4 +1,5 @@
-"""The pipeline service end to end: stored, deduplicated, rejected, alerted, timed."""
+"""The pipeline service end to end: stored, deduplicated, rejected, alerted, timed; uploads
+of several channels; batched commits."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +34,12 @@ def upload(
     seq: int | None = None,
     flow_direction: int = 1,
     uom: int = 72,
+    duration_s: int = STEP_S,
 ) -> bytes:
     """A twin-style upload of `values` for intervals first, first+1, ... (60 s each)."""
     seq = first if seq is None else seq
     readings = "".join(
-        f"<IntervalReading><timePeriod><duration>{STEP_S}</duration>"
+        f"<IntervalReading><timePeriod><duration>{duration_s}</duration>"
         f"<start>{T0 + STEP_S * (first + i)}</start></timePeriod><value>{int(v)}</value>"
         "</IntervalReading>"
         for i, v in enumerate(values)
@@ -93,6 +96,7 @@ def test_good_upload_is_stored_and_counted(pipe: Pipeline, db: Path) -> None:
     assert (outcome.size_bytes, outcome.n_readings) == (len(body), 15)
     assert (outcome.inserted, outcome.duplicates, outcome.alerts) == (15, 0, 0)
     assert (outcome.stage_ns, outcome.rejected_stage) == (None, None)
+    assert (outcome.n_series, outcome.committed, outcome.reason_code) == (1, True, None)
     assert pipe.store.count_readings() == 15
     with sqlite3.connect(db) as conn:
         values = [v for (v,) in conn.execute("SELECT value FROM readings ORDER BY start_s")]
@@ -116,6 +120,8 @@ def test_billion_laughs_is_rejected_and_the_pipeline_goes_on(pipe: Pipeline) -> 
     assert outcome.size_bytes == len(BILLION_LAUGHS)
     assert outcome.stage_ns is not None and set(outcome.stage_ns) == {"fetch"}
     assert outcome.rejected_stage == "fetch"
+    assert (outcome.reason_code, outcome.committed) == ("dtd_forbidden", False)
+    assert pipe.rejections == {"dtd_forbidden": 1}
     after = pipe.handle(upload(quiet(15)))
     assert after.accepted and after.inserted == 15
 
@@ -133,11 +139,19 @@ def test_rejection_in_process_names_the_upload(pipe: Pipeline) -> None:
 
 def test_rejection_in_store_keeps_nothing(pipe: Pipeline) -> None:
     pipe.handle(upload(quiet(5)))
-    outcome = pipe.handle(upload(quiet(5), 5, uom=38))  # same meter, other unit
+    outcome = pipe.handle(upload(quiet(5), 5, duration_s=0))  # breaks CHECK (duration_s > 0)
     assert not outcome.accepted
-    assert outcome.reason is not None and outcome.reason.startswith("reading_type_conflict:")
+    assert outcome.reason is not None and outcome.reason.startswith("invalid_reading:")
     assert (outcome.meter_id, outcome.rejected_stage) == ("pv-1", "store")
     assert pipe.store.count_readings() == 5
+    assert pipe.rejections == {"invalid_reading": 1}
+
+
+def test_another_unit_of_one_meter_is_another_series(pipe: Pipeline) -> None:
+    pipe.handle(upload(quiet(5)))
+    outcome = pipe.handle(upload(quiet(5), uom=38))  # same meter and starts, W instead of Wh
+    assert outcome.accepted and (outcome.inserted, outcome.duplicates) == (5, 0)
+    assert pipe.store.count_readings() == 10
 
 
 def test_stage_costs_with_a_clock(pipe: Pipeline) -> None:
@@ -184,13 +198,15 @@ def test_flow_directions_get_their_own_detector(db: Path) -> None:
 def test_unforeseen_error_while_processing_is_a_rejection(
     pipe: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(root: object) -> object:
+    def broken(root: object, feed_id: object = None) -> object:
         raise TypeError("surprise")
 
-    monkeypatch.setattr(service, "extract_readings", broken)
+    monkeypatch.setattr(service, "extract_batches", broken)
     outcome = pipe.handle(upload(quiet(3)))
     assert not outcome.accepted
     assert outcome.reason == "processing_error: TypeError: surprise"
+    assert outcome.reason_code == "processing_error"
+    assert pipe.rejections == {"processing_error": 1}
 
 
 def test_real_green_button_file(pipe: Pipeline, greenbutton_dir: Path) -> None:
@@ -259,3 +275,212 @@ def test_damaged_uploads_never_raise(
         # and a good upload still goes through afterwards
         good = pipe.handle(upload(quiet(15), 100, meter_id="fresh-meter"))
         assert good.accepted and good.inserted == 15
+
+
+# --- uploads of several channels (CONTRACTS.md "Meter upload format") -------------------------
+
+#: (uom, flowDirection, kind, powerOfTenMultiplier) of a net meter's channels: energy
+#: delivered and received (Wh), voltage (V), current (A), power factor (cosTheta).
+NET_METER = [(72, 1, 12, 0), (72, 19, 12, 0), (29, 0, 54, -3), (5, 0, 4, -3), (65, 0, 38, -3)]
+
+
+def channels_upload(
+    columns: dict[int, list[int]], first: int, *, meter_id: str = "net-1", seq: int | None = None
+) -> bytes:
+    """An upload in the contract's layout with channel k (index into `NET_METER`) carrying
+    `columns[k]` at intervals first, first+1, ... (60 s each)."""
+    seq = first if seq is None else seq
+    rb = "/espi/1_1/resource"
+    up = f"{rb}/UsagePoint/{meter_id}"
+    ns = f'xmlns="{ESPI_NS}"'
+    entries = [
+        f'<entry><id>urn:x:up</id><link rel="self" href="{up}"/>'
+        f'<link rel="up" href="{rb}/UsagePoint"/><content><UsagePoint {ns}>'
+        "<ServiceCategory><kind>0</kind></ServiceCategory></UsagePoint></content></entry>"
+    ]
+    for k, values in columns.items():
+        uom, flow, kind, p10 = NET_METER[k]
+        mr, rt = f"{up}/MeterReading/{k + 1}", f"{rb}/ReadingType/{meter_id}/{k + 1}"
+        readings = "".join(
+            f"<IntervalReading><timePeriod><duration>{STEP_S}</duration>"
+            f"<start>{T0 + STEP_S * (first + i)}</start></timePeriod><value>{v}</value>"
+            "</IntervalReading>"
+            for i, v in enumerate(values)
+        )
+        entries.append(
+            f'<entry><id>urn:x:mr{k}</id><link rel="self" href="{mr}"/>'
+            f'<link rel="up" href="{up}/MeterReading"/>'
+            f'<link rel="related" href="{mr}/IntervalBlock"/><link rel="related" href="{rt}"/>'
+            f"<content><MeterReading {ns}/></content></entry>"
+            f'<entry><id>urn:x:rt{k}</id><link rel="self" href="{rt}"/>'
+            f'<link rel="up" href="{rb}/ReadingType"/><content><ReadingType {ns}>'
+            f"<flowDirection>{flow}</flowDirection><intervalLength>{STEP_S}</intervalLength>"
+            f"<kind>{kind}</kind><powerOfTenMultiplier>{p10}</powerOfTenMultiplier>"
+            f"<uom>{uom}</uom></ReadingType></content></entry>"
+            f'<entry><id>urn:x:ib{k}</id><link rel="self" href="{mr}/IntervalBlock/{seq}"/>'
+            f'<link rel="up" href="{mr}/IntervalBlock"/><content><IntervalBlock {ns}>'
+            f"{readings}</IntervalBlock></content></entry>"
+        )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="{ATOM_NS}">'
+        f"<id>urn:imdc:upload:{meter_id}:{seq}</id>{''.join(entries)}</feed>"
+    ).encode()
+
+
+def net_meter_columns(n: int, seed: int = 3) -> dict[int, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        0: 500 + rng.integers(-3, 4, n),
+        1: 200 + rng.integers(-3, 4, n),
+        2: 230_000 + rng.integers(-500, 500, n),
+        3: 12_000 + rng.integers(-100, 100, n),
+        4: 980 + rng.integers(-5, 5, n),
+    }
+
+
+def window(columns: dict[int, np.ndarray], lo: int, hi: int, keep: tuple[int, ...]) -> dict[
+    int, list[int]
+]:
+    return {k: columns[k][lo:hi].tolist() for k in keep}
+
+
+def stored_series(db: Path) -> dict[tuple[int, int, int], list[tuple[int, int]]]:
+    """(uom, flow_direction, kind) -> [(start_s, value)] as committed in the database."""
+    out: dict[tuple[int, int, int], list[tuple[int, int]]] = {}
+    with sqlite3.connect(db) as conn:
+        for uom, flow, kind, start_s, value in conn.execute(
+            "SELECT uom, flow_direction, kind, start_s, value FROM readings ORDER BY start_s"
+        ):
+            out.setdefault((uom, flow, kind), []).append((start_s, value))
+    return out
+
+
+def test_multi_channel_round_trip(pipe: Pipeline, db: Path) -> None:
+    columns = net_meter_columns(30)
+    everything = (0, 1, 2, 3, 4)
+    outcomes = [
+        pipe.handle(channels_upload(window(columns, lo, lo + 15, everything), lo))
+        for lo in (0, 15)
+    ]
+    for outcome in outcomes:
+        assert outcome.accepted, outcome.reason
+        assert (outcome.n_series, outcome.n_readings, outcome.inserted) == (5, 75, 75)
+        assert outcome.duplicates == 0
+    assert pipe.store.count_readings() == 150
+    series = stored_series(db)
+    assert len(series) == 5
+    for k, (uom, flow, kind, _) in enumerate(NET_METER):
+        assert series[(uom, flow, kind)] == [
+            (T0 + STEP_S * i, int(v)) for i, v in enumerate(columns[k])
+        ]
+
+
+def test_mixed_channel_duplicates(pipe: Pipeline) -> None:
+    """A re-delivery that overlaps in time and brings a channel the first delivery did not
+    have: only the new readings are stored, per series."""
+    columns = net_meter_columns(20)
+    first = pipe.handle(channels_upload(window(columns, 0, 10, (0, 2)), 0, seq=1))
+    assert (first.n_readings, first.inserted, first.duplicates) == (20, 20, 0)
+    # intervals 5..14 of energy (5 known), voltage (5 known) and current (all new)
+    second = pipe.handle(channels_upload(window(columns, 5, 15, (0, 2, 3)), 5, seq=2))
+    assert second.accepted, second.reason
+    assert (second.n_series, second.n_readings) == (3, 30)
+    assert (second.inserted, second.duplicates) == (5 + 5 + 10, 5 + 5)
+    again = pipe.handle(channels_upload(window(columns, 5, 15, (0, 2, 3)), 5, seq=2))
+    assert (again.inserted, again.duplicates) == (0, 30)
+    assert pipe.store.count_readings() == 15 + 15 + 10
+
+
+def test_each_channel_has_its_own_detector(db: Path) -> None:
+    """A spike in the voltage channel alerts on the voltage series only; energy and voltage
+    states never mix (one shared state would jump by 229,500 counts at every upload)."""
+    columns = net_meter_columns(60)
+    # +80 V: above 8 robust sigmas, whose floor is 2 % of the level (4.6 V) times 1.4826
+    columns[2][40] += 80_000
+    with Pipeline(db, Limits(), RobustZScoreDetector(window=20)) as pipe:
+        alerts = [
+            pipe.handle(channels_upload(window(columns, lo, lo + 15, (0, 2)), lo)).alerts
+            for lo in range(0, 60, 15)
+        ]
+    assert alerts == [0, 0, 1, 0]
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT a.start_s, t.uom, a.value FROM alerts AS a "
+            "JOIN reading_types AS t USING (reading_type_key)"
+        ).fetchall()
+    assert rows == [(T0 + STEP_S * 40, 29, float(columns[2][40]))]
+
+
+# --- batched commits ------------------------------------------------------------------------
+
+
+def mixed_workload() -> list[bytes]:
+    """Net-meter and single-channel uploads with re-deliveries, a spike and rejections."""
+    columns = net_meter_columns(120)
+    columns[0][100] += 400
+    bodies: list[bytes] = []
+    for lo in range(0, 120, 15):
+        body = channels_upload(window(columns, lo, lo + 15, (0, 1, 2)), lo)
+        bodies += [body, upload(quiet(15, lo), lo, meter_id=f"pv-{lo % 4}")]
+        if lo % 30 == 0:
+            bodies.append(body)  # re-delivery
+        if lo == 45:
+            bodies += [BILLION_LAUGHS, upload(quiet(5), 3, duration_s=0)]  # fetch, store
+    return bodies
+
+
+def database_content(db: Path) -> list[list[tuple[object, ...]]]:
+    with sqlite3.connect(db) as conn:
+        return [
+            conn.execute("SELECT * FROM readings ORDER BY 1, 2, 3, 4, 5, 11").fetchall(),
+            conn.execute(
+                "SELECT a.meter_id, t.uom, t.flow_direction, a.start_s, a.kind, a.score, a.value"
+                " FROM alerts AS a JOIN reading_types AS t USING (reading_type_key)"
+                " ORDER BY 1, 2, 3, 4"
+            ).fetchall(),
+        ]
+
+
+def test_batched_commit_stores_exactly_what_per_upload_commit_stores(tmp_path: Path) -> None:
+    bodies = mixed_workload()
+    runs = []
+    for every in (1, 4):
+        db = tmp_path / f"every-{every}.sqlite"
+        with Pipeline(db, commit_every=every) as pipe:
+            outcomes = [pipe.handle(body) for body in bodies]
+            rejections = dict(pipe.rejections)
+        runs.append((outcomes, rejections, database_content(db)))
+    (per_upload, rejections_1, content_1), (batched, rejections_4, content_4) = runs
+    assert content_4 == content_1
+    assert len(content_1[0]) > 0 and len(content_1[1]) == 1  # readings, and the spike's alert
+    assert rejections_4 == rejections_1 == {"dtd_forbidden": 1, "invalid_reading": 1}
+    assert [replace(o, committed=False) for o in batched] == [
+        replace(o, committed=False) for o in per_upload
+    ]
+    accepted = [o for o in batched if o.accepted]
+    assert [o.committed for o in accepted] == [(i + 1) % 4 == 0 for i in range(len(accepted))]
+    assert all(o.committed for o in per_upload if o.accepted)
+
+
+def test_batched_uploads_are_durable_only_after_the_commit(db: Path) -> None:
+    with Pipeline(db, commit_every=3) as pipe:
+        for i in range(2):
+            outcome = pipe.handle(upload(quiet(15), 15 * i))
+            assert outcome.accepted and not outcome.committed
+        assert pipe.pending_uploads == 2
+        assert pipe.store.count_readings() == 30  # the pipeline's own connection sees them
+        with sqlite3.connect(db) as other:
+            assert other.execute("SELECT count(*) FROM readings").fetchone()[0] == 0
+        assert pipe.flush() == 2
+        assert pipe.pending_uploads == 0
+        with sqlite3.connect(db) as other:
+            assert other.execute("SELECT count(*) FROM readings").fetchone()[0] == 30
+        pipe.handle(upload(quiet(15), 30))
+    with sqlite3.connect(db) as other:  # close commits the rest
+        assert other.execute("SELECT count(*) FROM readings").fetchone()[0] == 45
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_commit_every_must_be_a_positive_int(db: Path, bad: object) -> None:
+    with pytest.raises(ValueError, match="commit_every"):
+        Pipeline(db, commit_every=bad)  # type: ignore[arg-type]

@@ -1,7 +1,11 @@
-"""SQLite store: idempotent upserts, all-or-nothing batches, durability across a crash."""
+"""SQLite store: schema, idempotent upserts per series, raw values kept apart from validated
+ones, all-or-nothing units, grouped transactions, and durability when the writer process is
+killed mid-transaction."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -15,11 +19,14 @@ import pytest
 
 from pipeline.analyze import Alert
 from pipeline.fetch import RejectedUpload
-from pipeline.process import ReadingBatch
-from pipeline.store import Store
+from pipeline.process import QUALITY_NONE, ReadingBatch, ReadingType
+from pipeline.service import Pipeline
+from pipeline.store import SCHEMA_VERSION, Store
 
 T0 = 1_782_000_000
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ENERGY = ReadingType(uom=72, power_of_ten_multiplier=0, interval_length_s=900, flow_direction=1)
+VOLTAGE = ReadingType(29, -3, 900, 0, kind=54, accumulation_behaviour=12)
 
 
 def batch(
@@ -27,33 +34,31 @@ def batch(
     n: int,
     *,
     meter_id: str = "m-1",
-    flow_direction: int = 1,
-    uom: int = 72,
-    power_of_ten_multiplier: int = 0,
-    interval_length_s: int = 900,
+    reading_type: ReadingType = ENERGY,
     duration_s: np.ndarray | None = None,
+    quality: np.ndarray | None = None,
 ) -> ReadingBatch:
-    """Readings first..first+n-1 of a meter: start T0 + 900 i, value 1000 + i."""
+    """Readings first..first+n-1 of a series: start T0 + 900 i, value 1000 + i."""
     i = np.arange(first, first + n, dtype=np.int64)
-    return ReadingBatch(
-        meter_id=meter_id,
-        sequence_no=first,
-        uom=uom,
-        power_of_ten_multiplier=power_of_ten_multiplier,
-        interval_length_s=interval_length_s,
-        flow_direction=flow_direction,
-        start_s=T0 + 900 * i,
-        duration_s=np.full(n, 900, dtype=np.int64) if duration_s is None else duration_s,
-        value=1000 + i,
+    return ReadingBatch.of(
+        meter_id,
+        first,
+        reading_type,
+        T0 + 900 * i,
+        np.full(n, 900, dtype=np.int64) if duration_s is None else duration_s,
+        1000 + i,
+        quality,
     )
 
 
-def stored(path: Path) -> list[tuple[str, int, int, int, int]]:
-    """All readings, read through a separate connection (so only committed data shows)."""
+def stored(path: Path) -> list[tuple[object, ...]]:
+    """All readings with their series, read through a separate connection (so only
+    committed data shows)."""
     with sqlite3.connect(path) as conn:
         return conn.execute(
-            "SELECT meter_id, flow_direction, start_s, duration_s, value FROM readings "
-            "ORDER BY meter_id, flow_direction, start_s"
+            "SELECT meter_id, uom, flow_direction, kind, start_s, duration_s, value, raw_quality,"
+            " validated_value, validated_quality FROM readings"
+            " ORDER BY meter_id, uom, flow_direction, start_s"
         ).fetchall()
 
 
@@ -71,26 +76,53 @@ def store(db: Path) -> Iterator[Store]:
 def test_schema_and_journal(store: Store, db: Path) -> None:
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         columns = {
             table: [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
-            for table in ("meters", "readings", "alerts")
+            for table in ("meters", "reading_types", "interval_readings", "alerts")
         }
         readings_sql = conn.execute(
-            "SELECT sql FROM sqlite_master WHERE name = 'readings'"
+            "SELECT sql FROM sqlite_master WHERE name = 'interval_readings'"
         ).fetchone()[0]
     assert columns == {
-        "meters": [
-            "meter_id",
+        "meters": ["meter_key", "meter_id"],
+        "reading_types": [
+            "reading_type_key",
             "uom",
             "power_of_ten_multiplier",
             "interval_length_s",
             "flow_direction",
+            "kind",
+            "accumulation_behaviour",
+            "commodity",
+            "phase",
+            "data_qualifier",
         ],
-        "readings": ["meter_id", "flow_direction", "start_s", "duration_s", "value"],
-        "alerts": ["meter_id", "start_s", "kind", "score", "value", "created"],
+        "interval_readings": [
+            "meter_key",
+            "reading_type_key",
+            "start_s",
+            "duration_s",
+            "raw_value",
+            "raw_quality",
+            "validated_value",
+            "validated_quality",
+        ],
+        "alerts": [
+            "meter_id",
+            "start_s",
+            "kind",
+            "score",
+            "value",
+            "created",
+            "end_s",
+            "detected_s",
+            "message",
+            "reading_type_key",
+        ],
     }
     assert "WITHOUT ROWID" in readings_sql
-    assert "PRIMARY KEY (meter_id, flow_direction, start_s)" in readings_sql
+    assert "PRIMARY KEY (meter_key, reading_type_key, start_s)" in readings_sql
 
 
 def test_same_batch_twice_is_stored_once(store: Store, db: Path) -> None:
@@ -108,14 +140,19 @@ def test_partial_overlap(store: Store) -> None:
 
 
 def test_values_read_back(store: Store, db: Path) -> None:
-    b = batch(3, 5, meter_id="pv-9", flow_direction=19)
+    b = batch(3, 5, meter_id="pv-9", quality=np.array([0, QUALITY_NONE, 10, 14, 14]))
     store.upsert_readings(b)
     assert stored(db) == [
-        ("pv-9", 19, int(s), 900, int(v)) for s, v in zip(b.start_s, b.value, strict=True)
+        ("pv-9", 72, 1, 0, int(s), 900, int(v), q, None, None)
+        for s, v, q in zip(b.start_s, b.value, [0, None, 10, 14, 14], strict=True)
     ]
-    with sqlite3.connect(db) as conn:
-        meter = conn.execute("SELECT * FROM meters").fetchall()
-    assert meter == [("pv-9", 72, 0, 900, 19)]
+    rows = store.read_series("pv-9", ENERGY)
+    assert rows.start_s.tolist() == b.start_s.tolist()
+    assert rows.raw_value.tolist() == b.value.tolist()
+    assert rows.raw_quality.tolist() == [0, QUALITY_NONE, 10, 14, 14]
+    assert np.isnan(rows.validated_value).all()
+    assert store.series() == [("pv-9", ENERGY)]
+    assert store.read_series("pv-9", VOLTAGE).start_s.shape == (0,)
 
 
 def test_repeats_within_a_batch_count_as_duplicates(store: Store) -> None:
@@ -129,10 +166,35 @@ def test_repeats_within_a_batch_count_as_duplicates(store: Store) -> None:
     assert store.upsert_readings(twice) == (4, 4)
 
 
-def test_flow_directions_are_separate_series(store: Store) -> None:
-    assert store.upsert_readings(batch(0, 5, flow_direction=1)) == (5, 0)
-    assert store.upsert_readings(batch(0, 5, flow_direction=19)) == (5, 0)
+@pytest.mark.parametrize(
+    "other",
+    [
+        replace(ENERGY, flow_direction=19),  # received energy of a net meter
+        VOLTAGE,
+        replace(ENERGY, interval_length_s=60),
+        replace(ENERGY, power_of_ten_multiplier=-3),
+    ],
+)
+def test_reading_types_are_separate_series(store: Store, other: ReadingType) -> None:
+    assert store.upsert_readings(batch(0, 5)) == (5, 0)
+    assert store.upsert_readings(batch(0, 5, reading_type=other)) == (5, 0)
+    assert store.upsert_readings(batch(0, 5, reading_type=other)) == (0, 5)
     assert store.count_readings() == 10
+    assert sorted(rt == ENERGY for _, rt in store.series()) == [False, True]
+
+
+def test_one_upload_of_several_series_is_one_unit(store: Store, db: Path) -> None:
+    store.upsert_readings(batch(0, 2))
+    durations = np.full(3, 900, dtype=np.int64)
+    durations[1] = 0  # breaks CHECK (duration_s > 0) in the second series
+    with pytest.raises(RejectedUpload) as info:
+        store.upsert_batches([batch(0, 4), batch(0, 3, reading_type=VOLTAGE, duration_s=durations)])
+    assert info.value.code == "invalid_reading"
+    assert store.count_readings() == 2 and len(stored(db)) == 2
+    assert store.upsert_batches([batch(0, 4), batch(0, 3, reading_type=VOLTAGE)]) == [
+        (2, 2),
+        (3, 0),
+    ]
 
 
 def test_batch_breaking_a_constraint_is_all_or_nothing(store: Store, db: Path) -> None:
@@ -151,75 +213,270 @@ def test_batch_breaking_a_constraint_is_all_or_nothing(store: Store, db: Path) -
 
 def test_failure_mid_batch_stores_nothing(store: Store, db: Path) -> None:
     """A value sqlite cannot bind in row 7 of 8: rows 0..6 were inserted, then rolled back."""
-    b = batch(0, 8)
+    b = batch(0, 8, meter_id="new-meter")
     values = b.value.astype(object)
     values[6] = {"not": "a number"}
     with pytest.raises(sqlite3.Error):
         store.upsert_readings(replace(b, value=values))
     assert store.count_readings() == 0
     assert stored(db) == []
+    # the meter row created inside the rolled-back unit is gone, and is created again
     assert store.upsert_readings(b) == (8, 0)
+    assert stored(db)[0][0] == "new-meter"
 
 
-def test_process_crash_mid_transaction(db: Path) -> None:
-    """A process killed inside a batch's transaction: after restart the committed batch is
-    all there and nothing of the open one."""
-    script = textwrap.dedent(
-        f"""
-        import os, sys
-        sys.path.insert(0, {str(PROJECT_ROOT)!r})
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from test_store import batch
-        from pipeline.store import Store
-        from pipeline.store import _INSERT_READING
-        store = Store({str(db)!r})
-        store.upsert_readings(batch(0, 10))
-        conn = store._conn
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(_INSERT_READING, [("m-1", 1, 10**9 + i, 900, i) for i in range(50)])
-        os._exit(3)
-        """
-    )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
-    assert result.returncode == 3, result.stderr.decode()
-    reopened = Store(db)
-    assert reopened.count_readings() == 10
-    assert reopened.upsert_readings(batch(0, 12)) == (2, 10)
-    reopened.close()
+def test_raw_values_are_never_overwritten(store: Store, db: Path) -> None:
+    b = batch(0, 4)
+    store.upsert_readings(b)
+    estimated = np.array([1000.0, np.nan, 1002.5, 7.0])
+    updated = store.set_validated("m-1", ENERGY, b.start_s, estimated, np.array([17, 17, 9, 10]))
+    assert updated == 4
+    rows = store.read_series("m-1", ENERGY)
+    assert rows.raw_value.tolist() == [1000, 1001, 1002, 1003]
+    assert rows.validated_value[[0, 2, 3]].tolist() == [1000.0, 1002.5, 7.0]
+    assert np.isnan(rows.validated_value[1])
+    assert rows.validated_quality.tolist() == [17, 17, 9, 10]
+    # a re-delivery does not touch either
+    assert store.upsert_readings(replace(b, value=b.value + 50)) == (0, 4)
+    assert store.read_series("m-1", ENERGY).raw_value.tolist() == [1000, 1001, 1002, 1003]
+    # and the database itself refuses to change raw columns
+    with sqlite3.connect(db) as conn, pytest.raises(sqlite3.IntegrityError, match="immutable"):
+        conn.execute("UPDATE interval_readings SET raw_value = 0")
+    assert store.read_series("m-1", ENERGY).raw_value.tolist() == [1000, 1001, 1002, 1003]
+    # unknown series or starts update nothing
+    assert store.set_validated("m-2", ENERGY, b.start_s, estimated, 17) == 0
+    assert store.set_validated("m-1", ENERGY, b.start_s + 1, estimated, 17) == 0
+
+
+def test_grouped_units_share_one_transaction(store: Store, db: Path) -> None:
+    store.begin()
+    assert store.in_transaction
+    assert store.upsert_readings(batch(0, 5)) == (5, 0)
+    durations = np.zeros(3, dtype=np.int64)
+    with pytest.raises(RejectedUpload):  # a rejected unit inside the group ...
+        store.upsert_readings(batch(5, 3, meter_id="m-2", duration_s=durations))
+    assert store.upsert_readings(batch(5, 5, meter_id="m-2")) == (5, 0)
+    assert store.count_readings() == 10  # this connection sees its open transaction
+    assert stored(db) == []  # other connections do not
+    store.commit()
+    assert not store.in_transaction
+    assert len(stored(db)) == 10  # ... cost nothing of the others
+    store.begin()
+    store.upsert_readings(batch(20, 5, meter_id="m-3"))
+    store.rollback()
+    assert store.count_readings() == 10
+    assert store.upsert_readings(batch(20, 5, meter_id="m-3")) == (5, 0)
+
+
+def test_close_commits_an_open_group(db: Path) -> None:
+    with Store(db) as first:
+        first.begin()
+        first.upsert_readings(batch(0, 6))
+    with Store(db) as second:
+        assert second.count_readings() == 6
 
 
 def test_data_survives_close_and_reopen(db: Path) -> None:
     with Store(db) as first:
         first.upsert_readings(batch(0, 6))
+        first.upsert_readings(batch(0, 6, reading_type=VOLTAGE))
     with Store(db) as second:
-        assert second.count_readings() == 6
+        assert second.count_readings() == 12
         assert second.upsert_readings(batch(0, 6)) == (0, 6)
+        assert second.upsert_readings(batch(0, 7, reading_type=VOLTAGE)) == (1, 6)
 
 
-def test_changing_units_of_a_meter_is_rejected(store: Store) -> None:
-    store.upsert_readings(batch(0, 3))
-    for changed in (batch(3, 3, uom=38), batch(3, 3, power_of_ten_multiplier=-3)):
-        with pytest.raises(RejectedUpload) as info:
-            store.upsert_readings(changed)
-        assert info.value.code == "reading_type_conflict"
-    assert store.count_readings() == 3
-    # interval length and flow direction may change: the meter row follows the latest
-    assert store.upsert_readings(batch(3, 3, interval_length_s=60)) == (3, 0)
-
-
-def test_unit_conflict_is_found_after_reopening(db: Path) -> None:
-    with Store(db) as first:
-        first.upsert_readings(batch(0, 3))
-    with Store(db) as second, pytest.raises(RejectedUpload, match="reading_type_conflict"):
-        second.upsert_readings(batch(3, 3, uom=38))
+def test_database_of_the_old_schema_is_refused(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE readings (meter_id TEXT, start_s INTEGER)")
+    with pytest.raises(ValueError, match="schema version 0"):
+        Store(db)
 
 
 def test_alerts_are_stored_once(store: Store, db: Path) -> None:
     alert = Alert("m-1", T0, "robust_z_spike", 12.5, 1400.0)
     store.add_alerts([])
-    store.add_alerts([alert], created_s=T0 + 60.0)
-    store.add_alerts([alert, Alert("m-1", T0 + 900, "robust_z_spike", -9.0, 2.0)])
+    store.add_alerts([alert], created_s=T0 + 60.0, reading_type=VOLTAGE)
+    store.add_alerts(
+        [alert, Alert("m-1", T0 + 900, "robust_z_spike", -9.0, 2.0)], reading_type=ENERGY
+    )
+    store.add_alerts([Alert("m-1", T0 + 1800, "stuck", 1.0, 0.0)])  # not about one series
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT * FROM alerts ORDER BY start_s").fetchall()
-    assert rows[0] == ("m-1", T0, "robust_z_spike", 12.5, 1400.0, T0 + 60.0)
-    assert [row[:5] for row in rows[1:]] == [("m-1", T0 + 900, "robust_z_spike", -9.0, 2.0)]
+        rows = conn.execute(
+            "SELECT a.meter_id, t.uom, a.start_s, a.kind, a.score, a.value, a.created "
+            "FROM alerts AS a LEFT JOIN reading_types AS t USING (reading_type_key) "
+            "ORDER BY a.start_s"
+        ).fetchall()
+    assert rows[0] == ("m-1", 29, T0, "robust_z_spike", 12.5, 1400.0, T0 + 60.0)
+    assert [row[:6] for row in rows[1:]] == [
+        ("m-1", 72, T0 + 900, "robust_z_spike", -9.0, 2.0),
+        ("m-1", None, T0 + 1800, "stuck", 1.0, 0.0),
+    ]
+
+
+def test_alerts_table_is_the_one_the_sinks_extend(store: Store, db: Path) -> None:
+    """pipeline.sinks inserts into the store's alerts table with its own statement (ON
+    CONFLICT (meter_id, start_s, kind)); both must agree on the key and columns."""
+    sinks = pytest.importorskip("pipeline.sinks")
+    store.add_alerts([Alert("m-1", T0, "robust_z_spike", 12.5, 1400.0)], reading_type=ENERGY)
+    with sqlite3.connect(db, isolation_level=None) as conn:
+        added = sinks.insert_alerts(
+            conn,
+            [Alert("m-1", T0, "robust_z_spike", 1.0, 1.0), Alert("m-2", T0, "x", 1.0, 1.0)],
+            created_s=T0,
+        )
+        assert added == 1
+        assert conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 2
+
+
+# --- a writer process killed in the middle of a transaction -----------------------------------
+
+WRITER = """
+import os, sys
+sys.path.insert(0, {root!r})
+sys.path.insert(0, {here!r})
+from test_store import batch, xml_upload
+from pipeline.service import Pipeline
+from pipeline.store import Store
+
+group, per_upload, mode = {group}, {per_upload}, {mode!r}
+if mode == "hold":  # the store's own grouping; stop inside the fourth group
+    store = Store({db!r})
+    upload = 0
+    while True:
+        store.begin()
+        for _ in range(group):
+            meter = f"m-{{upload % 3}}"
+            store.upsert_readings(batch(upload * per_upload, per_upload, meter_id=meter))
+            upload += 1
+        if upload > 3 * group:
+            # mid-transaction: the group is written (and spilled to the WAL), not committed
+            print("open", upload, flush=True)
+            sys.stdin.read()
+        store.commit()
+        print("committed", upload, flush=True)
+else:  # the pipeline on XML uploads, commit_every=group, until killed
+    pipeline = Pipeline({db!r}, commit_every=group)
+    upload = 0
+    while True:
+        outcome = pipeline.handle(xml_upload(upload, per_upload))
+        assert outcome.accepted, outcome.reason
+        upload += 1
+        if outcome.committed:
+            print("committed", upload, flush=True)
+"""
+
+
+def xml_upload(upload: int, per_upload: int) -> bytes:
+    """Upload number `upload` of meter m-{upload % 3}: readings upload * per_upload + i at
+    start T0 + 900 (upload * per_upload + i), value 1000 + that index (as `batch`)."""
+    meter = f"m-{upload % 3}"
+    first = upload * per_upload
+    readings = "".join(
+        f"<IntervalReading><timePeriod><duration>900</duration><start>{T0 + 900 * (first + i)}"
+        f"</start></timePeriod><value>{1000 + first + i}</value></IntervalReading>"
+        for i in range(per_upload)
+    )
+    return (
+        '<feed xmlns="http://www.w3.org/2005/Atom">'
+        f"<id>urn:imdc:upload:{meter}:{upload}</id>"
+        '<entry><content><UsagePoint xmlns="http://naesb.org/espi"/></content></entry>'
+        '<entry><content><ReadingType xmlns="http://naesb.org/espi"><flowDirection>1'
+        "</flowDirection><intervalLength>900</intervalLength><uom>72</uom></ReadingType>"
+        '</content></entry><entry><content><IntervalBlock xmlns="http://naesb.org/espi">'
+        f"{readings}</IntervalBlock></content></entry></feed>"
+    ).encode()
+
+
+def start_writer(db: Path, group: int, per_upload: int, mode: str) -> subprocess.Popen[str]:
+    script = textwrap.dedent(
+        WRITER.format(
+            root=str(PROJECT_ROOT),
+            here=str(Path(__file__).parent),
+            db=str(db),
+            group=group,
+            per_upload=per_upload,
+            mode=mode,
+        )
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def readings_per_meter(n_uploads: int, per_upload: int) -> dict[str, int]:
+    counts = {f"m-{k}": 0 for k in range(3)}
+    for upload in range(n_uploads):
+        counts[f"m-{upload % 3}"] += per_upload
+    return counts
+
+
+def check_after_restart(db: Path, committed_uploads: int, per_upload: int) -> None:
+    """Exactly the committed uploads are stored, each reading once with its value; then a
+    re-delivery of everything and 20 more uploads (at-least-once) through the pipeline
+    stores the rest and doubles nothing."""
+    with sqlite3.connect(db) as conn:
+        per_meter = dict(conn.execute("SELECT meter_id, count(*) FROM readings GROUP BY 1"))
+        wrong_values = conn.execute(
+            "SELECT count(*) FROM readings WHERE value != 1000 + (start_s - ?) / 900", (T0,)
+        ).fetchone()[0]
+    expected = readings_per_meter(committed_uploads, per_upload)
+    assert per_meter == {k: v for k, v in expected.items() if v}
+    assert wrong_values == 0
+    with Pipeline(db) as pipeline:
+        assert pipeline.store.count_readings() == committed_uploads * per_upload
+        total_uploads = committed_uploads + 20
+        outcomes = [pipeline.handle(xml_upload(u, per_upload)) for u in range(total_uploads)]
+        assert all(o.accepted for o in outcomes)
+        assert sum(o.duplicates for o in outcomes) == committed_uploads * per_upload
+        assert sum(o.inserted for o in outcomes) == 20 * per_upload
+        assert pipeline.store.count_readings() == total_uploads * per_upload
+
+
+def kill(writer: subprocess.Popen[str]) -> None:
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait(timeout=60)
+    assert writer.returncode == -signal.SIGKILL, writer.stderr.read() if writer.stderr else ""
+
+
+def test_writer_killed_while_holding_an_open_transaction(db: Path) -> None:
+    """SIGKILL while a group of uploads is written but not committed (the child says so and
+    waits): after restart the committed groups are all there and nothing of the open one."""
+    group, per_upload = 5, 400  # 2,000 rows in the open group: more than the page cache
+    writer = start_writer(db, group, per_upload, "hold")
+    committed = 0
+    assert writer.stdout is not None
+    for line in writer.stdout:
+        word, count = line.split()
+        if word == "open":
+            assert int(count) == committed + group
+            break
+        committed = int(count)
+    assert db.with_name(db.name + "-wal").stat().st_size > 0
+    kill(writer)
+    assert committed == 3 * group
+    check_after_restart(db, committed, per_upload)
+
+
+def test_pipeline_killed_at_an_arbitrary_moment(db: Path) -> None:
+    """SIGKILL while the pipeline (commit_every=4) stores upload after upload: the database
+    holds a whole number of groups, at least as many uploads as the pipeline reported
+    committed before the kill, and no reading twice."""
+    group, per_upload = 4, 15
+    writer = start_writer(db, group, per_upload, "pipeline")
+    assert writer.stdout is not None
+    reported = 0
+    for line in writer.stdout:
+        reported = int(line.split()[1])
+        if reported >= 60 * group:
+            break
+    kill(writer)
+    with Store(db) as store:
+        stored_uploads, remainder = divmod(store.count_readings(), per_upload)
+    assert remainder == 0 and stored_uploads % group == 0
+    assert stored_uploads >= reported
+    check_after_restart(db, stored_uploads, per_upload)
