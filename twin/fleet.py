@@ -25,6 +25,7 @@ from meters.device import upload_offsets_s
 from meters.energy import interval_energy_wh, quantise_register
 from meters.espi import ReadingTypeSpec
 from meters.faults import (
+    FIELD_FAULTS,
     FaultInstance,
     apply_register_faults,
     apply_source_faults,
@@ -214,7 +215,7 @@ def _fleet_faults(scenario: Scenario, spec: FleetSpec, ids: list[str]) -> list[F
     utc_offset_h = _utc_offset_h(scenario.timezone, scenario.start)
     faults = []
     for f in scenario.faults:
-        if f.meter in row and f.kind not in ("cell_outage", "malformed_upload", "meter_power_loss"):
+        if f.meter in row and f.kind in FIELD_FAULTS:
             params = f.param_dict
             if "utc_offset_h" in params:
                 params["utc_offset_h"] = utc_offset_h

@@ -1,12 +1,16 @@
-"""Hostile and malformed upload bodies for fault injection (DESIGN.md §9).
+"""Hostile and malformed uploads for fault injection (DESIGN.md §9).
 
-Each builder takes the genuine upload body and returns what an attacker or a broken meter
-would send instead; the pipeline must reject all of them with a reason.
+``HOSTILE_PAYLOADS`` take the genuine upload body and return what an attacker or a broken
+meter would send instead (the meter then seals it as usual); ``TAMPERED_ENVELOPES`` forge
+or alter the authenticated envelope itself. The pipeline must reject all of them with a
+reason, and count them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+from pipeline.auth import seal
 
 
 def billion_laughs(body: bytes) -> bytes:
@@ -38,4 +42,32 @@ HOSTILE_PAYLOADS: dict[str, Callable[[bytes], bytes]] = {
     "billion_laughs": billion_laughs,
     "external_entity": external_entity,
     "truncated": truncated,
+}
+
+
+def bad_signature(body: bytes, meter_id: str, seq: int, key: bytes) -> bytes:
+    """The genuine envelope with one byte of the body changed in transit (a man in the
+    middle rewriting a value): the MAC no longer matches."""
+    envelope = bytearray(seal(meter_id, seq, body, key))
+    envelope[-2] ^= 0x01  # the MAC is checked, and fails, before anything is parsed
+    return bytes(envelope)
+
+
+def unknown_meter(body: bytes, meter_id: str, seq: int, key: bytes) -> bytes:
+    """A device that is not in the MDC's keyring sends the same data under its own id."""
+    return seal(f"rogue-{meter_id}"[:64], seq, body, key)
+
+
+def replayed_sequence(body: bytes, meter_id: str, seq: int, key: bytes) -> bytes:
+    """A captured key used to resend sequence number 0 with other content: the feed id and
+    the envelope both say 0, but the MDC already accepted a different upload 0: a replay."""
+    feed_id = f"urn:imdc:upload:{meter_id}:{seq}</id>".encode()
+    replayed = body.replace(feed_id, f"urn:imdc:upload:{meter_id}:0</id>".encode(), 1)
+    return seal(meter_id, 0, replayed, key)
+
+
+TAMPERED_ENVELOPES: dict[str, Callable[[bytes, str, int, bytes], bytes]] = {
+    "bad_signature": bad_signature,
+    "unknown_meter": unknown_meter,
+    "replayed_sequence": replayed_sequence,
 }

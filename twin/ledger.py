@@ -30,6 +30,7 @@ LOSS_CAUSES: tuple[str, ...] = (
     "meter_unpowered",  # produced while the meter had no power: never recorded
     "label_collision",  # a clock jump gave it the label of a reading already stored
     "rejected_invalid",
+    "rejected_auth",  # unknown meter, bad signature or replay (pipeline.auth)
 )
 
 

@@ -12,14 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.analyze import RobustZScoreDetector
+from pipeline.auth import Keyring
 from pipeline.service import Pipeline
 from twin.bridge import SERVICE_TIME_MODES, load_cost_model
 from twin.errors import ScenarioError
-from twin.fleet import build_fleets
+from twin.fleet import FleetData, build_fleets
 from twin.ledger import LedgerError
 from twin.progress import ProgressBar
 from twin.results import Kpis, LatencyStats, Results
+from twin.rng import component_rng
 from twin.scenario import Scenario
 from twin.timeseries import timeseries_table, write_csv, write_records
 from twin.world import World
@@ -42,6 +43,16 @@ def scenario_record(scenario: Scenario) -> dict[str, Any]:
     data = dataclasses.asdict(scenario)
     data["start"] = scenario.start.isoformat().replace("+00:00", "Z")
     return data
+
+
+def meter_keys(scenario: Scenario, fleets: list[FleetData]) -> dict[str, bytes]:
+    """Each meter's 32-byte HMAC-SHA256 key (RFC 2104: a key as long as the hash output),
+    drawn from the meter's own stream: the keyring the MDC is provisioned with."""
+    return {
+        m: component_rng(scenario.seed, f"meter/{m}/hmac-key").bytes(32)
+        for f in fleets
+        for m in f.meter_ids
+    }
 
 
 def _fresh_store(path: Path) -> None:
@@ -74,12 +85,10 @@ def run(
         folder.mkdir(parents=True, exist_ok=True)
         store_path = folder / STORE_NAME
         _fresh_store(store_path)
-        detector = RobustZScoreDetector(
-            window=scenario.pipeline.alert_window, threshold=scenario.pipeline.alert_threshold
-        )
-        pipeline = Pipeline(store_path, detector=detector)
+        keys = meter_keys(scenario, fleets) if scenario.pipeline.authenticate else None
+        pipeline = Pipeline(store_path, keyring=Keyring(keys) if keys is not None else None)
         bar = ProgressBar(scenario.duration_s) if progress else None
-        world = World(scenario, seed, fleets, pipeline, service_time, bar, audit_every_s)
+        world = World(scenario, seed, fleets, pipeline, service_time, bar, audit_every_s, keys)
         try:
             world.run()
         finally:

@@ -70,8 +70,10 @@ class MdcSpec:
 class PipelineSpec:
     service_time: str = "calibrated"
     cost_model: str = "default"  # "default" = the committed twin/data/cost_model.json
-    alert_window: int = 60
-    alert_threshold: float = 8.0
+    #: Uploads come in HMAC envelopes sealed with each meter's key (pipeline.auth).
+    authenticate: bool = True
+    #: How often the MDC runs its batch analytics (VEE, fault detectors) over new data, s.
+    analytics_every_s: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,11 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
             )
     pipeline = _pipeline(root.table("pipeline"))
     faults = tuple(parse_fault(t, fleets, duration_s) for t in root.tables("fault"))
+    for index, fault in enumerate(faults):
+        if fault.kind == "tampered_upload" and not pipeline.authenticate:
+            raise ScenarioError(
+                f"fault.{index}.kind", fault.kind, "pipeline.authenticate = true (uploads sealed)"
+            )
     root.finish()
     return Scenario(
         name,
@@ -292,8 +299,8 @@ def _pipeline(table: Table) -> PipelineSpec:
     spec = PipelineSpec(
         service_time=table.string("service_time", "calibrated", choices=SERVICE_TIME_MODES),
         cost_model=table.string("cost_model", "default"),
-        alert_window=table.integer("alert_window", 60, 4, 100_000),
-        alert_threshold=table.number("alert_threshold", 8.0, 0.0, exclusive_minimum=True),
+        authenticate=table.boolean("authenticate", True),
+        analytics_every_s=table.duration_s("analytics_every", "1h"),
     )
     load_cost_model(spec.cost_model)  # raises a ScenarioError naming the key if unusable
     table.finish()

@@ -12,13 +12,13 @@ from dataclasses import dataclass, replace
 
 from meters.faults import FIELD_FAULTS
 from twin.errors import ScenarioError
-from twin.hostile import HOSTILE_PAYLOADS
+from twin.hostile import HOSTILE_PAYLOADS, TAMPERED_ENVELOPES
 from twin.scenario_field import FleetSpec, meter_exists
 from twin.schema import Table
 
 #: Faults the twin's world injects itself (the network, the meter's power supply, hostile
 #: uploads); field faults come from meters.faults.FIELD_FAULTS.
-WORLD_FAULT_KINDS = ("cell_outage", "malformed_upload", "meter_power_loss")
+WORLD_FAULT_KINDS = ("cell_outage", "malformed_upload", "meter_power_loss", "tampered_upload")
 FAULT_KINDS = WORLD_FAULT_KINDS + tuple(sorted(FIELD_FAULTS))
 _METER_EXPECTED = "a meter id such as 'pv-00000' (fleet name, '-', index)"
 
@@ -56,6 +56,12 @@ def parse_fault(table: Table, fleets: tuple[FleetSpec, ...], duration_s: float) 
             fault,
             meter=_meter(table, fleets)[0],
             payload=table.string("payload", choices=tuple(HOSTILE_PAYLOADS)),
+        )
+    elif kind == "tampered_upload":
+        fault = replace(
+            fault,
+            meter=_meter(table, fleets)[0],
+            payload=table.string("payload", choices=tuple(TAMPERED_ENVELOPES)),
         )
     elif kind == "meter_power_loss":
         fault = replace(

@@ -234,7 +234,7 @@ def _meter(table: Table) -> MeterSpec:
         upload_jitter_s=table.duration_s(
             "upload_jitter", format_duration(upload_s), positive=False
         ),
-        herd=_boolean(table, "herd", False),
+        herd=table.boolean("herd", False),
         accuracy_class=table.string("accuracy_class", "0.5S", choices=tuple(ACCURACY_CLASSES)),
         channels=tuple(channels),
         nominal_voltage_v=table.number("nominal_voltage_v", 230.0, 50.0, 1000.0),
@@ -251,13 +251,6 @@ def _meter(table: Table) -> MeterSpec:
         )
     table.finish()
     return meter
-
-
-def _boolean(table: Table, name: str, default: bool) -> bool:
-    value = table.raw(name, default)
-    if not isinstance(value, bool):
-        raise ScenarioError(table.key(name), value, "true or false")
-    return value
 
 
 def _load(table: Table) -> LoadSpec | None:
@@ -313,7 +306,7 @@ def parse_fleet(table: Table) -> FleetSpec:
                 "roughness_length_m", 0.15, 0.0, 2.0, exclusive_minimum=True
             ),
             wind_profile=table.string("wind_profile", "logarithmic", choices=tuple(WIND_PROFILES)),
-            density_correction=_boolean(table, "density_correction", True),
+            density_correction=table.boolean("density_correction", True),
         )
         types = turbine_types()
         if fleet.turbine not in types:

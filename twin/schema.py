@@ -86,6 +86,12 @@ class Table:
         value = self.raw(name, default)
         return check_number(self.key(name), value, minimum, maximum, exclusive_minimum)
 
+    def boolean(self, name: str, default: Any = _MISSING) -> bool:
+        value = self.raw(name, default)
+        if not isinstance(value, bool):
+            raise ScenarioError(self.key(name), value, "true or false")
+        return value
+
     def duration_s(self, name: str, default: Any = _MISSING, positive: bool = True) -> float:
         value = self.raw(name, default)
         expected = 'a duration string such as "90s", "15min", "2h" or "1d"'

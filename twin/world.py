@@ -19,10 +19,11 @@ from hw_models.server import Server, ServerPool
 from meters.device import MeterBuffers, upload_schedule
 from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
 from network.cellular import Cell
+from pipeline.auth import seal
 from pipeline.service import Pipeline
 from twin.bridge import ServiceTime
 from twin.fleet import FleetData
-from twin.hostile import HOSTILE_PAYLOADS
+from twin.hostile import HOSTILE_PAYLOADS, TAMPERED_ENVELOPES
 from twin.ledger import Ledger, LedgerError
 from twin.rng import component_rng
 from twin.scenario import FaultSpec, Scenario
@@ -58,6 +59,7 @@ class World:
         service_time: ServiceTime,
         progress: Callable[[float], None] | None = None,
         audit_every_s: float | None = None,
+        keys: dict[str, bytes] | None = None,
     ) -> None:
         self.scenario = scenario
         self.seed = seed
@@ -67,6 +69,7 @@ class World:
         self.progress = progress
         self.audit_every_s = audit_every_s
         self.counters = Counters()
+        self.keys = keys  # per-meter HMAC keys: uploads are sealed when given
         self.samples: list[tuple[float, ...]] = []
         self.epoch_s = int(scenario.start.timestamp())
 
@@ -123,7 +126,7 @@ class World:
             if fault.kind == "cell_outage":
                 self.cells[fault.region].add_outage(fault.at_s, fault.at_s + fault.duration_s)
                 entry |= {"region": fault.region, "duration_s": fault.duration_s}
-            elif fault.kind == "malformed_upload":
+            elif fault.kind in ("malformed_upload", "tampered_upload"):
                 self.hostile.setdefault(fault.meter, []).append((fault.at_s, index))
                 entry |= {
                     "meter_id": fault.meter,
@@ -259,12 +262,18 @@ class World:
             self.epoch_s + int(self.env.now),
             self.local_time,
         )
-        pending = self.hostile.get(self.meter_ids[m])
+        meter_id = self.meter_ids[m]
+        key = self.keys[meter_id] if self.keys is not None else b""
+        pending = self.hostile.get(meter_id)
         if pending and self.env.now >= pending[0][0]:
             index = pending.pop(0)[1]
             self.fault_log[index]["sent_at_s"] = self.env.now
-            return HOSTILE_PAYLOADS[self.scenario.faults[index].payload](body), index
-        return body, None
+            fault = self.scenario.faults[index]
+            if fault.kind == "tampered_upload":
+                return TAMPERED_ENVELOPES[fault.payload](body, meter_id, seq, key), index
+            body = HOSTILE_PAYLOADS[fault.payload](body)
+            return (seal(meter_id, seq, body, key) if key else body), index
+        return (seal(meter_id, seq, body, key) if key else body), None
 
     def _labels_s(self, m: int, lo: int, hi: int) -> np.ndarray:
         """Interval starts (s after the run's start) meter ``m`` writes for readings
@@ -353,7 +362,8 @@ class World:
                     )
                 self.counters.alerts += outcome.alerts
             else:
-                self.ledger.drop_copy(m, lo, hi, "rejected_invalid")
+                auth = (outcome.reason or "").startswith("auth_")
+                self.ledger.drop_copy(m, lo, hi, "rejected_auth" if auth else "rejected_invalid")
                 self.counters.uploads_rejected += 1
                 self.counters.rejections.append(
                     {

@@ -67,7 +67,8 @@ def test_overrides_address_items_by_name() -> None:
             "fleet.wind.roughness_length_m",
             "a number in (0.0, 2.0]",
         ),
-        ("pipeline.alert_window=100000000000", "pipeline.alert_window", "[4, 100000]"),
+        ("pipeline.authenticate=1", "pipeline.authenticate", "true or false"),
+        ('pipeline.analytics_every="0s"', "pipeline.analytics_every", "greater than zero"),
         ('scenario.start="9999-12-31T12:00:00Z"', "scenario.start", "[1900, 2200]"),
         ("network.cellular.max_attempts=5000", "network.cellular.max_attempts", "[1, 1000]"),
         (
