@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
+from typing import Any
+
 import numpy as np
 import simpy
 
@@ -34,7 +37,7 @@ def _run_attempts(cell: Cell, n: int, size_bytes: int) -> list[bool]:
     results: list[bool] = []
     rng = np.random.default_rng(3)
 
-    def go() -> object:
+    def go() -> Generator[simpy.Event, Any, None]:
         for _ in range(n):
             r = yield from cell.attempt(size_bytes, rng)
             results.append(r.delivered)
