@@ -4,7 +4,8 @@ Closed forms in ``hw_models.queueing`` are checked against published values; the
 ``ServerPool`` with ``count=1, cores=c`` (a single FIFO M/M/c queue) is driven with Poisson
 arrivals and its mean waiting time is compared with Erlang C (and, with constant service,
 M/D/1 with Pollaczek-Khinchine) inside a confidence interval over independent
-replications. Little's law is checked on every simulated run from its event trace.
+replications. Little's law is checked on every simulated run from its event trace, and the
+pool's own ``LittleLawMonitor`` is checked against that trace.
 Nothing here compares with a pinned seeded number (DESIGN.md §10).
 """
 
@@ -22,6 +23,7 @@ import simpy
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
+from hw_models.little import LittleLawReport
 from hw_models.queueing import (
     erlang_b_blocking_probability,
     erlang_c_wait_probability,
@@ -150,6 +152,7 @@ class Run:
     time_avg_in_system: float  # L, from the event trace over the window
     arrival_rate_per_s: float  # observed arrivals / window length
     mean_sojourn_s: float  # W, arrival to departure, over measured jobs
+    monitor: LittleLawReport  # the pool's own LittleLawMonitor over the same window
 
 
 def simulate(
@@ -192,7 +195,16 @@ def simulate(
                 return
             env.process(job(i))
 
+    reports: list[LittleLawReport] = []
+
+    def observe() -> Generator[simpy.Event, Any, None]:
+        yield env.timeout(warmup_s)
+        pool.little.reset(env.now)
+        yield env.timeout(horizon_s - warmup_s)
+        reports.append(pool.little.report(env.now))
+
     env.process(arrivals())
+    env.process(observe())
     env.run()
 
     seen = ~np.isnan(arrived)
@@ -207,6 +219,7 @@ def simulate(
         time_avg_in_system=float(in_window_s.sum() / window_s),
         arrival_rate_per_s=float(measured.sum() / window_s),
         mean_sojourn_s=float(np.mean(d[measured] - a[measured])),
+        monitor=reports[0],
     )
 
 
@@ -258,10 +271,18 @@ def replicate(
 
 def assert_littles_law(runs: list[Run]) -> None:
     """L = lambda W on every run, from its own trace. The two sides differ only by the jobs
-    straddling the window edges, a few L*W out of L*window: well under 2 %."""
+    straddling the window edges, a few L*W out of L*window: well under 2 %.
+
+    The pool's LittleLawMonitor, attached to the same run, must agree with the trace: the
+    same L (both integrate N(t) over the window exactly) and lambda, and its own L vs
+    lambda W within the same 2 % (its W counts only the jobs that left by the horizon)."""
     for run in runs:
         lam_w = run.arrival_rate_per_s * run.mean_sojourn_s
         assert run.time_avg_in_system == pytest.approx(lam_w, rel=0.02), run
+        report = run.monitor
+        assert report.time_avg_in_system == pytest.approx(run.time_avg_in_system, rel=1e-9)
+        assert report.arrival_rate_per_s == pytest.approx(run.arrival_rate_per_s, rel=1e-12)
+        assert report.relative_error < 0.02, report
 
 
 # A wait below a millisecond (service times are 1 s) is beyond what a run can resolve:

@@ -1,4 +1,5 @@
-"""MDC server pool: shortest-queue dispatch, busy-time accounting, utilisation vs theory."""
+"""MDC server pool: shortest-queue dispatch, busy-time accounting, utilisation vs theory,
+service demand (speed, disk, accelerator) and the RAM budget's push-back."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ from collections.abc import Generator
 from typing import Any
 
 import numpy as np
+import pytest
 import simpy
 
-from hw_models.server import Server, ServerPool
+from hw_models.accelerator import GpuBatcher
+from hw_models.catalog import AcceleratorSku
+from hw_models.server import Server, ServerPool, ServiceDemand
 
 
 def test_busy_fraction_counts_finished_and_ongoing_work() -> None:
@@ -66,3 +70,125 @@ def test_utilisation_of_an_mmc_pool_matches_offered_load() -> None:
     env.run(until=200_000.0)
     rho = rate_per_s * mean_service_s / 4
     assert abs(pool.servers[0].busy_fraction(200_000.0) - rho) < 0.02
+
+
+# ---------------------------------------------------------------------------------------
+# Service demand: per-stage times scaled by speed, disk writes, accelerator offload
+# ---------------------------------------------------------------------------------------
+
+
+def test_stage_times_scale_with_speed_and_disk_writes_add_time() -> None:
+    env = simpy.Environment()
+    pool = ServerPool.build(env, "m", 1, 1, 2.0, disk_write_bps=1e6)
+    demand = ServiceDemand({"fetch": 1.0, "process": 2.0, "store": 0.5, "analyze": 0.5}, 250_000)
+    done: list[float] = []
+
+    def job() -> Generator[simpy.Event, Any, None]:
+        done.append((yield from pool.serve(lambda server: demand)))
+
+    env.process(job())
+    env.run()
+    # 4 s of CPU at speed 2 = 2 s, plus 250 kB at 1 MB/s = 0.25 s
+    assert done == [pytest.approx(2.25)]
+    assert env.now == pytest.approx(2.25)
+    server = pool.servers[0]
+    assert server.stage_busy_s == {"fetch": 0.5, "process": 1.0, "store": 0.25, "analyze": 0.25}
+    assert server.disk_busy_s == pytest.approx(0.25)
+    assert server.busy_s == pytest.approx(2.25)
+
+
+def test_offloaded_stage_runs_on_the_accelerator_after_the_core_is_freed() -> None:
+    env = simpy.Environment()
+    gpu_sku = AcceleratorSku("g", "test gpu", 10.0, 70.0, 0.1, 1e-3, 1000, 0.0)
+    gpu = GpuBatcher(env, gpu_sku, max_wait_s=0.0)
+    pool = ServerPool.build(env, "m", 1, 1, 1.0, accelerator=gpu)
+    demand = ServiceDemand({"process": 1.0, "analyze": 5.0}, offload_items=100)
+    finished: list[float] = []
+    committed: list[float] = []
+
+    def job() -> Generator[simpy.Event, Any, None]:
+        yield from pool.serve(lambda server: demand, on_commit=lambda s: committed.append(env.now))
+        finished.append(env.now)
+
+    env.process(job())
+    env.run()
+    # the core is held for "process" only (1 s); analyze is a GPU batch of 100 readings
+    assert committed == [1.0]
+    assert finished == [pytest.approx(1.0 + 0.1 + 100 * 1e-3)]
+    assert pool.servers[0].busy_s == 1.0
+    assert gpu.batches == 1 and gpu.items == 100
+
+
+# ---------------------------------------------------------------------------------------
+# RAM budget: push-back, never a drop
+# ---------------------------------------------------------------------------------------
+
+
+def test_ram_budget_pushes_back_never_drops_and_bounds_memory() -> None:
+    env = simpy.Environment()
+    budget = 10_000
+    pool = ServerPool.build(env, "m", 2, 1, 1.0, ram_budget_bytes=budget)
+    started: list[int] = []
+    finished: list[int] = []
+    memory: list[int] = []
+
+    def job(i: int, size: int) -> Generator[simpy.Event, Any, None]:
+        def work(server: Server) -> float:
+            started.append(i)
+            memory.append(pool.memory_used_bytes)
+            return 1.0
+
+        yield from pool.serve(work, size_bytes=size)
+        finished.append(i)
+
+    sizes = [1_000 + 37 * (i % 11) for i in range(200)]  # all arrive at t = 0
+    for i, size in enumerate(sizes):
+        env.process(job(i, size))
+    env.run()
+    assert sorted(finished) == list(range(200))  # every upload served: nothing dropped
+    assert started == list(range(200))  # FIFO: nothing overtook an earlier upload
+    assert max(memory) <= budget and pool.memory_peak_bytes <= budget
+    assert pool.memory_peak_bytes > budget - max(sizes)  # the budget is actually used
+    assert pool.admission_waits > 150 and pool.admission_wait_s > 0
+    assert pool.memory_used_bytes == 0 and pool.in_memory() == 0
+    assert pool.lost == []
+
+
+def test_an_upload_larger_than_the_budget_is_admitted_alone() -> None:
+    env = simpy.Environment()
+    pool = ServerPool.build(env, "m", 1, 4, 1.0, ram_budget_bytes=1_000)
+    order: list[str] = []
+
+    def job(name: str, size: int) -> Generator[simpy.Event, Any, None]:
+        def work(server: Server) -> float:
+            order.append(name)
+            return 1.0
+
+        yield from pool.serve(work, size_bytes=size)
+
+    env.process(job("small", 600))
+    env.process(job("huge", 5_000))
+    env.process(job("after", 100))  # may not overtake "huge"
+    env.run()
+    assert order == ["small", "huge", "after"]
+    assert pool.memory_peak_bytes == 5_000
+
+
+def test_admit_event_then_serve_with_admitted_bytes() -> None:
+    env = simpy.Environment()
+    pool = ServerPool.build(env, "m", 1, 1, 1.0, ram_budget_bytes=1_500)
+    acknowledged: list[float] = []
+
+    def gateway(size: int) -> Generator[simpy.Event, Any, None]:
+        yield pool.admit(size)  # the gateway acknowledges only what it could take in
+        acknowledged.append(env.now)
+        env.process(worker(size))
+
+    def worker(size: int) -> Generator[simpy.Event, Any, None]:
+        yield from pool.serve(lambda server: 2.0, size_bytes=size, admitted=True)
+
+    for _ in range(3):
+        env.process(gateway(1_000))
+    env.run()
+    assert acknowledged == [0.0, 2.0, 4.0]
+    assert pool.memory_used_bytes == 0
