@@ -9,12 +9,19 @@ and the MAD, on the first 200 k points, per point). DESIGN §7 measured 26 s for
 points/s are printed (run with ``-s``) and stored in the benchmark's extra_info.
 
     .venv/bin/pytest bench/test_analytics_bench.py -s
+
+`test_pipeline_analyze_steady_state` measures `pipeline.service.Pipeline.analyze` as an MDC
+runs it: every hour, 20 PV meters of 1-minute readings with three weeks of history (604,800
+points per call), one new hour each; the gate is its cost per point against a bare `vee`
+(VEE alone, in memory) over the same windows in the same run.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +29,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from pipeline.analytics import SiteMeta, expected_energy_wh
 from pipeline.kernels import MAD_TO_SIGMA, rolling_median, rolling_robust_z
+from pipeline.process import ReadingBatch, ReadingType
+from pipeline.service import Pipeline
 from pipeline.vee import VeeLimits, vee
 
 N = 2_000_000  # points of the kernel benchmark: ~4 years of 1-minute readings
@@ -137,3 +146,68 @@ def test_clear_sky_expectation_throughput(benchmark: Any) -> None:
     benchmark.pedantic(expected_energy_wh, args=(site, starts, 60), rounds=3, iterations=1)
     seconds = median_s(benchmark, lambda: expected_energy_wh(site, starts, 60))
     report(benchmark, "clear-sky expected energy (NOAA + Ineichen + POA)", n, seconds)
+
+
+def test_pipeline_analyze_steady_state(benchmark: Any) -> None:
+    n_sites, step, days = 20, 60, 21
+    n = days * 86_400 // step
+    hour = 3600 // step
+    rounds = 5
+    rt = ReadingType(72, 0, step, 19, kind=12)
+    rng = np.random.default_rng(7)
+    starts = T0 + step * np.arange(n + (rounds + 3) * hour, dtype=np.int64)
+    with tempfile.TemporaryDirectory() as tmp, Pipeline(Path(tmp) / "bench.sqlite") as pipe:
+        values: dict[str, np.ndarray] = {}
+        for i in range(n_sites):
+            site = SiteMeta(f"pv-{i}", "pv", 20_000.0, 36.0, -80.0, 200.0, 25.0, 180.0)
+            pipe.register_site(site)
+            energy = expected_energy_wh(site, starts, step) * 0.85
+            values[site.site_id] = np.round(
+                energy * (1 + 0.003 * rng.standard_normal(energy.size))
+            ).astype(np.int64)
+
+        def deliver(lo: int, hi: int) -> None:
+            for meter_id, v in values.items():
+                batch = ReadingBatch.of(
+                    meter_id, lo, rt, starts[lo:hi], np.full(hi - lo, step, np.int64), v[lo:hi]
+                )
+                pipe._analyze((batch,), pipe.store.upsert_batches([batch]))
+
+        deliver(0, n)
+        t = time.perf_counter()
+        first = pipe.analyze(int(starts[n]))
+        first_s = time.perf_counter() - t
+        clock = {"end": n}
+
+        def next_hour() -> tuple[tuple[int], dict[str, Any]]:
+            lo = clock["end"]
+            clock["end"] = lo + hour
+            deliver(lo, lo + hour)
+            return (int(starts[lo + hour]),), {}
+
+        benchmark.pedantic(pipe.analyze, setup=next_hour, rounds=rounds, iterations=1)
+        (now,), _ = next_hour()
+        t = time.perf_counter()
+        points = pipe.analyze(now).points_analysed  # the same work as one round
+        seconds = (
+            float(benchmark.stats.stats.median)
+            if benchmark.stats is not None
+            else time.perf_counter() - t
+        )
+        windows = [
+            (starts[clock["end"] - n : clock["end"]], v[clock["end"] - n : clock["end"]])
+            for v in values.values()
+        ]
+        limits = VeeLimits(max_value=400.0, stuck_exempt_at_or_above=300.0)
+        ref_s = best_of(lambda: [vee(s_, v_, step, limits) for s_, v_ in windows])[0]
+    report(
+        benchmark, "Pipeline.analyze, steady state (20 series x 3 weeks of 1-min)",
+        points, seconds, us_per_1000_points=seconds / points * 1e9,
+        first_pass_us_per_1000_points=first_s / first.points_analysed * 1e9,
+        ratio_vs_bare_vee=seconds / ref_s,
+    )
+    first_us = first_s / first.points_analysed * 1e9
+    print(f"first pass (every row validated and written): {first_us:.0f} us per 1000 points")
+    assert first.points_analysed == n_sites * n
+    # the steady state reads only the new hour, writes only its rows: a few bare VEE runs
+    assert seconds / ref_s <= 8.0, f"analyze costs {seconds / ref_s:.1f}x a bare VEE pass"

@@ -944,6 +944,11 @@ def detect_soiling(
     performance ratio from the ramp fit; `Detection.start_s` and `end_s` are the fitted
     start and end of the decline (the end is the last evidence while it goes on).
     """
+    # a series touches at most span // 1 day + 2 local days: too few for any window
+    if series.n * series.interval_length_s // _SECONDS_PER_DAY + 2 < min(
+        params.soiling_window_days
+    ):
+        return []
     daily = daily_performance(site, series, expected_wh, params)
     n_days = daily.day_start_s.shape[0]
     y = np.where(daily.clear, daily.median_ratio, np.nan)

@@ -1,4 +1,11 @@
-"""Analyze stage: streaming anomaly detection on interval energy, per meter.
+"""Analyze stage: streaming anomaly detection on interval energy, per meter (opt-in).
+
+`pipeline.service.Pipeline` runs this detector on every upload only when given one
+(``detector=``): on real-looking data (clouds, gusts, a net meter switching between import
+and export, meter noise) a z-score of each upload against the last hour fires thousands of
+false alerts a day, so faults are found by the batch analysis instead
+(`pipeline.service.Pipeline.analyze`: VEE and the site detectors of `pipeline.analytics`
+over the stored history). It stays for backward compatibility and for experiments.
 
 `RobustZScoreDetector` scores each new reading's first difference (the change of interval
 energy from the previous interval) against the recent differences of the same meter with

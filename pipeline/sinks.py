@@ -5,8 +5,10 @@ detector's `pipeline.analyze.Alert` records (see `alert_record`).
 
 **Database.** `insert_alerts` writes into a table ``alerts`` of any sqlite3 connection,
 idempotently (one row per ``(meter_id, start_s, kind)``; re-inserting is a no-op), in one
-transaction. The table (`ALERTS_SCHEMA_SQL`) extends the one `pipeline.store.Store`
-creates with three nullable columns, so both kinds of alert share it:
+transaction. The table (`ALERTS_SCHEMA_SQL`) has the columns of the one
+`pipeline.store.Store` creates (which adds ``reading_type_key``, the series an alert is
+about), so both kinds of alert share it; `ensure_alerts_table` adds the three nullable
+columns to a table of an older store:
 
 =============  =======  ============================================================
 column         type     meaning

@@ -139,7 +139,7 @@ def test_rejects_bad_parameters_and_shapes() -> None:
         {"mad_floor_fraction": -0.1},
     ):
         with pytest.raises(ValueError):
-            RobustZScoreDetector(**kwargs)  # type: ignore[arg-type]
+            RobustZScoreDetector(**kwargs)
     with pytest.raises(ValueError, match="equal length"):
         RobustZScoreDetector().update("m", starts(3), np.arange(4))
 

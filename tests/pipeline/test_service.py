@@ -165,17 +165,31 @@ def test_stage_costs_with_a_clock(pipe: Pipeline) -> None:
     assert outcome.stage_ns == dict.fromkeys(STAGES, 10)
 
 
-def test_spike_alert_is_stored(pipe: Pipeline, db: Path) -> None:
+def test_no_per_upload_alerts_by_default(pipe: Pipeline, db: Path) -> None:
+    """Per-upload scoring is opt-in: the default pipeline raises nothing in `handle`, even
+    on a spike the opt-in detector catches (faults are found by `Pipeline.analyze`)."""
+    assert pipe.detector is None
     values = quiet(120)
     values[100] += 500
     outcomes = [pipe.handle(upload(values[i : i + 15], i)) for i in range(0, 120, 15)]
-    assert [o.alerts for o in outcomes] == [0] * 6 + [1, 0]
+    assert [o.alerts for o in outcomes] == [0] * 8
+    assert all(o.accepted and o.inserted == 15 for o in outcomes)
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT meter_id, start_s, kind, value FROM alerts").fetchall()
-    assert rows == [("pv-1", T0 + STEP_S * 100, "robust_z_spike", float(values[100]))]
-    # a re-delivered upload stores nothing and alerts nothing
-    again = pipe.handle(upload(values[90:105], 90))
-    assert (again.inserted, again.alerts) == (0, 0)
+        assert conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
+
+
+def test_spike_alert_is_stored_with_the_opt_in_detector(db: Path) -> None:
+    values = quiet(120)
+    values[100] += 500
+    with Pipeline(db, detector=RobustZScoreDetector()) as pipe:
+        outcomes = [pipe.handle(upload(values[i : i + 15], i)) for i in range(0, 120, 15)]
+        assert [o.alerts for o in outcomes] == [0] * 6 + [1, 0]
+        with sqlite3.connect(db) as conn:
+            rows = conn.execute("SELECT meter_id, start_s, kind, value FROM alerts").fetchall()
+        assert rows == [("pv-1", T0 + STEP_S * 100, "robust_z_spike", float(values[100]))]
+        # a re-delivered upload stores nothing and alerts nothing
+        again = pipe.handle(upload(values[90:105], 90))
+        assert (again.inserted, again.alerts) == (0, 0)
 
 
 def test_flow_directions_get_their_own_detector(db: Path) -> None:
@@ -446,7 +460,7 @@ def test_batched_commit_stores_exactly_what_per_upload_commit_stores(tmp_path: P
     runs = []
     for every in (1, 4):
         db = tmp_path / f"every-{every}.sqlite"
-        with Pipeline(db, commit_every=every) as pipe:
+        with Pipeline(db, detector=RobustZScoreDetector(), commit_every=every) as pipe:
             outcomes = [pipe.handle(body) for body in bodies]
             rejections = dict(pipe.rejections)
         runs.append((outcomes, rejections, database_content(db)))

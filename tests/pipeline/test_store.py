@@ -480,3 +480,104 @@ def test_pipeline_killed_at_an_arbitrary_moment(db: Path) -> None:
     assert remainder == 0 and stored_uploads % group == 0
     assert stored_uploads >= reported
     check_after_restart(db, stored_uploads, per_upload)
+
+
+# --- fast reads, the asset registry and batch detections ------------------------------------
+
+
+def test_read_series_columns_match_a_plain_query(store: Store, db: Path) -> None:
+    """read_series (decimal group_concat + exceptions query) returns what a plain SELECT
+    returns, odd durations, raw qualities, NULLs and edited values included."""
+    b = batch(0, 50, quality=np.where(np.arange(50) % 7 == 0, 10, QUALITY_NONE))
+    durations = np.full(50, 900, dtype=np.int64)
+    durations[[3, 40]] = [600, 1200]
+    b = replace(b, duration_s=durations, value=b.value - 1030)  # negative values too
+    store.upsert_readings(b)
+    validated = b.value.astype(float)
+    validated[[5, 6]] = [12.25, np.nan]
+    quality = np.zeros(50, dtype=np.int64)
+    quality[[5, 6]] = [9, 10]
+    store.set_validated("m-1", ENERGY, b.start_s[:45], validated[:45], quality[:45])
+    rows = store.read_series("m-1", ENERGY, int(b.start_s[2]), int(b.start_s[48]))
+    with sqlite3.connect(db) as conn:
+        plain = conn.execute(
+            "SELECT start_s, duration_s, value, raw_quality, validated_value, validated_quality"
+            " FROM readings WHERE start_s BETWEEN ? AND ? ORDER BY start_s",
+            (int(b.start_s[2]), int(b.start_s[48])),
+        ).fetchall()
+    assert rows.start_s.tolist() == [r[0] for r in plain]
+    assert rows.duration_s.tolist() == [r[1] for r in plain]
+    assert rows.raw_value.tolist() == [r[2] for r in plain]
+    assert rows.raw_quality.tolist() == [QUALITY_NONE if r[3] is None else r[3] for r in plain]
+    want = np.array([np.nan if r[4] is None else r[4] for r in plain])
+    np.testing.assert_array_equal(rows.validated_value, want)
+    want_quality = [QUALITY_NONE if r[5] is None else r[5] for r in plain]
+    assert rows.validated_quality.tolist() == want_quality
+    assert rows.validated_value[3] == 12.25 and np.isnan(rows.validated_value[4])
+
+
+def test_series_skip_scan_and_reading_types_of(store: Store) -> None:
+    store.upsert_readings(batch(0, 3, meter_id="b"))
+    store.upsert_readings(batch(0, 3, meter_id="a", reading_type=VOLTAGE))
+    store.upsert_readings(batch(0, 3, meter_id="a"))
+    assert store.series() == [("a", ENERGY), ("a", VOLTAGE), ("b", ENERGY)]
+    assert store.reading_types_of("a") == [ENERGY, VOLTAGE]
+    assert store.reading_types_of("b") == [ENERGY]
+    assert store.reading_types_of("nobody") == []
+
+
+def test_sites_round_trip_and_replace(db: Path) -> None:
+    from dataclasses import fields
+
+    import pipeline.analytics as analytics
+    from pipeline.store import SITE_COLUMNS
+
+    assert tuple(f.name for f in fields(analytics.SiteMeta)) == SITE_COLUMNS
+    pv = analytics.SiteMeta("pv-1", "pv", 10_000.0, 40.0, -105.0, 1600.0, 30.0, 180.0, 8_000.0)
+    wind = analytics.SiteMeta("wt-1", "wind", 2.3e6)
+    with Store(db) as store:
+        store.put_site(pv)
+        store.put_site(wind)
+        store.put_site(replace(wind, capacity_w=3.0e6))
+    with Store(db) as store:
+        assert store.sites() == {"pv-1": pv, "wt-1": replace(wind, capacity_w=3.0e6)}
+
+
+def test_detections_are_stored_once_per_fault(store: Store, db: Path) -> None:
+    from pipeline.analytics import Detection
+
+    def det(start: int, end: int, magnitude: float, meter: str = "pv-1") -> Detection:
+        return Detection(
+            "inverter_trip", meter, T0 + start, T0 + end, T0 + start + 1800, 0.8, magnitude,
+            f"trip {start}-{end}",
+        )
+
+    first, extended = store.record_detections([det(0, 3600, 10.0)], created_s=T0 + 3600)
+    assert (len(first), extended) == (1, 0)
+    # the same fault seen again, longer: extended in place, not raised again
+    again, extended = store.record_detections([det(0, 7200, 20.0)], created_s=T0 + 7200)
+    assert (again, extended) == ([], 1)
+    # seen through a window that cut its start: end extended, the rest kept
+    cut, extended = store.record_detections([det(1800, 9000, 5.0)])
+    assert (cut, extended) == ([], 1)
+    # nothing new: nothing written
+    assert store.record_detections([det(0, 7200, 20.0)]) == ([], 0)
+    # another fault later, and the same times on another meter: new rows
+    later, _ = store.record_detections([det(20_000, 23_600, 1.0), det(0, 3600, 1.0, "pv-2")])
+    assert len(later) == 2
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT meter_id, start_s, end_s, detected_s, value, message, created FROM alerts "
+            "ORDER BY meter_id, start_s"
+        ).fetchall()
+    assert rows[0] == ("pv-1", T0, T0 + 9000, T0 + 1800, 20.0, "trip 0-7200", T0 + 3600.0)
+    assert [r[:3] for r in rows[1:]] == [
+        ("pv-1", T0 + 20_000, T0 + 23_600),
+        ("pv-2", T0, T0 + 3600),
+    ]
+    stored = store.detections(T0 + 9000)
+    assert [(d.series_id, d.start_s, d.end_s) for d in stored] == [
+        ("pv-1", T0, T0 + 9000),
+        ("pv-1", T0 + 20_000, T0 + 23_600),
+    ]
+    assert stored[0].confidence == 0.8 and stored[0].magnitude == 20.0
