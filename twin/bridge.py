@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.service import STAGES, Pipeline, UploadOutcome
+from pipeline.service import STAGES, AnalysisOutcome, Pipeline, UploadOutcome
 from twin.errors import ScenarioError
 
 DEFAULT_COST_MODEL = "default"
@@ -36,11 +36,24 @@ class StageCost:
 
 
 @dataclass(frozen=True)
+class AnalyticsCost:
+    """Cost of one batch analysis (``Pipeline.analyze``): ``a_s + c_s_per_point * points``,
+    points = stored readings read, validated and run through the detectors."""
+
+    a_s: float
+    c_s_per_point: float
+
+    def seconds(self, points: int) -> float:
+        return self.a_s + self.c_s_per_point * points
+
+
+@dataclass(frozen=True)
 class CostModel:
     """Per-stage cost model plus a description of the machine it was fitted on."""
 
     stages: dict[str, StageCost]
     machine: dict[str, Any]
+    analytics: AnalyticsCost = AnalyticsCost(0.0, 0.0)
 
     def service_s(self, outcome: UploadOutcome) -> float:
         """Service time at speed 1 of one pipeline call. A rejected document costs the
@@ -54,13 +67,14 @@ class CostModel:
         return {
             "model": "a_s + b_s_per_byte * size_bytes + c_s_per_reading * n_readings",
             "stages": {name: vars(cost) for name, cost in self.stages.items()},
+            "analytics": vars(self.analytics),
             "machine": self.machine,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CostModel:
         stages = {name: StageCost(**data["stages"][name]) for name in STAGES}
-        return cls(stages, dict(data.get("machine", {})))
+        return cls(stages, dict(data.get("machine", {})), AnalyticsCost(**data["analytics"]))
 
 
 def load_cost_model(name: str) -> CostModel:
@@ -76,7 +90,7 @@ def load_cost_model(name: str) -> CostModel:
             f'"default" or a cost model file written by twin calibrate ({type(exc).__name__}: '
             f"{exc})",
         ) from None
-    for stage, cost in model.stages.items():
+    for stage, cost in [*model.stages.items(), ("analytics", model.analytics)]:
         if not all(math.isfinite(v) and v >= 0 for v in vars(cost).values()):
             raise ScenarioError(
                 "pipeline.cost_model", name, f"finite, non-negative costs (stage {stage}: {cost})"
@@ -84,24 +98,42 @@ def load_cost_model(name: str) -> CostModel:
     return model
 
 
-ServiceTime = Callable[[Pipeline, bytes], tuple[UploadOutcome, float]]
+class ServiceTime:
+    """What the real pipeline did and what it cost in simulated seconds at speed 1: for an
+    upload (``upload``) and for a batch analysis (``analysis``)."""
 
+    def __init__(self, cost_model: CostModel, measured: bool) -> None:
+        self.cost_model = cost_model
+        self.measured = measured
 
-def calibrated_mode(cost_model: CostModel) -> ServiceTime:
-    def serve(pipeline: Pipeline, body: bytes) -> tuple[UploadOutcome, float]:
-        outcome = pipeline.handle(body)
-        return outcome, cost_model.service_s(outcome)
-
-    return serve
-
-
-def measured_mode(cost_model: CostModel) -> ServiceTime:
-    def serve(pipeline: Pipeline, body: bytes) -> tuple[UploadOutcome, float]:
+    def upload(self, pipeline: Pipeline, body: bytes) -> tuple[UploadOutcome, float]:
+        if not self.measured:
+            outcome = pipeline.handle(body)
+            return outcome, self.cost_model.service_s(outcome)
         t0 = time.thread_time_ns()
         outcome = pipeline.handle(body)
         return outcome, (time.thread_time_ns() - t0) * 1e-9
 
-    return serve
+    def analysis(self, pipeline: Pipeline, now_epoch_s: int) -> tuple[AnalysisOutcome, float]:
+        if not self.measured:
+            outcome = pipeline.analyze(now_epoch_s)
+            return outcome, self.cost_model.analytics.seconds(outcome.points_analysed)
+        t0 = time.thread_time_ns()
+        outcome = pipeline.analyze(now_epoch_s)
+        return outcome, (time.thread_time_ns() - t0) * 1e-9
+
+    def __call__(self, pipeline: Pipeline, body: bytes) -> tuple[UploadOutcome, float]:
+        return self.upload(pipeline, body)
+
+
+def calibrated_mode(cost_model: CostModel) -> ServiceTime:
+    """Deterministic: the cost model of the real call's size (DESIGN.md §4)."""
+    return ServiceTime(cost_model, measured=False)
+
+
+def measured_mode(cost_model: CostModel) -> ServiceTime:
+    """The real call's thread CPU time (``time.thread_time_ns``)."""
+    return ServiceTime(cost_model, measured=True)
 
 
 #: Registry of service-time modes (DESIGN.md §4).

@@ -19,20 +19,30 @@ from pathlib import Path
 import numpy as np
 
 from meters.espi import ReadingTypeSpec, encode_upload
+from pipeline.analytics import SiteMeta
+from pipeline.auth import Keyring, seal
 from pipeline.service import STAGES, Pipeline
-from twin.bridge import CostModel, StageCost
+from twin.bridge import AnalyticsCost, CostModel, StageCost
 
 READINGS_PER_UPLOAD = (1, 4, 15, 60, 240, 960)
 PADDING_BYTES = (0, 4000, 16000)
 EPOCH_S = 1_781_913_600  # 2026-06-20T00:00:00Z
+CALIBRATION_KEY = bytes(range(32))  # HMAC-SHA256 key of the calibration meters
 
 
-def sample_upload(meter_id: str, n_readings: int, padding_bytes: int = 0, seq: int = 0) -> bytes:
-    """A genuine meter upload of ``n_readings`` 1-min readings, optionally padded with an XML
-    comment after the declaration (costs parse time, carries no data)."""
-    starts = EPOCH_S + 60 * np.arange(n_readings, dtype=np.int64)
+def sample_upload(
+    meter_id: str,
+    n_readings: int,
+    padding_bytes: int = 0,
+    seq: int = 0,
+    start_s: int = EPOCH_S,
+) -> bytes:
+    """A genuine meter upload of ``n_readings`` 1-min readings from ``start_s`` (epoch s),
+    optionally padded with an XML comment after the declaration (costs parse time, carries
+    no data)."""
+    starts = start_s + 60 * np.arange(n_readings, dtype=np.int64)
     values = (500 + 100 * np.sin(np.arange(n_readings) / 30.0)).astype(np.int64)
-    body = encode_upload(meter_id, seq, ReadingTypeSpec(), starts, values, EPOCH_S + 86400)
+    body = encode_upload(meter_id, seq, ReadingTypeSpec(), starts, values, start_s + 86400)
     if padding_bytes:
         head, sep, rest = body.partition(b"?>")
         body = head + sep + b"\n<!--" + b"p" * padding_bytes + b"-->" + rest
@@ -74,17 +84,49 @@ def machine_description() -> dict[str, object]:
     }
 
 
+#: Batch-analysis shapes measured: (meters, hours of 1-min readings each).
+ANALYSIS_SHAPES = ((2, 6), (8, 6), (2, 24), (8, 24), (24, 24))
+
+
+def _analysis_samples(tmp: Path, repeats: int) -> tuple[np.ndarray, np.ndarray]:
+    """(points, seconds) of ``Pipeline.analyze`` over stores holding each shape, with PV
+    site metadata registered (what the twin's MDC analyses)."""
+    points, seconds = [], []
+    for n_meters, hours in ANALYSIS_SHAPES:
+        for r in range(max(1, repeats // 50)):
+            pipeline = Pipeline(tmp / f"analysis-{n_meters}-{hours}-{r}.sqlite")
+            for i in range(n_meters):
+                meter_id = f"cal-{n_meters}-{hours}-{i}"
+                pipeline.register_site(
+                    SiteMeta(meter_id, "pv", 20_000.0, 36.1, -79.9, 270.0, 25.0, 180.0)
+                )
+                for hour in range(hours):
+                    pipeline.handle(sample_upload(meter_id, 60, start_s=EPOCH_S + 3600 * hour))
+            t0 = time.thread_time_ns()
+            outcome = pipeline.analyze(EPOCH_S + 3600 * hours)
+            seconds.append((time.thread_time_ns() - t0) * 1e-9)
+            points.append(outcome.points_analysed)
+            pipeline.close()
+    return np.array(points, dtype=float), np.array(seconds)
+
+
 def calibrate(repeats: int = 200) -> CostModel:
     """Measure and fit; returns the model with the machine description and fit quality."""
     rows: list[tuple[int, int]] = []
     medians: list[list[float]] = []
     with tempfile.TemporaryDirectory(prefix="twin-calibrate-") as tmp:
-        pipeline = Pipeline(Path(tmp) / "calibrate.sqlite")
+        # uploads come sealed, as in a run with pipeline.authenticate (the default): the
+        # fetch stage's cost includes the HMAC check over every byte
+        ids = [f"cal-{n}-{p}-{r}" for n in READINGS_PER_UPLOAD for p in PADDING_BYTES
+               for r in range(repeats)]  # fmt: skip
+        keys = {meter_id: CALIBRATION_KEY for meter_id in ids}
+        pipeline = Pipeline(Path(tmp) / "calibrate.sqlite", keyring=Keyring(keys))
         for n in READINGS_PER_UPLOAD:
             for pad in PADDING_BYTES:
                 samples = []
                 for r in range(repeats):
-                    body = sample_upload(f"cal-{n}-{pad}-{r}", n, pad)
+                    meter_id = f"cal-{n}-{pad}-{r}"
+                    body = seal(meter_id, 0, sample_upload(meter_id, n, pad), CALIBRATION_KEY)
                     outcome = pipeline.handle(body, clock=time.thread_time_ns)
                     if not outcome.accepted or outcome.stage_ns is None:
                         raise RuntimeError(f"calibration upload rejected: {outcome.reason}")
@@ -92,6 +134,7 @@ def calibrate(repeats: int = 200) -> CostModel:
                 rows.append((len(body), n))
                 medians.append(np.median(np.array(samples), axis=0).tolist())
         pipeline.close()
+        analysis_points, analysis_s = _analysis_samples(Path(tmp), repeats)
     x = np.column_stack([np.ones(len(rows)), np.array(rows, dtype=float)])
     y = np.array(medians)
     stages = {}
@@ -102,10 +145,15 @@ def calibrate(repeats: int = 200) -> CostModel:
         resid = y[:, j] - x @ coef
         total = float(np.sum((y[:, j] - y[:, j].mean()) ** 2)) or 1.0
         quality[stage] = round(1.0 - float(np.sum(resid**2)) / total, 4)
+    x_analysis = np.column_stack([np.ones(len(analysis_points)), analysis_points])
+    a_s, c_s = _fit_nonnegative(x_analysis, analysis_s)
+    resid = analysis_s - x_analysis @ np.array([a_s, c_s])
+    total = float(np.sum((analysis_s - analysis_s.mean()) ** 2)) or 1.0
+    quality["analytics"] = round(1.0 - float(np.sum(resid**2)) / total, 4)
     machine = machine_description() | {
         "repeats": repeats,
         "readings_per_upload": list(READINGS_PER_UPLOAD),
         "padding_bytes": list(PADDING_BYTES),
         "r_squared": quality,
     }
-    return CostModel(stages, machine)
+    return CostModel(stages, machine, AnalyticsCost(float(a_s), float(c_s)))

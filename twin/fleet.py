@@ -93,6 +93,10 @@ class FleetData:
     upload_offset_s: np.ndarray  # [n_sites]
     params: dict[str, np.ndarray]  # per-site parameters drawn from the fleet's spec
     ground_truth: list[dict[str, Any]] = field(default_factory=list)
+    latitude_deg: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [n_sites]
+    longitude_deg: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    altitude_m: float = 0.0
+    nominal_power_w: np.ndarray = field(default_factory=lambda: np.zeros(0))  # rated, W
 
     @property
     def values(self) -> np.ndarray:
@@ -338,7 +342,19 @@ def build_fleet(scenario: Scenario, spec: FleetSpec, centre: tuple[float, float]
     )
     truth.sort(key=lambda r: (r["start_s"], r["meter_id"], r["kind"]))
     return FleetData(
-        spec, ids, power_w, load_w, tuple(channels), label_shift_s, offsets, params, truth
+        spec,
+        ids,
+        power_w,
+        load_w,
+        tuple(channels),
+        label_shift_s,
+        offsets,
+        params,
+        truth,
+        lat,
+        lon,
+        weather.altitude_m,
+        nominal_w,
     )
 
 

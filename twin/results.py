@@ -53,7 +53,7 @@ class Kpis:
     latency_s: LatencyStats
     utilization: dict[str, float]  # server -> busy fraction of its cores
     mdc_queue_peak: int  # uploads waiting for a core, at most
-    alerts: int
+    alerts: int  # faults and anomalies raised by the MDC's analytics
     energy_generated_kwh: dict[str, float]  # fleet -> true AC energy of its sources
     energy_consumed_kwh: dict[str, float] = field(default_factory=dict)  # fleet -> its loads
 
@@ -79,6 +79,11 @@ class Results:
     #: One record per injected field fault (meters.faults.GROUND_TRUTH_FIELDS): what the
     #: analytics are scored against.
     ground_truth: list[dict[str, Any]] = field(default_factory=list)
+    #: What the MDC's analytics reported (times in s after the scenario's start), its
+    #: scores per fault kind (twin.scoring.KindScore) and its recommendations at the end.
+    detections: list[dict[str, Any]] = field(default_factory=list)
+    analytics: list[dict[str, Any]] = field(default_factory=list)
+    recommendations: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -109,6 +114,22 @@ def _utilization_text(utilization: dict[str, float], most: int = 4) -> str:
     )
 
 
+def _scores_text(scores: list[dict[str, Any]]) -> str:
+    """Recall / precision / median delay per fault kind that has a detector."""
+    parts = []
+    for s in scores:
+        if s["detection_kind"] is None or (not s["faults"] and not s["detections"]):
+            continue
+        recall = "-" if s["recall"] is None else f"{100 * s['recall']:.0f} %"
+        precision = "-" if s["precision"] is None else f"{100 * s['precision']:.0f} %"
+        delay = "" if s["delay_s_median"] is None else f", delay {_fmt_s(s['delay_s_median'])}"
+        parts.append(
+            f"\n    {s['fault_kind']:<22}recall {recall} of {s['faults']}, "
+            f"precision {precision} of {s['detections']}{delay}"
+        )
+    return "".join(parts)
+
+
 def summary_text(results: Results) -> str:
     """The one-screen KPI summary printed by ``twin run``."""
     k = results.kpis
@@ -136,7 +157,7 @@ def summary_text(results: Results) -> str:
         f"p99 {_fmt_s(k.latency_s.p99)} · max {_fmt_s(k.latency_s.max)}",
         f"  utilization          {_utilization_text(k.utilization)}",
         f"  MDC queue peak       {k.mdc_queue_peak:>12,} uploads",
-        f"  alerts raised        {k.alerts:>12,}",
+        f"  alerts raised        {k.alerts:>12,}" + _scores_text(results.analytics),
         "  energy generated     "
         + ", ".join(f"{f} {e:,.0f} kWh" for f, e in k.energy_generated_kwh.items()),
     ]
@@ -159,6 +180,8 @@ def summary_text(results: Results) -> str:
             f"  upload windows skipped (previous upload still retrying) "
             f"{k.upload_windows_skipped:,}"
         )
+    for text in results.recommendations[:3]:
+        lines.append(f"  recommend: {text}")
     for rejection in results.rejections[:5]:
         lines.append(
             f"  rejected {rejection['meter_id']} #{rejection['sequence_no']}: {rejection['reason']}"

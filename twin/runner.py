@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.analytics import SiteMeta
 from pipeline.auth import Keyring
 from pipeline.service import Pipeline
 from twin.bridge import SERVICE_TIME_MODES, load_cost_model
@@ -22,6 +23,7 @@ from twin.progress import ProgressBar
 from twin.results import Kpis, LatencyStats, Results
 from twin.rng import component_rng
 from twin.scenario import Scenario
+from twin.scoring import score_detections
 from twin.timeseries import timeseries_table, write_csv, write_records
 from twin.world import World
 
@@ -43,6 +45,30 @@ def scenario_record(scenario: Scenario) -> dict[str, Any]:
     data = dataclasses.asdict(scenario)
     data["start"] = scenario.start.isoformat().replace("+00:00", "Z")
     return data
+
+
+def site_records(fleets: list[FleetData]) -> list[SiteMeta]:
+    """The commissioning record of every site, as the MDC's asset registry holds it."""
+    sites = []
+    for f in fleets:
+        for i, meter_id in enumerate(f.meter_ids):
+            pv = f.spec.kind == "pv"
+            sites.append(
+                SiteMeta(
+                    site_id=meter_id,
+                    kind=f.spec.kind,
+                    capacity_w=float(
+                        f.params["capacity_kw"][i] * 1000.0 if pv else f.nominal_power_w[i]
+                    ),
+                    latitude_deg=float(f.latitude_deg[i]),
+                    longitude_deg=float(f.longitude_deg[i]),
+                    altitude_m=f.altitude_m,
+                    tilt_deg=float(f.params["tilt_deg"][i]) if pv else 0.0,
+                    azimuth_deg=float(f.params["azimuth_deg"][i]) if pv else 180.0,
+                    ac_nameplate_w=float(f.nominal_power_w[i]) if pv else None,
+                )
+            )
+    return sites
 
 
 def meter_keys(scenario: Scenario, fleets: list[FleetData]) -> dict[str, bytes]:
@@ -87,6 +113,8 @@ def run(
         _fresh_store(store_path)
         keys = meter_keys(scenario, fleets) if scenario.pipeline.authenticate else None
         pipeline = Pipeline(store_path, keyring=Keyring(keys) if keys is not None else None)
+        for site in site_records(fleets):
+            pipeline.register_site(site)
         bar = ProgressBar(scenario.duration_s) if progress else None
         world = World(scenario, seed, fleets, pipeline, service_time, bar, audit_every_s, keys)
         try:
@@ -95,6 +123,7 @@ def run(
             if bar is not None:
                 bar.close()
         stored_rows = pipeline.store.count_readings()
+        recommendations = pipeline.recommendations(world.epoch_s + int(scenario.duration_s))
         pipeline.close()
     snapshot = world.ledger.audit(scenario.duration_s)
     # the database also holds readings whose (simulated) commit ends after the horizon: the
@@ -141,7 +170,7 @@ def run(
         latency_s=LatencyStats.of(world.ledger.latencies_s(scenario.duration_s)),
         utilization={s.name: s.busy_fraction(scenario.duration_s) for s in world.pool.servers},
         mdc_queue_peak=world.pool.queue_peak,
-        alerts=counters.alerts,
+        alerts=len(world.detections),
         energy_generated_kwh={
             f.spec.name: float(np.sum(f.power_w) * f.spec.meter.sample_s / 3.6e6) for f in fleets
         },
@@ -169,6 +198,12 @@ def run(
         rejections=counters.rejections,
         faults=world.fault_log,
         ground_truth=[r for f in fleets for r in f.ground_truth],
+        detections=world.detections,
+        analytics=[
+            dataclasses.asdict(s)
+            for s in score_detections([r for f in fleets for r in f.ground_truth], world.detections)
+        ],
+        recommendations=recommendations,
         service_time={
             "mode": scenario.pipeline.service_time,
             "cost_model": scenario.pipeline.cost_model,

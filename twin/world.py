@@ -40,6 +40,8 @@ class Counters:
     windows_skipped_busy: int = 0
     uploads_rejected: int = 0
     alerts: int = 0
+    analyses: int = 0  # batch analytics runs
+    points_analysed: int = 0
     rejections: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -69,6 +71,7 @@ class World:
         self.progress = progress
         self.audit_every_s = audit_every_s
         self.counters = Counters()
+        self.detections: list[dict[str, Any]] = []  # from the MDC's batch analytics
         self.keys = keys  # per-meter HMAC keys: uploads are sealed when given
         self.samples: list[tuple[float, ...]] = []
         self.epoch_s = int(scenario.start.timestamp())
@@ -148,6 +151,7 @@ class World:
             if fault.kind == "meter_power_loss":
                 self.env.process(self._power_loss(self.index[fault.meter], fault))
         self.env.process(self._scheduler())
+        self.env.process(self._analytics())
         if self.progress is not None or self.audit_every_s:
             self.env.process(self._monitor())
         self.env.process(self._sampler())
@@ -165,6 +169,37 @@ class World:
             for m in meters[i:j].tolist():
                 self._window(m)
             i = j
+
+    def _analytics(self) -> Generator[simpy.Event, Any, None]:
+        """The MDC's batch analytics (VEE, fault detectors) every ``analytics_every_s``, as
+        a job on a server core like any upload; detections are kept with their times in s
+        after the scenario's start, the base of the ground truth they are scored against."""
+        every_s = self.scenario.pipeline.analytics_every_s
+        while True:
+            yield self.env.timeout(every_s)
+
+            def work(server: Server) -> float:
+                outcome, service_s = self.service_time.analysis(
+                    self.pipeline, self.epoch_s + int(self.env.now)
+                )
+                self.counters.analyses += 1
+                self.counters.points_analysed += outcome.points_analysed
+                for d in outcome.detections:
+                    self.detections.append(
+                        {
+                            "kind": d.kind,
+                            "series_id": d.series_id,
+                            "start_s": float(d.start_s - self.epoch_s),
+                            "end_s": float(d.end_s - self.epoch_s),
+                            "detected_s": float(d.detected_s - self.epoch_s),
+                            "reported_s": self.env.now + service_s / server.speed_factor,
+                            "confidence": float(d.confidence),
+                            "message": d.message,
+                        }
+                    )
+                return service_s
+
+            yield from self.pool.serve(work)
 
     def _sampler(self) -> Generator[simpy.Event, Any, None]:
         """Record the state that only exists during the run, every ``SAMPLE_EVERY_S``."""
@@ -345,7 +380,7 @@ class World:
         self, m: int, lo: int, hi: int, seq: int, body: bytes
     ) -> Generator[simpy.Event, Any, None]:
         def work(server: Server) -> float:
-            outcome, service_s = self.service_time(self.pipeline, body)
+            outcome, service_s = self.service_time.upload(self.pipeline, body)
             commit_s = self.env.now + service_s / server.speed_factor
             channels = int(self.n_channels[m])
             if outcome.accepted:
