@@ -21,7 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ingest = commands.add_parser(
         "ingest",
         help="ingest Green Button files (Atom feeds or single entries) into a database",
-        description="Exit code 0: all ingested; 1: some parts rejected; 2: a file rejected whole.",
+        description="Readings go to the database's interval_readings, each usage point's "
+        "LocalTimeParameters (time zone and DST rules) to local_time_parameters. "
+        "Exit code 0: all ingested; 1: some parts rejected; 2: a file rejected whole.",
     )
     ingest.add_argument("files", nargs="+", metavar="FILE", help="Green Button XML files")
     ingest.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")

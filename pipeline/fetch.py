@@ -5,18 +5,32 @@ the raw bytes of one upload into an lxml element tree, or raises `RejectedUpload
 reason that names the cause. The checks, cheapest first:
 
 1. empty body, size over `Limits.max_size_bytes` (before any parsing);
-2. any DOCTYPE in the prolog (which is where ENTITY declarations live): billion laughs,
-   quadratic blow-up and XXE (``file://`` or ``http://``) are rejected before libxml2 sees
-   the document. The byte scan is sound because the parser is forced to UTF-8, where every
-   markup character is its ASCII byte (a UTF-16 or UTF-7 document fails to parse instead,
-   reported as ``unsupported_encoding`` or ``malformed``). The parser is also configured
-   so that it could not expand or fetch entities if one slipped through
-   (``resolve_entities=False``, ``load_dtd=False``, ``no_network=True``,
+2. a UTF-16 or UTF-32 byte order mark or NUL bytes in the first four bytes
+   (``unsupported_encoding``, before any parsing);
+3. any DOCTYPE in the prolog (which is where ENTITY declarations live), whatever its case
+   (``<!doctype`` is not XML, but it is rejected as a DOCTYPE, not as a syntax error),
+   after any comments and processing instructions: billion laughs, quadratic blow-up and
+   XXE (``file://`` or ``http://``) are rejected before libxml2 sees the document. The
+   byte scan is sound because the parser is forced to UTF-8, where every markup character
+   is its ASCII byte: markup hidden in another encoding (UTF-16 after an ASCII declaration
+   that names UTF-16, UTF-7, EBCDIC) is not markup to the parser either, and fails to
+   parse (``unsupported_encoding`` for NUL bytes and invalid UTF-8, else ``malformed``).
+   The parser is also configured so that it could not expand or fetch entities if one
+   slipped through (``resolve_entities=False``, ``load_dtd=False``, ``no_network=True``,
    ``huge_tree=False``);
-3. the parse itself (a per-thread parser, see `_parser`): truncated or malformed XML is
-   rejected with lxml's message;
-4. the root must be ``atom:feed`` or ``atom:entry``;
-5. element count and depth (see `Limits`).
+4. the parse itself (a per-thread parser, see `_parser`): truncated or malformed XML is
+   rejected with lxml's message. When the body could hold more elements than
+   `Limits.max_elements` (its count of start-tag ``<`` bytes says so), it is rejected
+   without parsing if that count is exact (no comment, CDATA or processing instruction
+   besides the XML declaration), else the parse counts elements as it goes and stops at
+   the limit: a flood of tiny elements never costs more than `Limits.max_elements` tree
+   nodes of memory;
+5. the root must be ``atom:feed`` or ``atom:entry``;
+6. element count and depth (see `Limits`).
+
+Without a DTD nothing can be referenced, so a "quadratic blow-up" without one is a document
+that really is as large as what it holds (one long text or attribute repeated): the size
+limit bounds it, and libxml2 parses it in linear time.
 
 Only numpy, numba, lxml and the standard library may be imported here (DESIGN §2).
 """
@@ -26,6 +40,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from lxml import etree
 
@@ -96,8 +111,9 @@ class Limits:
             below ``max_depth`` (linear in the number of elements, ~4 µs for an upload).
         max_elements: most elements accepted in one document. Not counted at all when the
             body is too small to hold more (an element takes at least 4 bytes); otherwise
-            the count of ``<`` bytes bounds it, and only if that bound is over the limit are
-            the elements counted exactly after the parse (XPath ``count(//*)``).
+            its start-tag ``<`` bytes bound it, and only if that bound is over the limit are
+            the elements counted exactly, during the parse, which stops as soon as the
+            count passes the limit (memory and time bounded by the limit, not the body).
     """
 
     max_size_bytes: int = 4_000_000
@@ -135,20 +151,24 @@ def _new_parser() -> etree.XMLParser:
     - ``collect_ids=False``: no xml:id hash table;
     - ``recover=False``: broken XML is an error, not something to guess at.
     """
-    return etree.XMLParser(
-        encoding="utf-8",
-        resolve_entities=False,
-        load_dtd=False,
-        dtd_validation=False,
-        no_network=True,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-        remove_blank_text=True,
-        collect_ids=False,
-        recover=False,
-        attribute_defaults=False,
-    )
+    return etree.XMLParser(**_PARSER_OPTIONS)
+
+
+#: Options of every parser of this module (see `_new_parser` for why).
+_PARSER_OPTIONS: dict[str, Any] = {
+    "encoding": "utf-8",
+    "resolve_entities": False,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "no_network": True,
+    "huge_tree": False,
+    "remove_comments": True,
+    "remove_pis": True,
+    "remove_blank_text": True,
+    "collect_ids": False,
+    "recover": False,
+    "attribute_defaults": False,
+}
 
 
 def _parser() -> etree.XMLParser:
@@ -173,8 +193,6 @@ def _too_deep_xpath(max_depth: int) -> etree.XPath:
     return etree.XPath("boolean(/*" + "/*" * max_depth + ")", regexp=False)
 
 
-_COUNT_ELEMENTS = etree.XPath("count(//*)", regexp=False)
-
 # --- checks -----------------------------------------------------------------------------------
 
 _UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
@@ -184,7 +202,8 @@ def _check_encoding(body: bytes) -> None:
     head = body[:4]
     if head.startswith(_UTF16_32_BOMS) or b"\x00" in head:
         raise RejectedUpload(
-            "unsupported_encoding: document looks like UTF-16 or UTF-32; uploads must be UTF-8"
+            "unsupported_encoding: document looks like UTF-16 or UTF-32 (byte order mark or "
+            "NUL bytes at its start); uploads must be UTF-8"
         )
 
 
@@ -210,7 +229,7 @@ def _check_prolog(body: bytes) -> None:
                 if end < 0:
                     return
                 pos = end + 3
-            elif body.startswith(b"<!DOCTYPE", lt):
+            elif body[lt : lt + 9].upper() == b"<!DOCTYPE":
                 if b"<!ENTITY" in body:
                     raise RejectedUpload(
                         "dtd_forbidden: document has a DOCTYPE with ENTITY declarations "
@@ -238,7 +257,58 @@ def _syntax_reason(exc: etree.XMLSyntaxError, body: bytes) -> str:
         return f"too_deep: nesting beyond libxml2's limit of {_LIBXML2_MAX_DEPTH} ({message})"
     if "amplification" in message:
         return f"dtd_forbidden: entity expansion refused ({message})"
+    if any(text in message for text in _NOT_UTF8_MESSAGES):
+        return f"unsupported_encoding: the document is not valid UTF-8 ({message})"
     return f"malformed: {message}"
+
+
+#: libxml2 messages for bytes that are not UTF-8 (invalid sequences, a NUL byte).
+_NOT_UTF8_MESSAGES = (
+    "Invalid bytes in character encoding",
+    "not proper UTF-8",
+    "Char 0x0 out of allowed range",
+)
+
+#: Bytes fed to the counting parser at a time (see `_parse_counting`).
+_COUNT_CHUNK_BYTES = 1 << 16
+
+
+def _start_tag_bound(body: bytes, max_elements: int) -> tuple[int, bool]:
+    """(bound, exact): an upper bound on the number of elements of a document, its ``<``
+    bytes that open neither an end tag, a comment, CDATA, a DOCTYPE nor a processing
+    instruction; and whether it is exact for a well-formed document. It is when the body
+    has no ``<!`` at all and at most one ``<?`` (the XML declaration): a ``<`` may then
+    appear only as markup (XML 1.0 §2.4 and §3.1 forbid it in text and attribute values).
+    A ``<`` inside a comment, CDATA section or processing instruction counts too, which only
+    loosens the bound. Two ``bytes.count`` passes when the first bound is within
+    `max_elements` (a genuine upload), four otherwise."""
+    bound = body.count(b"<") - body.count(b"</")
+    if bound <= max_elements:
+        return bound, False
+    n_bang = body.count(b"<!")
+    n_pi = body.count(b"<?")
+    return bound - n_bang - n_pi, n_bang == 0 and n_pi <= 1
+
+
+def _parse_counting(body: bytes, max_elements: int) -> etree._Element:
+    """Parse with a pull parser that counts start-element events and stops at once when
+    there are more than `max_elements` (the tree then never holds many more nodes than
+    the limit). Raises `RejectedUpload` (``too_many_elements``) or XMLSyntaxError."""
+    parser = etree.XMLPullParser(events=("start",), **_PARSER_OPTIONS)
+    count = 0
+    for offset in range(0, len(body), _COUNT_CHUNK_BYTES):
+        parser.feed(body[offset : offset + _COUNT_CHUNK_BYTES])
+        for _ in parser.read_events():
+            count += 1
+        if count > max_elements:
+            read = offset + _COUNT_CHUNK_BYTES
+            where = "" if read >= len(body) else f"in the first {read} bytes "
+            raise RejectedUpload(
+                f"too_many_elements: {count} elements {where}exceeds the limit of "
+                f"{max_elements}"
+            )
+    root: etree._Element = parser.close()
+    return root
 
 
 def parse_upload(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> etree._Element:
@@ -264,34 +334,42 @@ def parse_upload(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> etree._Elemen
         raise RejectedUpload(
             f"too_large: {size_bytes} bytes exceeds the limit of {limits.max_size_bytes} bytes"
         )
+    _check_encoding(body)
     _check_prolog(body)
-    parser = _parser()
-    parsed = False
-    try:
-        parser.feed(body)
-        root = parser.close()
-        parsed = True
-    except etree.XMLSyntaxError as exc:
-        _check_encoding(body)  # a clearer reason than the parser's for UTF-16/32
-        raise RejectedUpload(_syntax_reason(exc, body)) from None
-    finally:
-        if not parsed:  # a failed push parse may leave state behind: never reuse it
-            _thread_state.parser = None
+    # only a body of more than 4 bytes per allowed element can hold too many of them
+    counting = False
+    if size_bytes > _MIN_ELEMENT_BYTES * limits.max_elements:
+        bound, exact = _start_tag_bound(body, limits.max_elements)
+        if bound > limits.max_elements:
+            if exact:  # a flood of elements: rejected without parsing
+                raise RejectedUpload(
+                    f"too_many_elements: {bound} elements exceeds the limit of "
+                    f"{limits.max_elements}"
+                )
+            counting = True
+    if counting:
+        try:
+            root = _parse_counting(body, limits.max_elements)
+        except etree.XMLSyntaxError as exc:
+            raise RejectedUpload(_syntax_reason(exc, body)) from None
+    else:
+        parser = _parser()
+        parsed = False
+        try:
+            parser.feed(body)
+            root = parser.close()
+            parsed = True
+        except etree.XMLSyntaxError as exc:
+            raise RejectedUpload(_syntax_reason(exc, body)) from None
+        finally:
+            if not parsed:  # a failed push parse may leave state behind: never reuse it
+                _thread_state.parser = None
     tag = root.tag
     if tag not in _ROOT_TAGS:
         raise RejectedUpload(
             f"bad_root: root element is {tag!r}, expected atom:feed or atom:entry "
             f"in namespace {ATOM_NS}"
         )
-    if size_bytes > _MIN_ELEMENT_BYTES * limits.max_elements and (
-        body.count(b"<") > limits.max_elements
-    ):
-        n_elements = int(_COUNT_ELEMENTS(root))  # type: ignore[arg-type]
-        if n_elements > limits.max_elements:
-            raise RejectedUpload(
-                f"too_many_elements: {n_elements} elements exceeds the limit of "
-                f"{limits.max_elements}"
-            )
     if _too_deep_xpath(limits.max_depth)(root):
         raise RejectedUpload(
             f"too_deep: elements nested deeper than the limit of {limits.max_depth} levels"

@@ -48,8 +48,22 @@ as the most common reading duration of the series. A reading's ESPI ReadingQuali
 ReadingType's ``defaultQuality``) is kept as its quality code. An
 IntervalReading without ``timePeriod`` follows the previous one of its block ("readings for
 each intervalLength in ReadingType are present"; the first starts at the block's
-``interval/start``). A reading without ``value``, or with a start outside [0, 253402300799]
-(years 1970 to 9999) or a duration <= 0, is rejected on its own.
+``interval/start``). A reading without ``value``, with a field given twice (two values, two
+timePeriods, ...), or with a start outside [0, 253402300799] (years 1970 to 9999) or a
+duration <= 0, is rejected on its own; no reading ever takes another's field. Numbers must be XML
+Schema integers (`xs_integer`): ``1_000`` or non-ASCII digits, which Python's ``int`` would
+take, reject the reading (or the ReadingType).
+
+Local time: a UsagePoint's LocalTimeParameters (`pipeline.localtime.LocalTime`: standard
+time offset and DST rules) is the one its entry names with a ``related`` link (compared by
+path, as above); else one whose ``up`` link is the UsagePoint (the NIST multi-UsagePoint
+sample puts them under their UsagePoint); else the document's only LocalTimeParameters, if
+it has exactly one. A LocalTimeParameters that does not decode is rejected as a part (its
+usage points then have no local time); the readings, in UTC, are ingested all the same.
+
+Bounded work on hostile documents: link resolution is linear in the number of entries (a
+block among many MeterReadings of one href, as in redacted feeds, is placed by binary
+search), and the walk up an href's parents looks at most `MAX_HREF_LEVELS` levels.
 
 Element order inside entries and resources, namespace prefixes (default namespaces
 redeclared on each resource, ``ns0``/``ns1`` prefixes, ``xsi:type`` attributes) do not
@@ -60,6 +74,8 @@ Only numpy, numba, lxml and the standard library may be imported here (DESIGN §
 
 from __future__ import annotations
 
+import bisect
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +86,7 @@ import numpy as np
 from lxml import etree
 
 from pipeline.fetch import ATOM_NS, ESPI_NS
+from pipeline.localtime import LOCAL_TIME_TAG, LocalTime, local_time_of
 from pipeline.process import (
     QUALITY_MIXED,
     QUALITY_NONE,
@@ -83,7 +100,14 @@ from pipeline.process import (
     reading_type_values,
 )
 
-__all__ = ["Extraction", "RejectedPart", "Series", "extract_series"]
+__all__ = [
+    "MAX_HREF_LEVELS",
+    "Extraction",
+    "RejectedPart",
+    "Series",
+    "extract_series",
+    "xs_integer",
+]
 
 _A = f"{{{ATOM_NS}}}"
 _E = f"{{{ESPI_NS}}}"
@@ -106,6 +130,12 @@ _VALUE = _E + "value"
 #: Latest accepted interval start, epoch s (9999-12-31T23:59:59Z).
 MAX_START_S = 253_402_300_799
 
+#: Most parent levels of a MeterReading href searched for its UsagePoint. ESPI resource URIs
+#: are about 11 segments deep (``espi/1_1/resource/Subscription/{id}/UsagePoint/{id}/
+#: MeterReading/{id}/IntervalBlock/{id}``); the bound keeps a hostile href of a million
+#: segments from costing a million string copies per MeterReading.
+MAX_HREF_LEVELS = 32
+
 _NS = {"espi": ESPI_NS}
 _Number = Callable[[etree._Element], float]
 
@@ -114,7 +144,34 @@ _Number = Callable[[etree._Element], float]
 _N_READINGS = cast(
     _Number, etree.XPath("count(espi:IntervalReading)", namespaces=_NS, regexp=False)
 )
+#: From an IntervalBlock: the number of its readings with exactly one timePeriod start,
+#: one duration and one value, each a single text node. `block_strings` aligns the three
+#: lists by position, which is right only when every reading is such a reading: equal
+#: totals alone let a reading without a value take the next reading's.
+_N_WELL_FORMED_READINGS = cast(
+    _Number,
+    etree.XPath(
+        "count(espi:IntervalReading[count(espi:timePeriod/espi:start/text()) = 1"
+        " and count(espi:timePeriod/espi:duration/text()) = 1"
+        " and count(espi:value/text()) = 1])",
+        namespaces=_NS,
+        regexp=False,
+    ),
+)
+#: From an IntervalBlock: its readings that do not carry exactly one ReadingQuality with
+#: one quality code. `pipeline.process.block_quality` aligns codes by position when the
+#: totals match, right only when there is none of these among readings with codes.
+_N_IRREGULAR_QUALITY = cast(
+    _Number,
+    etree.XPath(
+        "count(espi:IntervalReading[espi:ReadingQuality][count(espi:ReadingQuality) != 1"
+        " or count(espi:ReadingQuality/espi:quality/text()) != 1])",
+        namespaces=_NS,
+        regexp=False,
+    ),
+)
 _QUALITY = _E + "ReadingQuality/" + _E + "quality"
+_READING_QUALITY = _E + "ReadingQuality"
 
 
 @dataclass(frozen=True)
@@ -138,6 +195,8 @@ class Series:
         batch: the readings, in document order (all blocks of all MeterReadings of the
             series), ready for `pipeline.store.Store`: its meter id is `usage_point`, its
             `ReadingType` the series' fields, its sequence number None.
+        local_time: the usage point's LocalTimeParameters (see the module docstring), None
+            when the document gives none for it.
 
     The store keys a reading by (meter, ReadingType fields, interval start), so two
     ReadingTypes of one UsagePoint (energy and demand, delivered and received) never mix,
@@ -149,15 +208,18 @@ class Series:
     usage_point: str
     reading_type: str
     batch: ReadingBatch
+    local_time: LocalTime | None = None
 
 
 @dataclass
 class Extraction:
-    """What `extract_series` found: the series (in order of first appearance) and the
-    rejected parts."""
+    """What `extract_series` found: the series (in order of first appearance), the
+    rejected parts, and the local time of each usage point that has one (usage point href
+    as in `Series.usage_point` -> `LocalTime`)."""
 
     series: list[Series] = field(default_factory=list)
     rejected: list[RejectedPart] = field(default_factory=list)
+    local_times: dict[str, LocalTime] = field(default_factory=dict)
 
 
 # --- document model ---------------------------------------------------------------------------
@@ -217,17 +279,63 @@ def _entry_meta(entry: etree._Element, index: int) -> _Entry:
     return _Entry(index, self_href, up_href, related, name)
 
 
+#: XML Schema's lexical form of an integer (xs:integer, xs:long, ... : an optional sign and
+#: ASCII digits), with the white space XML may put around it (XML 1.0 production S).
+_XS_INTEGER = re.compile(r"[ \t\r\n]*[+-]?[0-9]+[ \t\r\n]*")
+_XML_SPACE = " \t\r\n"
+
+
+def xs_integer(text: str) -> int:
+    """The value of an xs:integer text (surrounding XML white space allowed); ValueError
+    otherwise. Stricter than Python's ``int``, which also takes ``1_000``, non-ASCII
+    digits (``١٢``, ``１２``) and non-ASCII white space: none of them is an XML Schema
+    integer, and reading them would invent a value the sender did not write."""
+    if not _XS_INTEGER.fullmatch(text):
+        raise ValueError(f"{text[:40]!r} is not an integer (xs:integer)")
+    return int(text)
+
+
+def _plain_integers(element: etree._Element) -> bool:
+    """True when no text inside `element` can be read differently by Python's ``int`` and
+    by XML Schema: all of it ASCII and without ``_``. In ASCII, ``int`` then takes exactly
+    the xs:integer forms, because the other white space it strips (vertical tab, form
+    feed, U+001C..U+001F) cannot occur in XML 1.0. One C-level serialisation: the check of
+    a block costs no per-reading Python work."""
+    text = etree.tostring(element, method="text", encoding="unicode")
+    return text.isascii() and "_" not in text
+
+
 def _int_text(element: etree._Element | None) -> int | None:
     """The integer text of `element`, None when the element is absent or empty; raises
-    ValueError when the text is not an integer."""
+    ValueError when the text is not an integer (`xs_integer`)."""
     if element is None:
         return None
-    text = (element.text or "").strip()
-    return int(text) if text else None
+    if len(element):
+        raise ValueError(f"{element.tag.rpartition('}')[2]} holds elements, not an integer")
+    text = element.text or ""
+    return xs_integer(text) if text.strip(_XML_SPACE) else None
+
+
+def _ambiguity(reading: etree._Element) -> str | None:
+    """Why a reading is ambiguous (a field given twice, which the schema forbids), else
+    None."""
+    counts = {"value": len(reading.findall(_VALUE))}
+    periods = reading.findall(_TIME_PERIOD)
+    counts["timePeriod"] = len(periods)
+    if periods:
+        counts["start"] = len(periods[0].findall(_START))
+        counts["duration"] = len(periods[0].findall(_DURATION))
+    twice = [name for name, count in counts.items() if count > 1]
+    return f"ambiguous_reading: more than one {', '.join(twice)}" if twice else None
 
 
 def _reading_type(entry: _Entry, resource: etree._Element, out: Extraction) -> _ReadingType:
     values, reason = reading_type_values(resource)
+    if values is not None and not _plain_integers(resource):
+        values, reason = None, (
+            "non_integer: a ReadingType field holds non-ASCII characters or '_' (not an "
+            "xs:integer)"
+        )
     if values is None:
         out.rejected.append(RejectedPart(f"ReadingType {entry.name}", reason or "non_integer"))
         return _ReadingType(entry, None, entry.name)
@@ -252,12 +360,24 @@ def _block_readings(
 ) -> _Columns:
     """(start_s, duration_s, value, quality) of one IntervalBlock; bad readings go to `out`.
 
-    Fast path, when every reading has an integer start, duration and value: the shared
-    column primitives of `pipeline.process` (four XPaths and one numpy conversion); else a
-    loop over the block's readings that rejects the bad ones one by one."""
+    Fast path, when every reading has exactly one start, duration and value, all XML
+    Schema integers, and every reading with a ReadingQuality has one code: the shared
+    column primitives of `pipeline.process` (five XPaths, a text serialisation, one more
+    XPath when there are ReadingQualities, and one numpy conversion); else a loop over the
+    block's readings that rejects the bad ones one by one."""
     n = int(_N_READINGS(block))
     starts, durations, values = block_strings(block)
-    if len(starts) == n and len(durations) == n and len(values) == n:
+    if (
+        len(starts) == n
+        and len(durations) == n
+        and len(values) == n
+        and int(_N_WELL_FORMED_READINGS(block)) == n
+        and _plain_integers(block)
+        and (
+            next(block.iter(_READING_QUALITY), None) is None
+            or int(_N_IRREGULAR_QUALITY(block)) == 0
+        )
+    ):
         try:
             start_s, duration_s, value = int64_columns(starts, durations, values)
             quality = block_quality(block, n, default_quality)
@@ -270,7 +390,7 @@ def _block_readings(
 
 def _reading_quality(reading: etree._Element, default: int) -> int:
     """The QualityOfReading of one IntervalReading (see `pipeline.process.block_quality`)."""
-    codes = {int((q.text or "").strip()) for q in reading.iterfind(_QUALITY)}
+    codes = {xs_integer(q.text or "") for q in reading.iterfind(_QUALITY)}
     if not codes:
         return default
     code = codes.pop() if len(codes) == 1 else QUALITY_MIXED
@@ -294,6 +414,11 @@ def _block_readings_slow(
         next_start = None
     for k, reading in enumerate(block.iterchildren(_INTERVAL_READING)):
         where = f"IntervalReading #{k + 1} of IntervalBlock {part}"
+        ambiguous = _ambiguity(reading)
+        if ambiguous is not None:
+            out.rejected.append(RejectedPart(where, ambiguous))
+            next_start = None
+            continue
         try:
             value = _int_text(reading.find(_VALUE))
             period = reading.find(_TIME_PERIOD)
@@ -363,7 +488,7 @@ def _resolve_blocks(
     out: Extraction,
 ) -> None:
     by_key: dict[str, list[_MeterReading]] = {}
-    for mr in meter_readings:
+    for mr in meter_readings:  # in document order: each list's entry indices ascend
         if mr.entry.self_href:
             by_key.setdefault(href_key(mr.entry.self_href), []).append(mr)
     for entry, block in blocks:
@@ -377,8 +502,8 @@ def _resolve_blocks(
         if len(candidates) == 1:
             owner = candidates[0]
         elif candidates:  # ids not unique (redacted feeds): the nearest one before the block
-            before = [mr for mr in candidates if mr.entry.index < entry.index]
-            owner = before[-1] if before else candidates[0]
+            at = bisect.bisect_left(candidates, entry.index, key=lambda mr: mr.entry.index)
+            owner = candidates[at - 1] if at else candidates[0]
         elif len(meter_readings) == 1:
             owner = meter_readings[0]
         else:
@@ -446,7 +571,9 @@ def _resolve_usage_point(
     """The UsagePoint href of a MeterReading, None when unresolvable."""
     href = mr.entry.up_href or mr.entry.self_href
     key = href_parent(href_key(href)) if href else ""
-    while key:
+    for _ in range(MAX_HREF_LEVELS):
+        if not key:
+            break
         found = usage_points.get(key)
         if found is not None:
             return found
@@ -482,13 +609,15 @@ def extract_series(root: etree._Element) -> Extraction:
     meter_readings: list[_MeterReading] = []
     reading_types: list[_ReadingType] = []
     blocks: list[tuple[_Entry, etree._Element]] = []
+    up_entries: list[_Entry] = []
+    local_time_resources: list[tuple[_Entry, etree._Element]] = []
     for index, entry in enumerate(entries):
         content = entry.find(_CONTENT)
         if content is None:
             continue
         meta: _Entry | None = None
         for resource in content.iterchildren(
-            _USAGE_POINT, _METER_READING, _READING_TYPE, _INTERVAL_BLOCK
+            _USAGE_POINT, _METER_READING, _READING_TYPE, _INTERVAL_BLOCK, LOCAL_TIME_TAG
         ):
             if meta is None:
                 meta = _entry_meta(entry, index)
@@ -499,7 +628,10 @@ def extract_series(root: etree._Element) -> Extraction:
                 meter_readings.append(_MeterReading(meta))
             elif tag == _READING_TYPE:
                 reading_types.append(_reading_type(meta, resource, out))
+            elif tag == LOCAL_TIME_TAG:
+                local_time_resources.append((meta, resource))
             else:
+                up_entries.append(meta)
                 n_usage_points += 1
                 if meta.self_href:
                     usage_points.setdefault(href_key(meta.self_href), meta.self_href)
@@ -557,4 +689,59 @@ def extract_series(root: etree._Element) -> Extraction:
             usage_point, None, ReadingType(*fields), start_s, duration_s, value, quality
         )
         out.series.append(Series(usage_point, rt_name, batch))
+    if local_time_resources:
+        _attach_local_times(up_entries, local_time_resources, out)
     return out
+
+
+def _attach_local_times(
+    up_entries: list[_Entry],
+    resources: list[tuple[_Entry, etree._Element]],
+    out: Extraction,
+) -> None:
+    """Decode the LocalTimeParameters (bad ones to `out.rejected`), find each usage point's
+    (module docstring), fill `out.local_times` and the series' `local_time`."""
+    by_self: dict[str, LocalTime | None] = {}
+    by_up: dict[str, LocalTime | None] = {}
+    decoded: list[LocalTime | None] = []
+    for meta, resource in resources:
+        try:
+            local_time: LocalTime | None = local_time_of(resource)
+        except ValueError as exc:
+            out.rejected.append(RejectedPart(f"LocalTimeParameters {meta.name}", str(exc)))
+            local_time = None
+        decoded.append(local_time)
+        if meta.self_href:
+            by_self.setdefault(href_key(meta.self_href), local_time)
+        if meta.up_href:
+            by_up.setdefault(href_key(meta.up_href), local_time)
+    only = decoded[0] if len(decoded) == 1 else None
+
+    def of(usage_point: str, related: list[str]) -> LocalTime | None:
+        for href in related:
+            key = href_key(href)
+            if key in by_self:
+                return by_self[key]
+        key = href_key(usage_point)
+        if key in by_up:
+            return by_up[key]
+        return only
+
+    related_of = {
+        href_key(meta.self_href): meta.related for meta in up_entries if meta.self_href
+    }
+    for meta in up_entries:
+        if meta.self_href:
+            found = of(meta.self_href, meta.related)
+            if found is not None:
+                out.local_times.setdefault(meta.self_href, found)
+    for index, series in enumerate(out.series):
+        usage_point = series.usage_point
+        if usage_point not in out.local_times:
+            found = of(usage_point, related_of.get(href_key(usage_point), []))
+            if found is None:
+                continue
+            out.local_times[usage_point] = found
+        out.series[index] = Series(
+            usage_point, series.reading_type, series.batch, out.local_times[usage_point]
+        )

@@ -10,6 +10,11 @@ codes (or the ReadingType's defaultQuality) as the readings' raw quality.
 
 Storing is idempotent: ingesting a file again stores nothing twice. Each file is stored in
 one transaction (a series rejected by the store is left out, the others of the file kept).
+The local time of each usage point with a stored series (its LocalTimeParameters, see
+`pipeline.greenbutton`) is recorded in the same transaction in table
+``local_time_parameters`` (`pipeline.localtime`), keyed by the meter id of its readings;
+a later file's local time for the same usage point replaces it. The ``--json`` report does
+not show it (its shape is fixed); the table output does.
 
 A file's status is ``ok`` when every part was ingested, ``partial`` when some series were
 stored and some parts rejected, ``rejected`` when nothing was stored (unreadable, too large,
@@ -29,6 +34,7 @@ from typing import Any
 
 from pipeline.fetch import Limits, RejectedUpload, parse_upload
 from pipeline.greenbutton import RejectedPart, Series, extract_series
+from pipeline.localtime import LocalTime, ensure_local_time_table, write_local_time
 from pipeline.store import Store
 
 __all__ = [
@@ -50,7 +56,8 @@ INGEST_LIMITS = Limits(max_size_bytes=64_000_000, max_depth=64, max_elements=4_0
 @dataclass(frozen=True)
 class SeriesReport:
     """One (UsagePoint, ReadingType) of a file, as in the ``--json`` output, plus what the
-    store did (`inserted`, `duplicates`)."""
+    store did (`inserted`, `duplicates`) and the usage point's local time (`local_time`,
+    None when the file gives none; not in the ``--json`` output)."""
 
     usage_point: str
     reading_type: str
@@ -63,6 +70,7 @@ class SeriesReport:
     sum: float
     inserted: int
     duplicates: int
+    local_time: LocalTime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -111,7 +119,20 @@ def _read(path: Path, limits: Limits) -> bytes:
     return body
 
 
-def _series_report(series: Series, inserted: int, duplicates: int) -> SeriesReport:
+def _series_sum(series: Series) -> float:
+    """The series' sum in its uom (`ReadingBatch.total`); RejectedUpload when it is beyond
+    float64 (a powerOfTenMultiplier of 309 or more: the schema allows any Int16, no unit
+    needs one), so that the report, and its JSON, always hold a finite number."""
+    try:
+        return series.batch.total
+    except OverflowError:
+        raise RejectedUpload(
+            "out_of_range: the sum of the series overflows a float64 (powerOfTenMultiplier "
+            f"{series.batch.power_of_ten_multiplier})"
+        ) from None
+
+
+def _series_report(series: Series, inserted: int, duplicates: int, total: float) -> SeriesReport:
     batch = series.batch
     return SeriesReport(
         usage_point=series.usage_point,
@@ -122,9 +143,10 @@ def _series_report(series: Series, inserted: int, duplicates: int) -> SeriesRepo
         count=batch.n_readings,
         first_start=_iso(int(batch.start_s.min())),
         last_start=_iso(int(batch.start_s.max())),
-        sum=batch.total,
+        sum=total,
         inserted=inserted,
         duplicates=duplicates,
+        local_time=series.local_time,
     )
 
 
@@ -154,6 +176,7 @@ def ingest_file(path: str | Path, store: Store, limits: Limits = INGEST_LIMITS) 
     try:
         for series in extraction.series:
             try:
+                total = _series_sum(series)
                 inserted, duplicates = store.upsert_readings(series.batch)
             except RejectedUpload as exc:
                 report.rejected.append(
@@ -162,7 +185,8 @@ def ingest_file(path: str | Path, store: Store, limits: Limits = INGEST_LIMITS) 
                     )
                 )
                 continue
-            report.series.append(_series_report(series, inserted, duplicates))
+            report.series.append(_series_report(series, inserted, duplicates, total))
+        _store_local_times(store, report.series)
         store.commit()
     except BaseException:
         store.rollback()
@@ -179,6 +203,19 @@ def ingest_file(path: str | Path, store: Store, limits: Limits = INGEST_LIMITS) 
     elif report.rejected:
         report.status = "partial"
     return report
+
+
+def _store_local_times(store: Store, series: list[SeriesReport]) -> None:
+    """Record the local time of every usage point with a stored series, in the store's
+    open transaction."""
+    local_times = {s.usage_point: s.local_time for s in series if s.local_time is not None}
+    if not local_times:
+        return
+    # the store's own connection, so that the rows share the file's transaction
+    conn = store._conn
+    ensure_local_time_table(conn)
+    for usage_point, local_time in local_times.items():
+        write_local_time(conn, usage_point, local_time)
 
 
 def ingest_files(
@@ -219,6 +256,9 @@ def format_table(reports: Iterable[FileReport]) -> str:
                 f"{s.uom:>4} {s.flow_direction:>4} {s.interval_length_s:>8} {s.count:>6} "
                 f"{s.first_start:<20} {s.last_start:<20} {s.sum:>14.6g} {s.inserted:>6}"
             )
+        local_times = {s.usage_point: s.local_time for s in report.series if s.local_time}
+        for usage_point, local_time in local_times.items():
+            lines.append(f"  local time of {_tail(usage_point, 40)}: {local_time.describe()}")
         for r in report.rejected:
             lines.append(f"  rejected {r.part}: {r.reason}")
     return "\n".join(lines)

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import re
+import socket
 import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from lxml import etree
 
+from meters.espi import Channel, ReadingTypeSpec, encode_meter_upload
 from pipeline.fetch import ATOM_NS, Limits, RejectedUpload, _new_parser, parse_upload
+from pipeline.ingest import ingest_file
+from pipeline.service import Pipeline
+from pipeline.store import Store
 
 FEED_TAG = f"{{{ATOM_NS}}}feed"
 ENTRY_TAG = f"{{{ATOM_NS}}}entry"
@@ -97,7 +107,7 @@ def test_depth_limit_is_inclusive() -> None:
 def test_element_limit_is_inclusive() -> None:
     # feed + id + 98 <t/> = 100 elements; the body is over 4 * 100 bytes so they are counted
     body = feed("<t/>" * 98 + " " * 400)
-    assert len(parse_upload(body, Limits(max_elements=100)).xpath("//*")) == 100
+    assert len(list(parse_upload(body, Limits(max_elements=100)).iter())) == 100
     reason = rejected(feed("<t/>" * 99 + " " * 400), Limits(max_elements=100)).reason
     assert reason.startswith("too_many_elements: 101 elements")
 
@@ -239,3 +249,327 @@ def test_rejected_upload_pickles_with_its_details() -> None:
         7,
         "bad_root",
     )
+
+
+# --- hardening: every attack is rejected quickly, with a reason -----------------------------
+#
+# Time bounds are ratios to parsing a normal upload (the meter encoder's) of at least the
+# same size, measured in the same run (best of a few repeats); no wall-clock bound.
+
+
+def normal_upload(approx_bytes: int) -> bytes:
+    """A genuine one-channel meter upload (the meter encoder's) of 90 % to 100 % of
+    `approx_bytes` (at least about 2 KB)."""
+
+    def upload(n: int) -> bytes:
+        return encode_meter_upload(
+            "m-1",
+            1,
+            1_700_000_000 + 60 * np.arange(n),
+            [Channel(ReadingTypeSpec(), np.arange(n) % 1000)],
+            1_700_000_000,
+        )
+
+    per_reading = (len(upload(1001)) - len(upload(1))) / 1000
+    body = upload(max(1, int((0.95 * approx_bytes - len(upload(1))) / per_reading)))
+    assert len(body) <= max(approx_bytes, 3_000)
+    return body
+
+
+_NORMAL_PARSE_S: dict[int, float] = {}
+
+
+def best_time_s(function: Callable[..., object], *args: object, repeat: int = 3) -> float:
+    """Least wall time of `repeat` calls (a rejection is a normal end of the call)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        with contextlib.suppress(RejectedUpload):
+            function(*args)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def normal_parse_s(size_bytes: int) -> float:
+    """Best time to parse a normal upload of about `size_bytes` (rounded up to a power of
+    two from 128 KiB, at most the size limit; cached)."""
+    size = max(1 << 17, 1 << (size_bytes - 1).bit_length())
+    size = min(size, DEFAULT_LIMITS.max_size_bytes)
+    if size not in _NORMAL_PARSE_S:
+        body = normal_upload(size)
+        assert parse_upload(body).tag == FEED_TAG
+        _NORMAL_PARSE_S[size] = best_time_s(parse_upload, body, repeat=5)
+    return _NORMAL_PARSE_S[size]
+
+
+def rejected_quickly(
+    body: bytes, code: str, max_ratio: float, limits: Limits = DEFAULT_LIMITS
+) -> str:
+    """Assert `body` is rejected with `code` in at most `max_ratio` times the parse of a
+    normal upload of the same size; return the reason."""
+    reason = rejected(body, limits).reason
+    assert reason.startswith(f"{code}: "), reason
+    ratio = best_time_s(parse_upload, body, limits) / normal_parse_s(len(body))
+    assert ratio < max_ratio, (code, ratio)
+    return reason
+
+
+ATOM_FEED_OPEN = f'<feed xmlns="{ATOM_NS}"><id>urn:imdc:upload:m-1:1</id>'.encode()
+
+
+def flood(n: int, comment: bool = False) -> bytes:
+    """A feed of n tiny elements (optionally with one comment, which makes the byte count
+    of start tags only a bound)."""
+    return ATOM_FEED_OPEN + (b"<!-- c -->" if comment else b"") + b"<a/>" * n + b"</feed>"
+
+
+_UTF16_DECLARED = b'<?xml version="1.0" encoding="UTF-16"?>'
+_TEXT_FEED = feed().decode()
+
+#: (name, body, reason code, largest time ratio to parsing a normal upload of that size)
+ATTACKS: list[tuple[str, bytes, str, float]] = [
+    ("billion laughs", BILLION_LAUGHS, "dtd_forbidden", 0.2),
+    ("quadratic blow-up", QUADRATIC_BLOWUP, "dtd_forbidden", 0.2),
+    ("xxe file", xxe("file:///etc/passwd"), "dtd_forbidden", 0.2),
+    ("xxe http", xxe("http://127.0.0.1:9/x"), "dtd_forbidden", 0.2),
+    ("lower-case doctype", feed(prolog="<!doctype feed>"), "dtd_forbidden", 0.2),
+    (
+        "odd-case doctype and entity",
+        feed(prolog="<?xml version='1.0'?><!DocType feed [<!eNtItY a 'b'>]>"),
+        "dtd_forbidden",
+        0.2,
+    ),
+    (
+        "doctype after comments and PIs",
+        feed(prolog="<!--a--><?p q?><!-- <feed> --><!DOCTYPE feed>"),
+        "dtd_forbidden",
+        0.2,
+    ),
+    (
+        "utf-16 doctype",
+        (_UTF16_DECLARED.decode() + "<!DOCTYPE feed>" + _TEXT_FEED).encode("utf-16"),
+        "unsupported_encoding",
+        0.2,
+    ),
+    (
+        "utf-16le doctype without BOM",
+        ("<!DOCTYPE feed>" + _TEXT_FEED).encode("utf-16-le"),
+        "unsupported_encoding",
+        0.2,
+    ),
+    (
+        "utf-32 doctype",
+        ("<!DOCTYPE feed>" + _TEXT_FEED).encode("utf-32"),
+        "unsupported_encoding",
+        0.2,
+    ),
+    (
+        "utf-16 doctype after an ASCII declaration naming UTF-16",
+        _UTF16_DECLARED + ("<!DOCTYPE f [<!ENTITY x 'y'>]>" + _TEXT_FEED).encode("utf-16-le"),
+        "unsupported_encoding",
+        0.2,
+    ),
+    ("10,000-deep", nested(10_000), "too_deep", 0.5),
+    (
+        "40,000-deep",
+        ATOM_FEED_OPEN + b"<a>" * 40_000 + b"</a>" * 40_000 + b"</feed>",
+        "too_deep",
+        0.5,
+    ),
+    ("element flood", flood(990_000), "too_many_elements", 0.75),
+    ("oversized", b"<" * 4_000_001, "too_large", 0.05),
+    (
+        "invalid UTF-8",
+        feed("<title>caf\xe9</title>").replace(b"caf\xc3\xa9", b"caf\xe9"),
+        "unsupported_encoding",
+        0.5,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "code", "max_ratio"), ATTACKS, ids=[attack[0] for attack in ATTACKS]
+)
+def test_attack_is_rejected_quickly(name: str, body: bytes, code: str, max_ratio: float) -> None:
+    rejected_quickly(body, code, max_ratio)
+
+
+def test_element_flood_behind_a_comment_stops_at_the_limit() -> None:
+    """With a comment the start-tag count is only a bound, so the parse counts elements and
+    stops at the limit, having read a part of the body proportional to the limit (a full
+    parse of this 3.6 MB body takes about 3.5 normal parses)."""
+    body = flood(900_000, comment=True)
+    for max_elements in (10_000, DEFAULT_LIMITS.max_elements):
+        reason = rejected(body, Limits(max_elements=max_elements)).reason
+        match = re.fullmatch(
+            r"too_many_elements: (\d+) elements in the first (\d+) bytes exceeds the limit of "
+            + str(max_elements),
+            reason,
+        )
+        assert match is not None, reason
+        n_counted, n_read = int(match[1]), int(match[2])
+        assert max_elements < n_counted <= max_elements + 65_536 // 4
+        assert n_read <= 4 * n_counted + 65_536 < len(body)
+    rejected_quickly(body, "too_many_elements", 1.0, Limits(max_elements=10_000))
+
+
+def test_loose_bound_from_markup_in_comments_still_accepts() -> None:
+    """300,000 ``<a/>`` inside a comment are no elements: counted, then accepted."""
+    body = ATOM_FEED_OPEN + b"<!--" + b"<a/>" * 300_000 + b"--><title/></feed>"
+    root = parse_upload(body, Limits(max_elements=10))
+    assert len(root) == 2
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["long text repeated", "long attribute repeated", "many attributes", "many namespaces"],
+)
+def test_quadratic_blowup_without_a_dtd_is_bounded_by_the_size_limit(variant: str) -> None:
+    """Without a DTD nothing can be referenced: a "blow-up" is as big as it looks. Just under
+    the size limit it parses in linear time (a small multiple of a normal upload of that
+    size); one more repetition is over the limit and rejected before parsing."""
+    limit = DEFAULT_LIMITS.max_size_bytes
+    chunk = 100_000
+    if variant == "long text repeated":
+        piece = b"<title>" + b"x" * chunk + b"</title>"
+    elif variant == "long attribute repeated":
+        piece = b'<title a="' + b"x" * chunk + b'"/>'
+    elif variant == "many attributes":
+        piece = b"<t " + b" ".join(b'a%d="x"' % i for i in range(chunk // 8)) + b"/>"
+    else:
+        piece = b"<t " + b" ".join(b'xmlns:p%d="u:%d"' % (i, i) for i in range(chunk // 16)) + b"/>"
+    repeats = (limit - 100) // len(piece)
+    body = ATOM_FEED_OPEN + piece * repeats + b"</feed>"
+    assert len(body) <= limit
+    ratio = best_time_s(parse_upload, body) / normal_parse_s(len(body))
+    assert ratio < 8, ratio
+    bigger = ATOM_FEED_OPEN + piece * (repeats + 1) + b"</feed>"
+    rejected_quickly(bigger, "too_large", 0.05)
+
+
+def test_every_truncation_of_an_upload_is_rejected() -> None:
+    body = normal_upload(2_000)
+    end = body.rindex(b"</feed>") + len(b"</feed>")
+    for cut in range(1, end):
+        error = rejected(body[:cut])
+        assert error.code in ("malformed", "empty_body"), (cut, error.reason)
+    assert parse_upload(body[:end]).tag == FEED_TAG
+
+
+def test_random_garbage_is_rejected_with_a_reason() -> None:
+    rng = np.random.default_rng(20_240_611)
+    body = normal_upload(2_000)
+    for _ in range(300):
+        garbage = rng.integers(0, 256, int(rng.integers(1, 5_000)), dtype=np.uint8).tobytes()
+        assert rejected(garbage).code in ("malformed", "unsupported_encoding", "bad_root")
+        # garbage overwriting part of a genuine upload
+        at = int(rng.integers(0, len(body) - 8))
+        mangled = body[:at] + bytes(rng.integers(128, 256, 8, dtype=np.uint8)) + body[at + 8 :]
+        assert rejected(mangled).code in ("malformed", "unsupported_encoding")
+
+
+def test_declared_encoding_is_ignored_for_utf8_bytes() -> None:
+    """The parser is forced to UTF-8: a declaration naming another encoding does not change
+    how the bytes are read (so the byte-level DOCTYPE scan sees what the parser sees)."""
+    root = parse_upload(feed("<title>ok</title>", prolog='<?xml version="1.0" encoding="UTF-16"?>'))
+    assert root.findtext(f"{{{ATOM_NS}}}title") == "ok"
+
+
+# --- no network, no file access --------------------------------------------------------------
+
+
+class Listener:
+    """A TCP listener on 127.0.0.1 that records whether anything connected."""
+
+    def __init__(self) -> None:
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(16)
+        self.port = self.socket.getsockname()[1]
+
+    def connections(self, wait_s: float = 0.3) -> int:
+        self.socket.settimeout(wait_s)
+        count = 0
+        while True:
+            try:
+                conn, _ = self.socket.accept()
+            except TimeoutError:
+                return count
+            conn.close()
+            count += 1
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    server = Listener()
+    yield server
+    server.close()
+
+
+def network_attacks(port: int) -> list[bytes]:
+    url = f"http://127.0.0.1:{port}"
+    atom = f'<feed xmlns="{ATOM_NS}"><id>urn:imdc:upload:m-1:1</id>'
+    return [
+        xxe(f"{url}/entity"),
+        f'<?xml version="1.0"?><!DOCTYPE feed SYSTEM "{url}/feed.dtd">{atom}</feed>'.encode(),
+        f'<!DOCTYPE feed [<!ENTITY % p SYSTEM "{url}/p.dtd"> %p;]>{atom}</feed>'.encode(),
+        f'<!doctype feed PUBLIC "-//x//y" "{url}/public.dtd">{atom}</feed>'.encode(),
+        (
+            f'{atom}<x:include xmlns:x="http://www.w3.org/2001/XInclude" href="{url}/xi.xml"/>'
+            f'<t xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            f'xsi:schemaLocation="http://naesb.org/espi {url}/espi.xsd"/></feed>'
+        ).encode(),
+    ]
+
+
+def test_listener_sees_a_real_connection(listener: Listener) -> None:
+    """Control: the listener does notice a connection."""
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=1):
+        pass
+    assert listener.connections() == 1
+
+
+def test_no_network_access_while_parsing(listener: Listener, tmp_path: Path) -> None:
+    """Through parse_upload, through the hardened parser itself (past the DOCTYPE check),
+    through the service and through file ingest: no connection to the URL in the document."""
+    bodies = network_attacks(listener.port)
+    with Pipeline(tmp_path / "p.sqlite") as pipe, Store(tmp_path / "i.sqlite") as store:
+        for i, body in enumerate(bodies):
+            if b"DOCTYPE" in body.upper():
+                assert rejected(body).code == "dtd_forbidden"
+            else:  # XInclude and schemaLocation are not processed: a plain (useless) feed
+                assert parse_upload(body).tag == FEED_TAG
+            parser = _new_parser()
+            try:
+                parser.feed(body)
+                parser.close()
+            except etree.XMLSyntaxError:
+                pass
+            outcome = pipe.handle(body)
+            assert not outcome.accepted and outcome.reason
+            path = tmp_path / f"attack{i}.xml"
+            path.write_bytes(body)
+            assert ingest_file(path, store).status == "rejected"
+        assert pipe.store.count_readings() == store.count_readings() == 0
+    assert listener.connections() == 0
+
+
+def test_no_local_file_is_read(tmp_path: Path) -> None:
+    """An XXE naming a local file: rejected, and the hardened parser on its own (past the
+    DOCTYPE check) does not read the file either. Control: a permissive lxml parser does."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-7f3a")
+    body = xxe(secret.as_uri())
+    assert rejected(body).code == "dtd_forbidden"
+    parser = _new_parser()
+    try:
+        parser.feed(body)
+        leaked = etree.tostring(parser.close())
+    except etree.XMLSyntaxError:
+        leaked = b""
+    assert b"TOP-SECRET" not in leaked
+    permissive = etree.XMLParser(resolve_entities=True, load_dtd=True, no_network=True)
+    assert b"TOP-SECRET" in etree.tostring(etree.fromstring(body, permissive))

@@ -463,3 +463,227 @@ def test_series_of_one_usage_point_are_apart_in_the_store(tmp_path: Path) -> Non
 def store_count(db: Path) -> int:
     with Store(db) as store:
         return store.count_readings()
+
+
+# --- local time -----------------------------------------------------------------------------
+
+
+def expected_local_times(name: str) -> dict[str, tuple[int, int, int, int]]:
+    """Per UsagePoint self href, the fields of the LocalTimeParameters its entry names with
+    a related link, read with plain lxml."""
+    root = etree.parse(str(DATA / name)).getroot()
+    ltps: dict[str, tuple[int, int, int, int]] = {}
+    usage_points: dict[str, list[str]] = {}
+    for item in root.iter(f"{A}entry"):
+        links = [(link.get("rel"), link.get("href", "")) for link in item.iterfind(f"{A}link")]
+        self_href = next(h for rel, h in links if rel == "self")
+        ltp = item.find(f"{A}content/{E}LocalTimeParameters")
+        if ltp is not None:
+            ltps[self_href] = (
+                int(ltp.findtext(f"{E}tzOffset") or "x"),
+                int(ltp.findtext(f"{E}dstOffset") or "x"),
+                int(ltp.findtext(f"{E}dstStartRule") or "x", 16),
+                int(ltp.findtext(f"{E}dstEndRule") or "x", 16),
+            )
+        if item.find(f"{A}content/{E}UsagePoint") is not None:
+            usage_points[self_href] = [h for rel, h in links if rel == "related"]
+    return {up: next(ltps[h] for h in related if h in ltps) for up, related in usage_points.items()}
+
+
+def stored_local_times(db: Path) -> dict[str, tuple[int, int, int, int]]:
+    with sqlite3.connect(db) as conn:
+        try:
+            rows = conn.execute(
+                "SELECT meter_id, tz_offset_s, dst_offset_s, dst_start_rule, dst_end_rule "
+                "FROM local_time_parameters"
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return {}
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_local_time_is_stored_per_usage_point(name: str, tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    code, _out = run_cli(DATA / name, "--db", db)
+    assert code == 0
+    expected = expected_local_times(name)
+    assert stored_local_times(db) == expected
+    with sqlite3.connect(db) as conn:  # every row names a meter of the readings
+        meters = {row[0] for row in conn.execute("SELECT meter_id FROM meters")}
+    assert set(expected) == meters
+
+
+def test_table_output_shows_the_local_time(tmp_path: Path) -> None:
+    code, out = run_cli(DATA / "pge_gas_daily_redacted.xml", "--db", tmp_path / "db.sqlite")
+    assert code == 0
+    assert (
+        "UTC-08:00, DST +3600 s from the second Sunday of March at 02:00:00 to the first "
+        "Sunday of November at 02:00:00"
+    ) in out
+
+
+LTP_SELF = "/espi/1_1/resource/LocalTimeParameters/1"
+
+
+def ltp_entry(self_href: str = LTP_SELF, tz: str = "-18000", start: str = "360E2000") -> str:
+    return entry(
+        {"self": self_href},
+        espi(
+            "LocalTimeParameters",
+            f"<dstEndRule>B40E2000</dstEndRule><dstOffset>3600</dstOffset>"
+            f"<dstStartRule>{start}</dstStartRule><tzOffset>{tz}</tzOffset>",
+        ),
+    )
+
+
+def ingest_body(body: bytes, tmp_path: Path) -> tuple[Any, dict[str, tuple[int, int, int, int]]]:
+    path = tmp_path / "f.xml"
+    path.write_bytes(body)
+    with Store(tmp_path / "db.sqlite") as store:
+        report = ingest_file(path, store)
+    return report, stored_local_times(tmp_path / "db.sqlite")
+
+
+def test_a_lone_unlinked_local_time_applies_to_the_document(tmp_path: Path) -> None:
+    block = espi("IntervalBlock", reading(T0, 100))
+    report, stored = ingest_body(small_feed(block, extra=ltp_entry()), tmp_path)
+    assert report.status == "ok"
+    assert stored == {UP: (-18000, 3600, 0x360E2000, 0xB40E2000)}
+
+
+def test_two_unlinked_local_times_apply_to_nothing(tmp_path: Path) -> None:
+    block = espi("IntervalBlock", reading(T0, 100))
+    extra = ltp_entry() + ltp_entry("/espi/1_1/resource/LocalTimeParameters/2", tz="3600")
+    report, stored = ingest_body(small_feed(block, extra=extra), tmp_path)
+    assert report.status == "ok" and stored == {}
+    assert report.series[0].local_time is None
+
+
+@pytest.mark.parametrize(
+    ("tz", "start"), [("-5h", "360E2000"), ("-18000", "D60E2000"), ("1_000", "360E2000")]
+)
+def test_a_bad_local_time_is_a_rejected_part(tz: str, start: str, tmp_path: Path) -> None:
+    """The readings (UTC) are stored; the file is partial, with a bad_local_time part."""
+    block = espi("IntervalBlock", reading(T0, 100))
+    report, stored = ingest_body(small_feed(block, extra=ltp_entry(tz=tz, start=start)), tmp_path)
+    assert report.status == "partial"
+    [part] = report.rejected
+    assert part.part == f"LocalTimeParameters {LTP_SELF}"
+    assert part.reason.startswith("bad_local_time: ")
+    assert report.series[0].count == 1 and stored == {}
+
+
+def test_a_rejected_file_stores_no_local_time(tmp_path: Path) -> None:
+    report, stored = ingest_body(small_feed(extra=ltp_entry()), tmp_path)
+    assert report.status == "rejected" and stored == {}
+
+
+def test_a_later_file_replaces_the_local_time(tmp_path: Path) -> None:
+    block = espi("IntervalBlock", reading(T0, 100))
+    ingest_body(small_feed(block, extra=ltp_entry()), tmp_path)
+    _, stored = ingest_body(small_feed(block, extra=ltp_entry(tz="-21600")), tmp_path)
+    assert stored == {UP: (-21600, 3600, 0x360E2000, 0xB40E2000)}
+
+
+# --- numbers and hostile links ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["1_000", "\u0661\u0662", "\uff11\uff12", "\u00a012", "1.0"])
+def test_values_that_are_not_xs_integers_are_rejected(text: str, tmp_path: Path) -> None:
+    """Python's int() reads "1_000" as 1000 and Arabic-Indic or full-width digits as 12; none
+    is an XML Schema integer, so the reading is rejected, not given an invented value."""
+    block = espi(
+        "IntervalBlock",
+        reading(T0, 100) + f"<IntervalReading><value>{text}</value><timePeriod><duration>"
+        f"3600</duration><start>{T0 + 3600}</start></timePeriod></IntervalReading>",
+    )
+    report, _ = ingest_body(small_feed(block), tmp_path)
+    assert report.status == "partial"
+    assert [r.reason.partition(":")[0] for r in report.rejected] == ["non_integer"]
+    assert report.series[0].count == 1 and report.series[0].sum == pytest.approx(0.1)
+
+
+def test_a_reading_type_field_that_is_not_an_xs_integer_is_rejected(tmp_path: Path) -> None:
+    body = small_feed(espi("IntervalBlock", reading(T0, 100))).replace(
+        b"<uom>72</uom>", b"<uom>7_2</uom>"
+    )
+    report, _ = ingest_body(body, tmp_path)
+    assert report.status == "rejected"
+    reasons = {r.reason.partition(":")[0] for r in report.rejected}
+    assert reasons == {"non_integer", "bad_reading_type"}
+
+
+def redacted_feed(n: int, href: str = MR) -> bytes:
+    """n (MeterReading, IntervalBlock) pairs whose MeterReadings all have the same href (as
+    in redacted PG&E feeds), all naming one ReadingType: block i has value i."""
+    rt = "/espi/1_1/resource/ReadingType/9"
+    links: dict[str, str | list[str]] = {"self": href, "up": UP + "/MeterReading", "related": rt}
+    pairs = "".join(
+        entry(links, espi("MeterReading", ""))
+        + entry({"up": href + "/IntervalBlock"}, espi("IntervalBlock", reading(T0 + 3600 * i, i)))
+        for i in range(n)
+    )
+    return small_feed(extra=pairs)
+
+
+def test_redacted_meter_readings_take_the_blocks_after_them(tmp_path: Path) -> None:
+    report, _ = ingest_body(redacted_feed(50), tmp_path)
+    assert report.status == "ok"
+    [series] = report.series
+    assert series.count == 50 and series.sum == pytest.approx(sum(range(50)) / 1000)
+
+
+def best_time_s(function: Any, *args: Any, repeat: int = 3) -> float:
+    import time
+
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        function(*args)
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def extract(body: bytes) -> Any:
+    from pipeline.fetch import parse_upload
+    from pipeline.greenbutton import extract_series
+    from pipeline.ingest import INGEST_LIMITS
+
+    return extract_series(parse_upload(body, INGEST_LIMITS))
+
+
+def test_link_resolution_stays_linear_on_hostile_documents() -> None:
+    """Time ratios against a document of at least the same size with the entries a utility
+    would write (8,000 MeterReadings with their own hrefs, one block each): 8,000
+    MeterReadings sharing one href (each of 8,000 blocks searches them; a linear search
+    made this ratio about 10), and one MeterReading href of 200,000 path segments (walked
+    up to find its UsagePoint)."""
+    n = 8000
+    normal = small_feed(
+        *(espi("IntervalBlock", reading(T0 + 3600 * i, i)) for i in range(n)),
+        extra="".join(
+            entry({"self": f"{UP}/MeterReading/x{i}"}, espi("MeterReading", "")) for i in range(n)
+        ),
+    )
+    shared = redacted_feed(n)
+    assert len(shared) > 0.5 * len(normal)
+    ratio = best_time_s(extract, shared) / best_time_s(extract, normal)
+    assert ratio < 3, ratio
+    assert extract(shared).series[0].batch.n_readings == n
+
+    deep_href = "/x" * 200_000
+    rt = "/espi/1_1/resource/ReadingType/9"
+    deep = feed(
+        entry({"self": UP}, espi("UsagePoint", "")),
+        entry({"self": UP + "/other"}, espi("UsagePoint", "")),
+        entry({"self": deep_href, "related": rt}, espi("MeterReading", "")),
+        entry({"self": rt}, espi("ReadingType", "<uom>72</uom><intervalLength>1</intervalLength>")),
+        entry({"up": deep_href + "/IntervalBlock"}, espi("IntervalBlock", reading(T0, 1))),
+    )
+    assert len(normal) > len(deep)
+    ratio = best_time_s(extract, deep) / best_time_s(extract, normal)
+    assert ratio < 2, ratio
+    # no UsagePoint is a prefix of the href, and there are two: a rejected part
+    reasons = [r.reason.partition(":")[0] for r in extract(deep).rejected]
+    assert reasons == ["unresolved_usage_point"]
