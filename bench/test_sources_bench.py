@@ -31,7 +31,8 @@ _MEDIAN_S: dict[str, float] = {}
 
 @pytest.fixture(scope="module")
 def weather() -> Weather:
-    return load_tmy3("723170TYA", WeatherRequest(datetime(2026, 6, 21, 5, tzinfo=UTC), 86_400.0, 60.0))
+    start = datetime(2026, 6, 21, 5, tzinfo=UTC)
+    return load_tmy3("723170TYA", WeatherRequest(start, 86_400.0, 60.0))
 
 
 def _sites(n_sites: int) -> PvSites:

@@ -104,6 +104,10 @@ def _calibrate(args: argparse.Namespace) -> int:
             f"{stage:<8} a = {cost.a_s * 1e6:8.2f} us   b = {cost.b_s_per_byte * 1e9:8.3f} ns/byte"
             f"   c = {cost.c_s_per_reading * 1e6:8.3f} us/reading"
         )
+    print(
+        f"analysis a = {model.analytics.a_s * 1e6:8.2f} us   "
+        f"c = {model.analytics.c_s_per_point * 1e6:8.3f} us/point (batch VEE + detectors)"
+    )
     print(f"cost model written to {model_path}")
     return EXIT_OK
 
