@@ -39,7 +39,6 @@ class Counters:
     uploads_failed: int = 0  # retry budget exhausted; the readings stay in the meter
     windows_skipped_busy: int = 0
     uploads_rejected: int = 0
-    alerts: int = 0
     analyses: int = 0  # batch analytics runs
     points_analysed: int = 0
     rejections: list[dict[str, Any]] = field(default_factory=list)
@@ -395,7 +394,6 @@ class World:
                         f"{self.meter_ids[m]} seq {seq}: store inserted {outcome.inserted}, "
                         f"ledger expected {fresh} new readings x {channels} channels"
                     )
-                self.counters.alerts += outcome.alerts
             else:
                 auth = (outcome.reason or "").startswith("auth_")
                 self.ledger.drop_copy(m, lo, hi, "rejected_auth" if auth else "rejected_invalid")
