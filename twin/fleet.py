@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from meters.accuracy import apply_accuracy, electrical_channels
-from meters.clock import clock_offset_s, energy_on_meter_clock_wh
+from meters.clock import clock_offset_s, energy_on_meter_clock_wh, interval_labels_s
 from meters.device import upload_offsets_s
 from meters.energy import interval_energy_wh, quantise_register
 from meters.espi import ReadingTypeSpec
@@ -329,11 +329,13 @@ def build_fleet(scenario: Scenario, spec: FleetSpec, centre: tuple[float, float]
         faults, len(ids), n_steps, step_s, sync_period_s=meter.time_sync_s, fleet_kind=spec.kind
     )
     truth += clock_truth
-    label_shift_s = {
-        int(r): (np.floor(shift_s[r] / step_s + 0.5).astype(np.int64) * int(step_s))
-        for r in np.flatnonzero(np.any(shift_s != 0.0, axis=1))
-    }
-    label_shift_s = {r: s for r, s in label_shift_s.items() if np.any(s)}
+    # how the meter labels its readings under the jump (whole intervals, meters.clock)
+    no_shift = np.zeros(n_steps, dtype=np.int64)
+    label_shift_s = {}
+    for row in np.flatnonzero(np.any(shift_s != 0.0, axis=1)).tolist():
+        shift = interval_labels_s(no_shift, shift_s[row], step_s)
+        if np.any(shift):
+            label_shift_s[row] = shift
     offsets = upload_offsets_s(
         [component_rng(seed, f"meter/{m}/schedule") for m in ids],
         meter.upload_s,
