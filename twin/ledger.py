@@ -31,6 +31,8 @@ LOSS_CAUSES: tuple[str, ...] = (
     "label_collision",  # a clock jump gave it the label of a reading already stored
     "rejected_invalid",
     "rejected_auth",  # unknown meter, bad signature or replay (pipeline.auth)
+    "vpn_down_buffer_overflow",  # acknowledged by the gateway, dropped from its full buffer
+    "mdc_crash_unpersisted",  # acknowledged on receipt, in an MDC's memory when it went down
 )
 
 
@@ -193,6 +195,27 @@ class Ledger:
     def _touched_mask(self) -> np.ndarray:
         index = np.arange(len(self.copies)) - np.repeat(self.offset[:-1], self.n_readings)
         return index < np.repeat(self.touched, self.n_readings)
+
+    def drain_s(
+        self, meters: np.ndarray, end_s: float, until_s: float
+    ) -> dict[str, float | int | None]:
+        """How the backlog of ``meters`` drained after a fault that ended at ``end_s``: of
+        their readings whose interval ended by then, ``drain_s`` is the time from ``end_s``
+        to the last commit (None if none was committed after it), ``pending`` the number
+        still in flight at ``until_s`` and ``lost`` the number lost."""
+        last_commit_s = -np.inf
+        pending = lost = 0
+        for m in np.asarray(meters, dtype=np.int64).tolist():
+            n = self.produced(m, end_s)
+            sl = slice(self.offset[m], self.offset[m] + n)
+            final, at_s = self.final[sl], self.stored_at_s[sl]
+            done = (final == STORED) & (at_s <= until_s)
+            if np.any(done):
+                last_commit_s = max(last_commit_s, float(at_s[done].max()))
+            lost += int(np.count_nonzero(final > STORED))
+            pending += int(n - np.count_nonzero(done) - np.count_nonzero(final > STORED))
+        drain = last_commit_s - end_s if last_commit_s > end_s else None
+        return {"drain_s": drain, "pending": pending, "lost": lost}
 
     def latencies_s(self, until_s: float = np.inf) -> np.ndarray:
         """End of interval to commit, s, for every reading committed by ``until_s``."""

@@ -56,6 +56,9 @@ class Kpis:
     alerts: int  # faults and anomalies raised by the MDC's analytics
     energy_generated_kwh: dict[str, float]  # fleet -> true AC energy of its sources
     energy_consumed_kwh: dict[str, float] = field(default_factory=dict)  # fleet -> its loads
+    #: Per hop (cellular, vpn, backbone, mdc_queue, pipeline): p50/p95/p99/max of the
+    #: time an upload spent in it, s (network.hops); null where no upload crossed it.
+    hop_latency_s: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def readings_lost_total(self) -> int:
@@ -85,6 +88,8 @@ class Results:
     analytics: list[dict[str, Any]] = field(default_factory=list)
     recommendations: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Network counters: cells, coverage, handshakes, failovers, per-MDC tunnel figures.
+    network: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -111,6 +116,14 @@ def _utilization_text(utilization: dict[str, float], most: int = 4) -> str:
     values = np.array(list(utilization.values()))
     return (
         f"{len(values)} servers: mean {100 * values.mean():.3f} %, max {100 * values.max():.3f} %"
+    )
+
+
+def _hops_text(hops: dict[str, dict[str, float | None]]) -> str:
+    return " · ".join(
+        f"{hop} {_fmt_s(v.get('p50'))}/{_fmt_s(v.get('p99'))}"
+        for hop, v in hops.items()
+        if v.get("n")
     )
 
 
@@ -155,6 +168,7 @@ def summary_text(results: Results) -> str:
         f"  throughput           {k.throughput_readings_per_s:>12.2f} readings/s (simulated)",
         f"  latency p50 {_fmt_s(k.latency_s.p50)} · p95 {_fmt_s(k.latency_s.p95)} · "
         f"p99 {_fmt_s(k.latency_s.p99)} · max {_fmt_s(k.latency_s.max)}",
+        f"  per hop p50 / p99    {_hops_text(k.hop_latency_s)}",
         f"  utilization          {_utilization_text(k.utilization)}",
         f"  MDC queue peak       {k.mdc_queue_peak:>12,} uploads",
         f"  alerts raised        {k.alerts:>12,}" + _scores_text(results.analytics),
@@ -175,6 +189,23 @@ def summary_text(results: Results) -> str:
             + ", ".join(f"{kind} x{n}" for kind, n in sorted(kinds.items()))
             + " (ground truth in results.json)"
         )
+    net = results.network
+    if net.get("failovers") or any(v.get("down_s", 0) > 60 for v in net.get("vpn", [])):
+        lines.append(
+            f"  network              failovers {net.get('failovers', 0):,}   "
+            + "   ".join(
+                f"tunnel {v['mdc']} down {_fmt_s(v['down_s'])} "
+                f"(buffered {v['buffered_uploads']:,}, overflowed {v['overflowed_uploads']:,})"
+                for v in net.get("vpn", [])
+            )
+        )
+    for fault in results.faults:
+        if "drain_s" in fault:
+            lines.append(
+                f"  after {fault['kind']} at {_fmt_s(fault['at_s'])}: backlog of "
+                f"{fault['meters_affected']:,} meters drained in {_fmt_s(fault['drain_s'])}"
+                f" (lost {fault['lost']:,}, pending {fault['pending']:,})"
+            )
     if k.upload_windows_skipped:
         lines.append(
             f"  upload windows skipped (previous upload still retrying) "

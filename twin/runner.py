@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import platform
 import tempfile
 import time
@@ -164,12 +165,20 @@ def run(
         uploads_failed=counters.uploads_failed,
         uploads_rejected=counters.uploads_rejected,
         upload_windows_skipped=counters.windows_skipped_busy,
-        cellular_attempts=sum(c.attempts for c in world.cells.values()),
-        cellular_failed_attempts=sum(c.failed_attempts for c in world.cells.values()),
+        cellular_attempts=sum(c.attempts for c in world.net.all_cells()),
+        cellular_failed_attempts=sum(c.failed_attempts for c in world.net.all_cells()),
         throughput_readings_per_s=snapshot.stored / scenario.duration_s,
         latency_s=LatencyStats.of(world.ledger.latencies_s(scenario.duration_s)),
-        utilization={s.name: s.busy_fraction(scenario.duration_s) for s in world.pool.servers},
-        mdc_queue_peak=world.pool.queue_peak,
+        utilization={
+            s.name: s.busy_fraction(scenario.duration_s)
+            for mdc in world.mdcs
+            for s in mdc.pool.servers
+        },
+        mdc_queue_peak=max(mdc.pool.queue_peak for mdc in world.mdcs),
+        hop_latency_s={
+            hop: {k: (None if math.isnan(v) else v) for k, v in stats.items()}
+            for hop, stats in world.net.hops.percentiles().items()
+        },
         alerts=len(world.detections),
         energy_generated_kwh={
             f.spec.name: float(np.sum(f.power_w) * f.spec.meter.sample_s / 3.6e6) for f in fleets
@@ -197,6 +206,12 @@ def run(
         ledger=ledger,
         rejections=counters.rejections,
         faults=world.fault_log,
+        network=world.net.stats()
+        | {
+            "upload_bytes_max": counters.upload_bytes_max,
+            "attempts_unroutable": counters.attempts_unroutable,
+            "uploads_lost_at_mdc": counters.uploads_lost_at_mdc,
+        },
         ground_truth=[r for f in fleets for r in f.ground_truth],
         detections=world.detections,
         analytics=[

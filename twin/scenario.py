@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from network.cellular import CELLULAR_PROFILES, CellularProfile
+from network.cellular import CellularProfile
 from network.vpn import VpnTunnel
 from twin.bridge import load_cost_model
 from twin.errors import ScenarioError
@@ -32,6 +32,7 @@ from twin.scenario_field import (
     parse_fleet,
     parse_weather,
 )
+from twin.scenario_network import NetworkSpec, check_backbone, parse_network
 from twin.schema import Table
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "LoadSpec",
     "MdcSpec",
     "MeterSpec",
+    "NetworkSpec",
     "PipelineSpec",
     "Scenario",
     "ValueSpec",
@@ -93,6 +95,8 @@ class Scenario:
     #: IANA time zone of the sites: local schedules (facility load, shading hours) and the
     #: ESPI LocalTimeParameters of the uploads.
     timezone: str = "UTC"
+    #: Cells per region, the VPN's dynamics and gateway buffer, the backbone.
+    network: NetworkSpec = field(default_factory=NetworkSpec)
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -193,14 +197,13 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
                 f"({fleet.meter.sample_s:g} s)",
             )
 
-    network = root.table("network")
-    cellular = _cellular(network.table("cellular"))
-    vpn = _vpn(network.table("vpn"))
-    network.finish()
+    cellular, vpn, network = parse_network(root.table("network"))
 
     mdcs = tuple(_mdc(t) for t in root.tables("mdc"))
-    if len(mdcs) != 1:
-        raise ScenarioError("mdc", len(mdcs), "exactly one [[mdc]] table (several MDCs come later)")
+    if not mdcs:
+        raise ScenarioError("mdc", [], "at least one [[mdc]] table")
+    _unique([m.name for m in mdcs], "mdc")
+    check_backbone(network, [m.name for m in mdcs])
     regions = sorted({f.region for f in fleets})
     for mdc in mdcs:
         if mdc.region not in regions:
@@ -208,7 +211,10 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
                 f"mdc.{mdc.name}.region", mdc.region, "a region of the fleet: " + ", ".join(regions)
             )
     pipeline = _pipeline(root.table("pipeline"))
-    faults = tuple(parse_fault(t, fleets, duration_s) for t in root.tables("fault"))
+    faults = tuple(
+        parse_fault(t, fleets, duration_s, tuple(m.name for m in mdcs), network.cells_per_region)
+        for t in root.tables("fault")
+    )
     for index, fault in enumerate(faults):
         if fault.kind == "tampered_upload" and not pipeline.authenticate:
             raise ScenarioError(
@@ -229,56 +235,8 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
         pipeline,
         faults,
         timezone,
+        network,
     )
-
-
-def _cellular(table: Table) -> CellularProfile:
-    profile_name = table.string("profile", "lte-m", choices=tuple(CELLULAR_PROFILES))
-    base = CELLULAR_PROFILES[profile_name]
-    profile = replace(
-        base,
-        access_latency_median_s=table.duration_s(
-            "access_latency_median", f"{base.access_latency_median_s}s"
-        ),
-        access_latency_sigma=table.number(
-            "access_latency_sigma", base.access_latency_sigma, 0.0, 3.0
-        ),
-        uplink_rate_bps=table.number(
-            "uplink_rate_bps", base.uplink_rate_bps, 0.0, exclusive_minimum=True
-        ),
-        loss_probability=table.number("loss_probability", base.loss_probability, 0.0, 1.0),
-        ack_loss_probability=table.number(
-            "ack_loss_probability", base.ack_loss_probability, 0.0, 1.0
-        ),
-        ack_timeout_s=table.duration_s("ack_timeout", f"{base.ack_timeout_s}s"),
-        max_attempts=table.integer("max_attempts", base.max_attempts, 1, 1000),
-        backoff_base_s=table.duration_s("backoff_base", f"{base.backoff_base_s}s"),
-        backoff_cap_s=table.duration_s("backoff_cap", f"{base.backoff_cap_s}s"),
-    )
-    table.finish()
-    return profile
-
-
-def _vpn(table: Table) -> VpnTunnel:
-    table.string("protocol", "dtls", choices=("dtls",))
-    base = VpnTunnel()
-    vpn = VpnTunnel(
-        latency_s=table.duration_s("latency", f"{base.latency_s * 1000:g}ms", positive=False),
-        overhead_bytes_per_packet=table.integer(
-            "overhead_bytes_per_packet", base.overhead_bytes_per_packet, 0
-        ),
-        inner_header_bytes=table.integer("inner_header_bytes", base.inner_header_bytes, 0),
-        mtu_bytes=table.integer("mtu_bytes", base.mtu_bytes, 576, 65535),
-        bandwidth_bps=table.number(
-            "bandwidth_bps", base.bandwidth_bps, 0.0, exclusive_minimum=True
-        ),
-    )
-    if vpn.payload_bytes_per_packet <= 0:
-        raise ScenarioError(
-            "network.vpn.mtu_bytes", vpn.mtu_bytes, "room for payload after the headers"
-        )
-    table.finish()
-    return vpn
 
 
 def _mdc(table: Table) -> MdcSpec:

@@ -18,7 +18,26 @@ from twin.schema import Table
 
 #: Faults the twin's world injects itself (the network, the meter's power supply, hostile
 #: uploads); field faults come from meters.faults.FIELD_FAULTS.
-WORLD_FAULT_KINDS = ("cell_outage", "malformed_upload", "meter_power_loss", "tampered_upload")
+WORLD_FAULT_KINDS = (
+    "cell_flapping",
+    "cell_outage",
+    "degraded_coverage",
+    "malformed_upload",
+    "mdc_power_loss",
+    "meter_power_loss",
+    "regional_outage",
+    "tampered_upload",
+    "vpn_drop",
+)
+#: Faults of the network and the MDCs that take (name, default, minimum, maximum) numbers.
+_NUMBER_PARAMS: dict[str, tuple[tuple[str, float, float, float], ...]] = {
+    # extra attempt loss, extra latency per round trip (s), data-rate factor
+    "degraded_coverage": (
+        ("extra_loss_probability", 0.1, 0.0, 1.0),
+        ("extra_latency_s", 0.5, 0.0, 3600.0),
+        ("rate_factor", 0.5, 1e-6, 1.0),
+    ),
+}
 FAULT_KINDS = WORLD_FAULT_KINDS + tuple(sorted(FIELD_FAULTS))
 _METER_EXPECTED = "a meter id such as 'pv-00000' (fleet name, '-', index)"
 
@@ -30,6 +49,8 @@ class FaultSpec:
     duration_s: float = 0.0
     region: str = ""
     meter: str = ""
+    mdc: str = ""
+    cell: int = -1  # cell index within the region; -1: every cell of the region
     payload: str = ""
     params: tuple[tuple[str, float], ...] = ()  # field faults: (name, value), sorted by name
 
@@ -38,18 +59,42 @@ class FaultSpec:
         return dict(self.params)
 
 
-def parse_fault(table: Table, fleets: tuple[FleetSpec, ...], duration_s: float) -> FaultSpec:
+def parse_fault(
+    table: Table,
+    fleets: tuple[FleetSpec, ...],
+    duration_s: float,
+    mdc_names: tuple[str, ...] = (),
+    cells_per_region: int = 1,
+) -> FaultSpec:
     kind = table.string("kind", choices=FAULT_KINDS)
     at_s = table.duration_s("at", positive=False)
     if at_s >= duration_s:
         raise ScenarioError(table.key("at"), table.raw("at"), "a time before the scenario's end")
     fault = FaultSpec(kind=kind, at_s=at_s)
-    if kind == "cell_outage":
-        regions = sorted({f.region for f in fleets})
+    regions = sorted({f.region for f in fleets})
+    if kind in ("cell_outage", "cell_flapping", "regional_outage", "degraded_coverage"):
         fault = replace(
             fault,
             duration_s=table.duration_s("duration"),
             region=table.string("region", regions[0], choices=regions),
+        )
+        if kind in ("cell_outage", "cell_flapping"):
+            fault = replace(fault, cell=table.integer("cell", 0, 0, cells_per_region - 1))
+        if kind == "cell_flapping":  # a Markov up/down process over [at, at + duration)
+            fault = replace(
+                fault,
+                params=(("mtbf_s", table.duration_s("mtbf")), ("mttr_s", table.duration_s("mttr"))),
+            )
+        for name, default, low, high in _NUMBER_PARAMS.get(kind, ()):
+            value = table.number(name, default, low, high)
+            fault = replace(fault, params=(*fault.params, (name, value)))
+    elif kind in ("vpn_drop", "mdc_power_loss"):
+        if not mdc_names:
+            raise ScenarioError(table.key("kind"), kind, "an [[mdc]] to act on")
+        fault = replace(
+            fault,
+            duration_s=table.duration_s("duration"),
+            mdc=table.string("mdc", mdc_names[0], choices=mdc_names),
         )
     elif kind == "malformed_upload":
         fault = replace(

@@ -8,6 +8,7 @@ when a simulated core takes the upload.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,10 +16,11 @@ from typing import Any
 import numpy as np
 import simpy
 
-from hw_models.server import Server, ServerPool
+from hw_models.failures import mdc_power_loss
+from hw_models.server import JobLost, Server, ServerPool
 from meters.device import MeterBuffers, upload_schedule
 from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
-from network.cellular import Cell
+from network.vpn import VpnDelivery
 from pipeline.auth import seal
 from pipeline.service import Pipeline
 from twin.bridge import ServiceTime
@@ -26,7 +28,8 @@ from twin.fleet import FleetData
 from twin.hostile import HOSTILE_PAYLOADS, TAMPERED_ENVELOPES
 from twin.ledger import Ledger, LedgerError
 from twin.rng import component_rng
-from twin.scenario import FaultSpec, Scenario
+from twin.scenario import FaultSpec, MdcSpec, Scenario
+from twin.world_network import WorldNetwork
 
 
 @dataclass
@@ -39,6 +42,9 @@ class Counters:
     uploads_failed: int = 0  # retry budget exhausted; the readings stay in the meter
     windows_skipped_busy: int = 0
     uploads_rejected: int = 0
+    uploads_lost_at_mdc: int = 0  # in an MDC's memory when its server or power went
+    attempts_unroutable: int = 0  # no MDC could take the upload
+    upload_bytes_max: int = 0  # largest upload body sent
     analyses: int = 0  # batch analytics runs
     points_analysed: int = 0
     rejections: list[dict[str, Any]] = field(default_factory=list)
@@ -46,6 +52,25 @@ class Counters:
 
 #: Interval of the run's time series (queue depth, busy cores, open sessions, cell state), s.
 SAMPLE_EVERY_S = 300.0
+
+
+class Mdc:
+    """One MDC at run time: its server pool and whole-MDC power losses."""
+
+    def __init__(
+        self, env: simpy.Environment, spec: MdcSpec, power_losses: list[tuple[float, float]]
+    ) -> None:
+        self.name = spec.name
+        self.region = spec.region
+        self.ack_after_commit = False
+        self.pool = ServerPool.build(
+            env, spec.name, spec.servers, spec.cores_per_server, spec.speed_factor
+        )
+        for at_s, duration_s in power_losses:
+            env.process(mdc_power_loss(self.pool, at_s, duration_s))
+
+    def is_up(self, t_s: float | None = None) -> bool:
+        return self.pool.powered and any(s.online for s in self.pool.servers)
 
 
 class World:
@@ -97,7 +122,6 @@ class World:
             [f.spec.meter.nvm_flush_readings for f in fleets for _ in f.meter_ids], dtype=np.int64
         )
         self.index = {m: i for i, m in enumerate(self.meter_ids)}
-        self.region = [f.spec.region for f in fleets for _ in f.meter_ids]
         sample_s = np.array([f.spec.meter.sample_s for f in fleets for _ in f.meter_ids])
         n_readings = np.array([len(c[0][1]) for c in self.channels], dtype=np.int64)
         self.sample_s = sample_s
@@ -108,26 +132,34 @@ class World:
         self.max_upload = np.array(
             [f.spec.meter.max_upload_readings for f in fleets for _ in f.meter_ids], dtype=np.int64
         )
+        # readings of one upload interval: a session that finds this many pending catches up
+        self.catch_up = np.array(
+            [f.spec.meter.upload_s // f.spec.meter.sample_s for f in fleets for _ in f.meter_ids],
+            dtype=np.int64,
+        )
         self.window_time_s, self.window_meter = upload_schedule(
             np.concatenate([f.upload_offset_s for f in fleets]) if fleets else np.zeros(0),
             np.array([f.spec.meter.upload_s for f in fleets for _ in f.meter_ids]),
             scenario.duration_s,
         )
         self.rng = {m: component_rng(seed, f"meter/{m}/network") for m in self.meter_ids}
-        self.cells = {region: Cell(self.env, scenario.cellular) for region in scenario.regions}
-        mdc = scenario.mdcs[0]
-        self.pool = ServerPool.build(
-            self.env, mdc.name, mdc.servers, mdc.cores_per_server, mdc.speed_factor
-        )
+        power_losses: dict[str, list[tuple[float, float]]] = {m.name: [] for m in scenario.mdcs}
+        for fault in scenario.faults:
+            if fault.kind == "mdc_power_loss":
+                power_losses[fault.mdc].append((fault.at_s, fault.duration_s))
+        self.mdcs = [Mdc(self.env, spec, power_losses[spec.name]) for spec in scenario.mdcs]
+        self.net = WorldNetwork(self.env, scenario, seed, fleets, self.mdcs)
         # What happened to each injected fault, in scenario order (ground truth for results).
         self.fault_log: list[dict[str, Any]] = []
         # Pending malformed uploads per meter, earliest first: (at_s, fault index).
         self.hostile: dict[str, list[tuple[float, int]]] = {}
         for index, fault in enumerate(scenario.faults):
             entry: dict[str, Any] = {"index": index, "kind": fault.kind, "at_s": fault.at_s}
-            if fault.kind == "cell_outage":
-                self.cells[fault.region].add_outage(fault.at_s, fault.at_s + fault.duration_s)
-                entry |= {"region": fault.region, "duration_s": fault.duration_s}
+            network_entry = self.net.apply_fault(fault, seed, index)
+            if network_entry is not None:
+                entry |= network_entry
+            elif fault.kind in ("vpn_drop", "mdc_power_loss"):
+                entry |= {"mdc": fault.mdc, "duration_s": fault.duration_s}
             elif fault.kind in ("malformed_upload", "tampered_upload"):
                 self.hostile.setdefault(fault.meter, []).append((fault.at_s, index))
                 entry |= {
@@ -156,6 +188,7 @@ class World:
         self.env.process(self._sampler())
         self.env.run(until=self.scenario.duration_s)
         self.finish()
+        self.drain_report()
 
     def _scheduler(self) -> Generator[simpy.Event, Any, None]:
         times, meters = self.window_time_s, self.window_meter
@@ -198,28 +231,41 @@ class World:
                     )
                 return service_s
 
-            yield from self.pool.serve(work)
+            mdc = next((m for m in self.mdcs if m.is_up(self.env.now)), None)
+            if mdc is None:
+                continue  # every MDC is down: this analysis is skipped
+            with contextlib.suppress(JobLost):  # a server went down under it: next run
+                yield from mdc.pool.serve(work)
 
     def _sampler(self) -> Generator[simpy.Event, Any, None]:
         """Record the state that only exists during the run, every ``SAMPLE_EVERY_S``."""
-        regions = sorted(self.cells)
+        net = self.net
+        regions = sorted(net.cells)
         while True:
+            now = self.env.now
+            pools = [m.pool for m in self.mdcs]
             self.samples.append(
                 (
-                    self.env.now,
-                    float(self.pool.queued()),
-                    float(sum(s.resource.count for s in self.pool.servers)),
+                    now,
+                    float(sum(p.queued() for p in pools)),
+                    float(sum(p.busy_cores() for p in pools)),
                     float(np.count_nonzero(self.buffers.busy)),
-                    *(float(self.cells[r].is_up(self.env.now)) for r in regions),
+                    *(float(np.mean([c.is_up(now) for c in net.cells[r]])) for r in regions),
+                    *(float(g.is_up(now)) for g in net.gateways),
+                    *(float(m.is_up(now)) for m in self.mdcs),
                 )
             )
             yield self.env.timeout(SAMPLE_EVERY_S)
 
     def sample_columns(self) -> list[str]:
-        """Names of the columns of ``samples``."""
-        return ["t_s", "uploads_waiting", "cores_busy", "sessions_open"] + [
-            f"cell_up_{r}" for r in sorted(self.cells)
-        ]
+        """Names of the columns of ``samples``: cell_up_R is the fraction of region R's
+        cells that are up; vpn_up_M and mdc_up_M are 0/1."""
+        return (
+            ["t_s", "uploads_waiting", "cores_busy", "sessions_open"]
+            + [f"cell_up_{r}" for r in sorted(self.net.cells)]
+            + [f"vpn_up_{m.name}" for m in self.mdcs]
+            + [f"mdc_up_{m.name}" for m in self.mdcs]
+        )
 
     def _monitor(self) -> Generator[simpy.Event, Any, None]:
         step_s = min(self.audit_every_s or 900.0, 900.0)
@@ -272,17 +318,22 @@ class World:
 
     def _session(self, m: int, lo: int, hi: int) -> Generator[simpy.Event, Any, None]:
         """One connection of meter ``m``: uploads in chunks of at most ``max_upload_readings``
-        while a backlog remains (after an outage), each acknowledged before the next."""
+        while a backlog remains, each acknowledged before the next. Backlog: the last chunk
+        was full, or a whole upload interval's readings piled up while the session waited
+        (an outage): the meter catches up in the same session instead of waiting for its
+        next window."""
         chunk = int(self.max_upload[m])
+        catch_up = int(self.catch_up[m])
         cycle = int(self.buffers.power_cycles[m])
         while True:
             acknowledged = yield from self._upload(m, lo, hi, cycle)
-            if not acknowledged or hi - lo < chunk:
+            if not acknowledged:
                 break
+            full = hi - lo >= chunk
             lo, hi = self.buffers.pending(m, self._sync_buffer(m))
-            hi = min(hi, lo + chunk)
-            if hi <= lo:
+            if hi <= lo or not (full or hi - lo >= catch_up):
                 break
+            hi = min(hi, lo + chunk)
         if int(self.buffers.power_cycles[m]) == cycle:  # else power_loss ended the session
             self.buffers.busy[m] = False
 
@@ -329,58 +380,167 @@ class World:
         )
 
     def _upload(self, m: int, lo: int, hi: int, cycle: int) -> Generator[simpy.Event, Any, bool]:
-        """Send readings [lo, hi) with retries; True when the MDC acknowledged them.
+        """Send readings [lo, hi) with retries; True when the meter got its acknowledgement.
         ``cycle`` is the meter's power cycle count at the session's start: a power loss
-        ends the session (the modem is off) and voids any acknowledgement after it."""
-        counters = self.counters
+        ends the session (the modem is off) and voids any acknowledgement after it.
+
+        Retries wait the profile's capped exponential backoff with jitter; a retry that
+        would start while the cell is down waits for it to come back plus the profile's
+        reconnect spread (the reconnect storm after an outage, ``network.faults``)."""
+        env, net, counters = self.env, self.net, self.counters
         counters.uploads_started += 1
         seq = self.buffers.take_sequence_no(m)
         body, fault = self._body(m, lo, hi, seq)
+        counters.upload_bytes_max = max(counters.upload_bytes_max, len(body))
         # The session holds the upload in memory until it ends: a copy of its readings, so
         # that the meter evicting them from a full buffer meanwhile does not lose them.
         self.ledger.add_copy(m, lo, hi)
-        cell = self.cells[self.region[m]]
+        cell = net.cell_of[m]
         profile = cell.profile
         rng = self.rng[self.meter_ids[m]]
-        vpn = self.scenario.vpn
+        ce_level = int(net.ce_level[m])
+        started_s = env.now
+        previous_s = 0.0
+        acknowledged = False
         for attempt in range(1, profile.max_attempts + 1):
             if int(self.buffers.power_cycles[m]) != cycle:
                 break
-            result = yield from cell.attempt(len(body), rng)
-            if result.delivered:
-                yield self.env.timeout(vpn.transit_s(len(body)))
-                self.ledger.add_copy(m, lo, hi)
-                counters.uploads_delivered += 1
-                if fault is not None:
-                    self.fault_log[fault]["delivered"] = True
-                self.env.process(self._at_mdc(m, lo, hi, seq, body))
-                if not result.ack_lost:
-                    # Acknowledged on receipt by the MDC gateway: back through VPN and cell.
-                    yield self.env.timeout(vpn.latency_s + profile.access_latency.sample(rng))
-                    if int(self.buffers.power_cycles[m]) == cycle:
-                        for a, b in self.buffers.acknowledge_runs(m, lo, hi):
-                            self.ledger.drop_copy(m, a, b, None)
-                        counters.uploads_acknowledged += 1
-                    self.ledger.drop_copy(m, lo, hi, None)  # the upload's in-memory copy
-                    return True
-                yield self.env.timeout(profile.ack_timeout_s)
+            target = net.route(m)
+            if target is None:  # no MDC can take it: nothing answers the meter
+                counters.attempts_unroutable += 1
+                yield env.timeout(profile.ack_timeout_s)
+            else:
+                k, backbone_s = target
+                handshake = net.sessions.handshake(m, k, env.now)
+                result = yield from cell.attempt(len(body), rng, ce_level, handshake)
+                if result.delivered:
+                    net.sessions.established(m, k, env.now, handshake)
+                    net.hops.add("cellular", env.now - started_s)
+                    acknowledged = yield from self._deliver(
+                        m, lo, hi, seq, body, fault, k, backbone_s, result.ack_lost, cycle
+                    )
+                    if acknowledged:
+                        break
+                else:
+                    net.sessions.broken(m)
             if attempt < profile.max_attempts:
-                yield self.env.timeout(profile.backoff_s(attempt))
-        counters.uploads_failed += 1
-        if fault is not None and not self.fault_log[fault]["delivered"]:
-            # never reached the MDC: the malformed upload is still due at the next session
-            self.hostile[self.meter_ids[m]].insert(0, (self.scenario.faults[fault].at_s, fault))
-            self.fault_log[fault]["sent_at_s"] = None
+                previous_s = profile.backoff_s(attempt, rng, previous_s)
+                wait_s = previous_s
+                if not cell.is_up(env.now + wait_s):
+                    wait_s = (
+                        cell.next_up_s(env.now + wait_s) - env.now + profile.reconnect_delay_s(rng)
+                    )
+                yield env.timeout(wait_s)
+        if not acknowledged:
+            counters.uploads_failed += 1
+            if fault is not None and not self.fault_log[fault]["delivered"]:
+                # never reached an MDC: the malformed upload is still due next session
+                at_s = self.scenario.faults[fault].at_s
+                self.hostile[self.meter_ids[m]].insert(0, (at_s, fault))
+                self.fault_log[fault]["sent_at_s"] = None
         # the upload's in-memory copy is gone; the data's fate is with the meter's buffer
+        # (acknowledged: handed on to the copy delivered to the MDC)
         self.ledger.drop_copy(m, lo, hi, None)
-        return False
+        return acknowledged
+
+    def _deliver(
+        self,
+        m: int,
+        lo: int,
+        hi: int,
+        seq: int,
+        body: bytes,
+        fault: int | None,
+        k: int,
+        backbone_s: float,
+        ack_lost: bool,
+        cycle: int,
+    ) -> Generator[simpy.Event, Any, bool]:
+        """The upload crossed the cell to MDC ``k``'s gateway: hand it to the tunnel and
+        wait for the acknowledgement. An MDC that acknowledges on receipt answers from the
+        gateway at once (a store-and-forward broker: what its buffer later drops is lost);
+        one that acknowledges after commit answers when the pipeline has stored it, back
+        across backbone, tunnel and cell, or never (then the meter's timer runs out)."""
+        env, net = self.env, self.net
+        mdc, gateway = self.mdcs[k], net.gateways[k]
+        rng = self.rng[self.meter_ids[m]]
+        cell, ce_level = net.cell_of[m], int(net.ce_level[m])
+        delivery = gateway.send(env.now, len(body))
+        self.ledger.add_copy(m, lo, hi)  # the copy on its way to the MDC
+        self.counters.uploads_delivered += 1
+        committed = env.event() if mdc.ack_after_commit else None
+        env.process(self._at_mdc(m, lo, hi, seq, body, fault, k, delivery, backbone_s, committed))
+        timeout_s = cell.profile.ack_timeout_s
+        if ack_lost:  # the meter will never see this acknowledgement
+            yield env.timeout(timeout_s)
+            return False
+        if committed is None:
+            yield env.timeout(cell.ack_latency_s(rng, ce_level))
+        else:
+            timer = env.timeout(timeout_s)
+            yield committed | timer
+            if not (committed.triggered and committed.value):
+                if not timer.processed:
+                    yield timer
+                return False
+            back_s = backbone_s + gateway.tunnel_at(env.now).latency_s
+            yield env.timeout(back_s + cell.ack_latency_s(rng, ce_level))
+        if int(self.buffers.power_cycles[m]) != cycle:
+            return False  # the modem went off before the acknowledgement arrived
+        for a, b in self.buffers.acknowledge_runs(m, lo, hi):
+            self.ledger.drop_copy(m, a, b, None)
+        self.counters.uploads_acknowledged += 1
+        return True
 
     def _at_mdc(
-        self, m: int, lo: int, hi: int, seq: int, body: bytes
+        self,
+        m: int,
+        lo: int,
+        hi: int,
+        seq: int,
+        body: bytes,
+        fault: int | None,
+        k: int,
+        delivery: VpnDelivery,
+        backbone_s: float,
+        committed: simpy.Event | None,
     ) -> Generator[simpy.Event, Any, None]:
+        """The upload's way from the gateway to MDC ``k``'s pipeline: tunnel (and the
+        gateway buffer while the tunnel is down), backbone, RAM admission and a core."""
+        env, net, mdc = self.env, self.net, self.mdcs[k]
+        sent_s = env.now
+        if not delivery.accepted:  # the gateway's buffer was full
+            net.gateway_overflows += 1
+            cause = None if committed is not None else "vpn_down_buffer_overflow"
+            self.ledger.drop_copy(m, lo, hi, cause)
+            if committed is not None:
+                committed.succeed(False)
+            return
+        if delivery.arrival_s == float("inf"):
+            return  # the tunnel stays down past the horizon: in flight at the end
+        yield env.timeout(delivery.arrival_s - sent_s)
+        net.hops.add("vpn", env.now - sent_s)
+        if backbone_s > 0.0:
+            transfer_s = net.backbone.transfer_s(net.home[m], mdc.name, len(body))
+            yield env.timeout(transfer_s)
+            net.hops.add("backbone", transfer_s)
+        if not mdc.is_up(env.now):  # it went down meanwhile: the gateway fails over
+            target = net.route(m)
+            if target is not None and target[0] != k:
+                other = self.mdcs[target[0]]
+                transfer_s = net.backbone.transfer_s(mdc.name, other.name, len(body))
+                yield env.timeout(transfer_s)
+                net.hops.add("backbone", transfer_s)
+                mdc = other
+        if fault is not None:
+            self.fault_log[fault]["delivered"] = True
+        arrived_s = env.now
+
         def work(server: Server) -> float:
+            net.hops.add("mdc_queue", env.now - arrived_s)
             outcome, service_s = self.service_time.upload(self.pipeline, body)
-            commit_s = self.env.now + service_s / server.speed_factor
+            net.hops.add("pipeline", service_s / server.speed_factor)
+            commit_s = env.now + service_s / server.speed_factor
             channels = int(self.n_channels[m])
             if outcome.accepted:
                 if outcome.n_readings != channels * (hi - lo):
@@ -402,7 +562,7 @@ class World:
                     {
                         "meter_id": self.meter_ids[m],
                         "sequence_no": seq,
-                        "t_s": self.env.now,
+                        "t_s": env.now,
                         "readings": hi - lo,
                         "reason": outcome.reason,
                         "stage": outcome.rejected_stage,
@@ -410,7 +570,52 @@ class World:
                 )
             return service_s
 
-        yield from self.pool.serve(work)
+        def on_commit(server: Server) -> None:
+            if committed is not None:
+                committed.succeed(True)
+
+        try:
+            yield from mdc.pool.serve(work, len(body), (m, seq), on_commit=on_commit)
+        except JobLost as lost:
+            self.counters.uploads_lost_at_mdc += 1
+            if lost.record.work_done:
+                return  # the pipeline call had run: stored (the crash came after its commit)
+            cause = None if committed is not None else "mdc_crash_unpersisted"
+            self.ledger.drop_copy(m, lo, hi, cause)
+            if committed is not None and not committed.triggered:
+                committed.succeed(False)
+
+    def fault_meters(self, fault: FaultSpec) -> np.ndarray | None:
+        """Meter indices a network or MDC fault cuts off (None for other faults)."""
+        net = self.net
+        if fault.kind in ("cell_outage", "cell_flapping", "regional_outage", "degraded_coverage"):
+            cells = net.cells[fault.region]
+            hit = {id(c) for c in (cells if fault.cell < 0 else [cells[fault.cell]])}
+            if fault.kind in ("regional_outage", "degraded_coverage"):
+                hit = {id(c) for c in cells}
+            return np.array([m for m, c in enumerate(net.cell_of) if id(c) in hit], dtype=np.int64)
+        if fault.kind in ("vpn_drop", "mdc_power_loss"):
+            return np.array([m for m, h in enumerate(net.home) if h == fault.mdc], dtype=np.int64)
+        return None
+
+    def drain_report(self) -> None:
+        """Add to each network/MDC fault's entry how the backlog it caused drained."""
+        for entry in self.fault_log:
+            fault = self.scenario.faults[entry["index"]]
+            meters = self.fault_meters(fault)
+            if meters is None:
+                continue
+            end_s = fault.at_s + fault.duration_s
+            entry["meters_affected"] = len(meters)
+            entry |= self.ledger.drain_s(meters, end_s, self.scenario.duration_s)
+            if fault.kind in ("cell_outage", "regional_outage"):
+                cells = list(
+                    {id(self.net.cell_of[m]): self.net.cell_of[m] for m in meters}.values()
+                )
+                window_s = self.scenario.cellular.reconnect_window_s
+                entry["reconnect_peak_per_s"] = self.net.reconnect_peak_per_s(
+                    cells, end_s, end_s + window_s + 60.0
+                )
 
     def finish(self) -> None:
         """Bring every meter's buffer to the end of the run (late overflow counts too)."""

@@ -1,5 +1,7 @@
-"""Property (hypothesis): random network settings and fault schedules never unbalance the
-ledger, checked every simulated minute and against the store's row count at the end."""
+"""Property (hypothesis): random network settings and fault schedules (cell outages and
+flapping, degraded coverage, VPN drops against small gateway buffers, MDC power losses,
+hostile uploads) never unbalance the ledger, checked every simulated minute and against
+the store's row count at the end."""
 
 from __future__ import annotations
 
@@ -22,6 +24,38 @@ outages = st.builds(
     lambda at, dur: FaultSpec(kind="cell_outage", at_s=at, duration_s=dur, region="north"),
     st.floats(0.0, HORIZON_S - 60.0),
     st.floats(60.0, 4 * 3600.0),
+)
+flapping = st.builds(
+    lambda at, dur, mtbf, mttr: FaultSpec(
+        kind="cell_flapping",
+        at_s=at,
+        duration_s=dur,
+        region="north",
+        cell=0,
+        params=(("mtbf_s", mtbf), ("mttr_s", mttr)),
+    ),
+    st.floats(0.0, HORIZON_S - 60.0),
+    st.floats(60.0, 4 * 3600.0),
+    st.floats(30.0, 3600.0),
+    st.floats(10.0, 1800.0),
+)
+degraded = st.builds(
+    lambda at, dur, loss: FaultSpec(
+        kind="degraded_coverage",
+        at_s=at,
+        duration_s=dur,
+        region="north",
+        params=(("extra_latency_s", 2.0), ("extra_loss_probability", loss), ("rate_factor", 0.2)),
+    ),
+    st.floats(0.0, HORIZON_S - 60.0),
+    st.floats(60.0, 4 * 3600.0),
+    st.sampled_from([0.0, 0.5, 1.0]),
+)
+mdc_faults = st.builds(
+    lambda kind, at, dur: FaultSpec(kind=kind, at_s=at, duration_s=dur, mdc="north"),
+    st.sampled_from(["vpn_drop", "mdc_power_loss"]),
+    st.floats(0.0, HORIZON_S - 60.0),
+    st.floats(1.0, 4 * 3600.0),
 )
 malformed = st.builds(
     lambda at, meter, payload: FaultSpec(
@@ -51,9 +85,29 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         cores_per_server=draw(st.integers(1, 4)),
         speed_factor=draw(st.sampled_from([1e-7, 1e-3, 1.0])),
     )
-    faults = draw(st.lists(st.one_of(outages, malformed), max_size=4))
+    faults = draw(
+        st.lists(st.one_of(outages, flapping, degraded, mdc_faults, malformed), max_size=4)
+    )
+    cellular = replace(
+        cellular,
+        reconnect_spread=draw(st.sampled_from(["none", "uniform", "beta_3gpp"])),
+        backoff_jitter=draw(st.sampled_from(["none", "full", "equal", "decorrelated"])),
+    )
+    network = replace(
+        _BASE.network,
+        vpn=replace(
+            _BASE.network.vpn,
+            buffer_bytes=draw(st.sampled_from([0, 3000, 20_000, 50_000_000])),
+            dynamics=replace(
+                _BASE.network.vpn.dynamics,
+                drop_mtbf_s=draw(st.sampled_from([None, 600.0, 3600.0])),
+                rekey_interval_s=draw(st.sampled_from([600.0, 8 * 3600.0])),
+            ),
+        ),
+    )
     return replace(
         _BASE,
+        network=network,
         cellular=cellular,
         fleets=fleets,
         mdcs=(mdc,),
