@@ -3,7 +3,9 @@
 The functional outcome (stored, duplicate, rejected, alerts) always comes from the real
 ``pipeline``. Its cost in simulated time comes from a registry of service-time modes:
 ``calibrated`` (a per-stage cost model ``a + b*bytes + c*readings`` fitted by
-``twin calibrate`` on this machine) or ``measured`` (the call's real thread CPU time).
+``twin calibrate`` on this machine), ``measured`` (the call's real thread CPU time) or
+``model`` (the cost model for every upload, the real pipeline on a deterministic sample of
+them only, ``pipeline_sample_rate``).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, overload
+
+import numpy as np
 
 from pipeline.service import STAGES, AnalysisOutcome, Pipeline, UploadOutcome
 from twin.errors import ScenarioError
@@ -63,6 +66,11 @@ class CostModel:
             stages = STAGES[: STAGES.index(outcome.rejected_stage) + 1]
         return sum(self.stages[s].seconds(outcome.size_bytes, outcome.n_readings) for s in stages)
 
+    def upload_s(self, size_bytes: int, n_readings: int) -> float:
+        """Service time at speed 1 of an accepted upload of ``size_bytes`` (envelope
+        included) carrying ``n_readings`` readings, every stage: the model alone, no call."""
+        return sum(cost.seconds(size_bytes, n_readings) for cost in self.stages.values())
+
     def to_json(self) -> dict[str, Any]:
         return {
             "model": "a_s + b_s_per_byte * size_bytes + c_s_per_reading * n_readings",
@@ -100,13 +108,72 @@ def load_cost_model(name: str) -> CostModel:
 
 class ServiceTime:
     """What the real pipeline did and what it cost in simulated seconds at speed 1: for an
-    upload (``upload``) and for a batch analysis (``analysis``)."""
+    upload (``upload``) and for a batch analysis (``analysis``).
 
-    def __init__(self, cost_model: CostModel, measured: bool) -> None:
+    ``mode`` is a key of :data:`SERVICE_TIME_MODES`. In ``model`` mode the real pipeline runs
+    on a deterministic sample of the uploads only: each :meth:`upload` call takes the next
+    uniform draw of ``rng`` (one per call, forced or not, so forcing one upload shifts no
+    other's draw) and runs the pipeline when the draw is below ``sample_rate``; the other
+    uploads are modelled from their size and readings, with no pipeline call.
+    """
+
+    def __init__(
+        self,
+        cost_model: CostModel,
+        measured: bool = False,
+        *,
+        mode: str | None = None,
+        sample_rate: float = 1.0,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        if not 0.0 < sample_rate <= 1.0:
+            raise ValueError(f"pipeline_sample_rate must be in (0, 1], got {sample_rate!r}")
+        if sample_rate < 1.0 and rng is None:
+            raise ValueError("sampling the pipeline (rate < 1) needs a numpy Generator")
         self.cost_model = cost_model
         self.measured = measured
+        self.mode = mode or ("measured" if measured else "calibrated")
+        self.sample_rate = sample_rate
+        self._rng = rng
+        self._draws = np.zeros(0)
+        self._next_draw = 0
+        #: Uploads the real pipeline ran, and uploads whose service time was modelled only.
+        self.uploads_run = 0
+        self.uploads_modelled = 0
 
-    def upload(self, pipeline: Pipeline, body: bytes) -> tuple[UploadOutcome, float]:
+    def _sampled(self) -> bool:
+        """The next draw of the sampling stream (drawn in blocks, one value per upload)."""
+        if self.sample_rate >= 1.0 or self._rng is None:
+            return True
+        if self._next_draw == len(self._draws):
+            self._draws = self._rng.random(_DRAW_BLOCK)
+            self._next_draw = 0
+        draw = self._draws[self._next_draw]
+        self._next_draw += 1
+        return bool(draw < self.sample_rate)
+
+    @overload
+    def upload(
+        self, pipeline: Pipeline, body: bytes, n_readings: None = None, force: bool = False
+    ) -> tuple[UploadOutcome, float]: ...
+
+    @overload
+    def upload(
+        self, pipeline: Pipeline, body: bytes, n_readings: int, force: bool = False
+    ) -> tuple[UploadOutcome | None, float]: ...
+
+    def upload(
+        self, pipeline: Pipeline, body: bytes, n_readings: int | None = None, force: bool = False
+    ) -> tuple[UploadOutcome | None, float]:
+        """Service time of one upload at speed 1, and the pipeline's outcome (None: not run,
+        modelled). Only in ``model`` mode, with ``n_readings`` given (the readings in the
+        upload, all channels) and ``force`` false, may an upload go unsampled; ``force``
+        always runs the real pipeline (hostile or faulty uploads, whose outcome matters)."""
+        sampled = self._sampled()
+        if not (sampled or force or n_readings is None):
+            self.uploads_modelled += 1
+            return None, self.cost_model.upload_s(len(body), n_readings)
+        self.uploads_run += 1
         if not self.measured:
             outcome = pipeline.handle(body)
             return outcome, self.cost_model.service_s(outcome)
@@ -115,6 +182,7 @@ class ServiceTime:
         return outcome, (time.thread_time_ns() - t0) * 1e-9
 
     def analysis(self, pipeline: Pipeline, now_epoch_s: int) -> tuple[AnalysisOutcome, float]:
+        """Always the real batch analysis (its detections are functional outcomes)."""
         if not self.measured:
             outcome = pipeline.analyze(now_epoch_s)
             return outcome, self.cost_model.analytics.seconds(outcome.points_analysed)
@@ -126,18 +194,53 @@ class ServiceTime:
         return self.upload(pipeline, body)
 
 
-def calibrated_mode(cost_model: CostModel) -> ServiceTime:
+#: Uniform draws of the sampling stream taken from the Generator at a time.
+_DRAW_BLOCK = 4096
+
+
+class ServiceTimeFactory(Protocol):
+    """A service-time mode: ``(cost_model, sample_rate, rng) -> ServiceTime``."""
+
+    def __call__(
+        self,
+        cost_model: CostModel,
+        sample_rate: float = 1.0,
+        rng: np.random.Generator | None = None,
+    ) -> ServiceTime: ...
+
+
+def _whole_pipeline(mode: str, sample_rate: float) -> None:
+    if sample_rate != 1.0:
+        raise ValueError(f"pipeline_sample_rate applies to mode 'model' only, not {mode!r}")
+
+
+def calibrated_mode(
+    cost_model: CostModel, sample_rate: float = 1.0, rng: np.random.Generator | None = None
+) -> ServiceTime:
     """Deterministic: the cost model of the real call's size (DESIGN.md §4)."""
-    return ServiceTime(cost_model, measured=False)
+    _whole_pipeline("calibrated", sample_rate)
+    return ServiceTime(cost_model, measured=False, mode="calibrated")
 
 
-def measured_mode(cost_model: CostModel) -> ServiceTime:
+def measured_mode(
+    cost_model: CostModel, sample_rate: float = 1.0, rng: np.random.Generator | None = None
+) -> ServiceTime:
     """The real call's thread CPU time (``time.thread_time_ns``)."""
-    return ServiceTime(cost_model, measured=True)
+    _whole_pipeline("measured", sample_rate)
+    return ServiceTime(cost_model, measured=True, mode="measured")
+
+
+def model_mode(
+    cost_model: CostModel, sample_rate: float = 1.0, rng: np.random.Generator | None = None
+) -> ServiceTime:
+    """Deterministic: the cost model for every upload; the real pipeline runs on a sample of
+    ``sample_rate`` of them, drawn from ``rng`` (DESIGN.md §4). Rate 1 is ``calibrated``."""
+    return ServiceTime(cost_model, measured=False, mode="model", sample_rate=sample_rate, rng=rng)
 
 
 #: Registry of service-time modes (DESIGN.md §4).
-SERVICE_TIME_MODES: dict[str, Callable[[CostModel], ServiceTime]] = {
+SERVICE_TIME_MODES: dict[str, ServiceTimeFactory] = {
     "calibrated": calibrated_mode,
     "measured": measured_mode,
+    "model": model_mode,
 }

@@ -8,6 +8,7 @@ keeping coefficients non-negative (a negative one is dropped and the rest refitt
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import tempfile
@@ -67,6 +68,8 @@ def _fit_nonnegative(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def machine_description() -> dict[str, object]:
+    """Where the cost model was fitted: CPU model, logical cores, OS, architecture, Python and
+    the versions of the libraries the pipeline's cost depends on, and when."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -79,9 +82,18 @@ def machine_description() -> dict[str, object]:
         "cpu": cpu,
         "cores": os.cpu_count(),
         "platform": platform.platform(),
+        "architecture": platform.machine(),
         "python": platform.python_version(),
+        "libraries": {name: _version(name) for name in ("numpy", "numba", "lxml")},
         "calibrated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 #: Batch-analysis shapes measured: (meters, hours of 1-min readings each).

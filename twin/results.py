@@ -56,6 +56,8 @@ class Kpis:
     alerts: int  # faults and anomalies raised by the MDC's analytics
     energy_generated_kwh: dict[str, float]  # fleet -> true AC energy of its sources
     energy_consumed_kwh: dict[str, float] = field(default_factory=dict)  # fleet -> its loads
+    #: Facility energy (IT x PUE) of each MDC over the run, kWh (hw_models power model).
+    energy_mdc_kwh: dict[str, float] = field(default_factory=dict)
     #: Per hop (cellular, vpn, backbone, mdc_queue, pipeline): p50/p95/p99/max of the
     #: time an upload spent in it, s (network.hops); null where no upload crossed it.
     hop_latency_s: dict[str, dict[str, float | None]] = field(default_factory=dict)
@@ -88,6 +90,9 @@ class Results:
     analytics: list[dict[str, Any]] = field(default_factory=list)
     recommendations: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: One flat record per MDC (twin.mdc.Mdc.report): SKU, energy and its check, per-server
+    #: utilisation and availability, RAM push-back, lost jobs, Little's law check, power.
+    mdcs: list[dict[str, Any]] = field(default_factory=list)
     #: Network counters: cells, coverage, handshakes, failovers, per-MDC tunnel figures.
     network: dict[str, Any] = field(default_factory=dict)
 
@@ -188,6 +193,19 @@ def summary_text(results: Results) -> str:
             "  field faults injected "
             + ", ".join(f"{kind} x{n}" for kind, n in sorted(kinds.items()))
             + " (ground truth in results.json)"
+        )
+    for mdc in results.mdcs:
+        lines.append(
+            f"  MDC {mdc['name']:<16} {mdc['servers']} x {mdc['sku'] or 'generic'} · "
+            f"{k.energy_mdc_kwh.get(mdc['name'], 0.0):,.2f} kWh facility · Little's law "
+            f"{'holds' if mdc['little_ok'] else 'FAILS'} (L {mdc['little_l']:.4g}) · "
+            f"energy check {'ok' if mdc['energy_check_ok'] else 'FAILS'}"
+            + (f" · lost jobs {mdc['lost_jobs']:,}" if mdc["lost_jobs"] else "")
+            + (
+                f" · shed {mdc['power_servers_shed_server_s'] / 3600:,.1f} server-h"
+                if mdc.get("power_servers_shed_server_s")
+                else ""
+            )
         )
     net = results.network
     if net.get("failovers") or any(v.get("down_s", 0) > 60 for v in net.get("vpn", [])):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from twin.scenario_field import (
     parse_fleet,
     parse_weather,
 )
+from twin.scenario_mdc import MdcSpec, parse_mdc
 from twin.scenario_network import NetworkSpec, check_backbone, parse_network
 from twin.schema import Table
 
@@ -52,20 +53,11 @@ __all__ = [
     "meter_ids",
 ]
 
-SERVICE_TIME_MODES = ("calibrated", "measured")
+SERVICE_TIME_MODES = ("calibrated", "measured", "model")
 
 #: Sanity bounds that keep a typo from exhausting memory or overflowing arithmetic.
 MAX_DURATION_S = 366 * 86400.0
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-@dataclass(frozen=True)
-class MdcSpec:
-    name: str
-    region: str
-    servers: int = 1
-    cores_per_server: int = 4
-    speed_factor: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +68,9 @@ class PipelineSpec:
     authenticate: bool = True
     #: How often the MDC runs its batch analytics (VEE, fault detectors) over new data, s.
     analytics_every_s: float = 3600.0
+    #: ``model`` mode: fraction of uploads the real pipeline runs on (the rest are costed
+    #: by the calibrated model and counted as stored); 1 in the other modes.
+    pipeline_sample_rate: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -199,7 +194,7 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
 
     cellular, vpn, network = parse_network(root.table("network"))
 
-    mdcs = tuple(_mdc(t) for t in root.tables("mdc"))
+    mdcs = tuple(parse_mdc(t, duration_s) for t in root.tables("mdc"))
     if not mdcs:
         raise ScenarioError("mdc", [], "at least one [[mdc]] table")
     _unique([m.name for m in mdcs], "mdc")
@@ -239,27 +234,20 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
     )
 
 
-def _mdc(table: Table) -> MdcSpec:
-    mdc = MdcSpec(name=table.string("name"), region=table.string("region", "north"))
-    servers = table.table("servers")
-    mdc = replace(
-        mdc,
-        servers=servers.integer("count", 1, 1, 10_000),
-        cores_per_server=servers.integer("cores", 4, 1, 1024),
-        speed_factor=servers.number("speed_factor", 1.0, 0.0, exclusive_minimum=True),
-    )
-    servers.finish()
-    table.finish()
-    return mdc
-
-
 def _pipeline(table: Table) -> PipelineSpec:
     spec = PipelineSpec(
         service_time=table.string("service_time", "calibrated", choices=SERVICE_TIME_MODES),
         cost_model=table.string("cost_model", "default"),
         authenticate=table.boolean("authenticate", True),
         analytics_every_s=table.duration_s("analytics_every", "1h"),
+        pipeline_sample_rate=table.number("pipeline_sample_rate", 1.0, 0.0, 1.0, True),
     )
+    if spec.service_time != "model" and spec.pipeline_sample_rate != 1.0:
+        raise ScenarioError(
+            table.key("pipeline_sample_rate"),
+            spec.pipeline_sample_rate,
+            '1 unless service_time = "model" (the other modes run every upload)',
+        )
     load_cost_model(spec.cost_model)  # raises a ScenarioError naming the key if unusable
     table.finish()
     return spec

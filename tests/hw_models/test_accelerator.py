@@ -11,12 +11,21 @@ import simpy
 from hw_models.accelerator import GpuBatcher
 from hw_models.catalog import AcceleratorSku, load_catalog
 
-SKU = AcceleratorSku("g", "test gpu", idle_w=10.0, max_w=70.0, batch_latency_a_s=0.5,
-                     batch_latency_b_s_per_item=0.01, max_batch_items=100, price_usd=0.0)
+SKU = AcceleratorSku(
+    "g",
+    "test gpu",
+    idle_w=10.0,
+    max_w=70.0,
+    batch_latency_a_s=0.5,
+    batch_latency_b_s_per_item=0.01,
+    max_batch_items=100,
+    price_usd=0.0,
+)
 
 
-def submit_at(env: simpy.Environment, gpu: GpuBatcher, at_s: float, items: int,
-              done: list[tuple[int, float]]) -> None:
+def submit_at(
+    env: simpy.Environment, gpu: GpuBatcher, at_s: float, items: int, done: list[tuple[int, float]]
+) -> None:
     def go() -> Generator[simpy.Event, Any, None]:
         yield env.timeout(at_s)
         yield gpu.submit(items)

@@ -102,7 +102,12 @@ def test_a_crash_loses_queued_and_in_service_work_and_reports_it() -> None:
     a, c = outcomes["a"], outcomes["c"]
     assert isinstance(a, LostJob) and isinstance(c, LostJob)
     assert (a.tag, a.phase, a.cause, a.at_s, a.work_done, a.server) == (
-        "a", PHASE_IN_SERVICE, CRASH, 4.0, True, "m/server-0"
+        "a",
+        PHASE_IN_SERVICE,
+        CRASH,
+        4.0,
+        True,
+        "m/server-0",
     )
     assert (c.tag, c.phase, c.work_done, c.size_bytes) == ("c", PHASE_QUEUED, False, 100)
     assert outcomes["b"] == 10.0 and outcomes["d"] == 10.0  # the other server is unharmed
@@ -162,7 +167,11 @@ def test_whole_mdc_power_loss_loses_everything_in_memory_then_recovers() -> None
     env.process(job(8.0))  # after power returns: served
     env.run()
     assert sorted(r.phase for r in lost) == [
-        PHASE_IN_SERVICE, PHASE_QUEUED, PHASE_QUEUED, PHASE_WAITING, PHASE_WAITING
+        PHASE_IN_SERVICE,
+        PHASE_QUEUED,
+        PHASE_QUEUED,
+        PHASE_WAITING,
+        PHASE_WAITING,
     ]
     assert {r.cause for r in lost} == {POWER_LOSS}
     assert served == [12.0]
@@ -170,7 +179,8 @@ def test_whole_mdc_power_loss_loses_everything_in_memory_then_recovers() -> None
     stats = pool.stats(env.now)
     assert stats.lost == 5 and stats.lost_by_cause == {POWER_LOSS: 5}
     assert [s.availability for s in pool.server_stats(env.now)] == [
-        pytest.approx(1 - 5 / env.now), 0.0
+        pytest.approx(1 - 5 / env.now),
+        0.0,
     ]
     # server-1 stays down: it is still crashed after the power came back
     assert not pool.servers[1].online and pool.servers[0].online

@@ -78,8 +78,9 @@ def test_energy_integral_equals_the_utilisation_formula(sku_name: str) -> None:
     assert pool.facility_energy_j() == pytest.approx(total_formula_j, rel=1e-9)
     # and the check can fail: a formula with the power at the wrong utilisation misses
     wrong_j = sum(
-        utilisation_energy_j(horizon_s, sku.idle_w, sku.max_w, 1.01 * s.busy_fraction(horizon_s),
-                             pool.pue)
+        utilisation_energy_j(
+            horizon_s, sku.idle_w, sku.max_w, 1.01 * s.busy_fraction(horizon_s), pool.pue
+        )
         for s in pool.servers
     )
     assert pool.facility_energy_j() != pytest.approx(wrong_j, rel=1e-4)

@@ -40,7 +40,11 @@ def test_supply_series_integrates_exactly_and_is_zero_outside() -> None:
 def test_grid_outages_validate_and_answer() -> None:
     grid = GridOutages([(50.0, 60.0), (10.0, 20.0)])
     assert [grid.is_up(t) for t in (0.0, 10.0, 19.9, 20.0, 55.0)] == [
-        True, False, False, True, False
+        True,
+        False,
+        False,
+        True,
+        False,
     ]
     assert grid.edges_s() == [10.0, 20.0, 50.0, 60.0]
     with pytest.raises(ValueError, match="overlap"):
@@ -137,7 +141,9 @@ def test_brownout_energy_is_conserved_and_nothing_goes_unserved() -> None:
     # every Wh the load drew came from renewables, the grid or the battery (or was
     # unserved); every renewable Wh was used, stored or surplus
     supplied = (
-        controller.renewable_wh + controller.grid_import_wh + battery.discharged_wh
+        controller.renewable_wh
+        + controller.grid_import_wh
+        + battery.discharged_wh
         + controller.unserved_wh
     )
     used = controller.load_wh + battery.charged_wh + controller.surplus_wh
@@ -189,7 +195,9 @@ def test_random_supply_and_outages_keep_the_battery_in_bounds_and_balanced(
         battery.soc - battery.initial_soc_wh, abs=1e-6
     )
     supplied = (
-        controller.renewable_wh + controller.grid_import_wh + battery.discharged_wh
+        controller.renewable_wh
+        + controller.grid_import_wh
+        + battery.discharged_wh
         + controller.unserved_wh
     )
     used = controller.load_wh + battery.charged_wh + controller.surplus_wh

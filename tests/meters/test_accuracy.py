@@ -22,16 +22,32 @@ def _rngs(n: int, seed: int = 1) -> list[np.random.Generator]:
     ("name", "current", "unity_pct", "reduced_pf_pct"),
     [
         # IEC 62053-22 Table 4, class 0.5S (fractions of In)
-        ("0.5S", [0.01, 0.03, 0.05, 0.08, 0.1, 1.0], [1.0, 1.0, 0.5, 0.5, 0.5, 0.5],
-         [1.0, 1.0, 1.0, 1.0, 0.6, 0.6]),
+        (
+            "0.5S",
+            [0.01, 0.03, 0.05, 0.08, 0.1, 1.0],
+            [1.0, 1.0, 0.5, 0.5, 0.5, 0.5],
+            [1.0, 1.0, 1.0, 1.0, 0.6, 0.6],
+        ),
         # IEC 62053-22 Table 4, class 0.2S
-        ("0.2S", [0.01, 0.03, 0.05, 0.08, 0.1, 1.0], [0.4, 0.4, 0.2, 0.2, 0.2, 0.2],
-         [0.5, 0.5, 0.5, 0.5, 0.3, 0.3]),
+        (
+            "0.2S",
+            [0.01, 0.03, 0.05, 0.08, 0.1, 1.0],
+            [0.4, 0.4, 0.2, 0.2, 0.2, 0.2],
+            [0.5, 0.5, 0.5, 0.5, 0.3, 0.3],
+        ),
         # IEC 62053-21 Table 6, direct connected (fractions of Ib)
-        ("1", [0.05, 0.08, 0.1, 0.15, 0.2, 1.0], [1.5, 1.5, 1.0, 1.0, 1.0, 1.0],
-         [1.5, 1.5, 1.5, 1.5, 1.0, 1.0]),
-        ("2", [0.05, 0.08, 0.1, 0.15, 0.2, 1.0], [2.5, 2.5, 2.0, 2.0, 2.0, 2.0],
-         [2.5, 2.5, 2.5, 2.5, 2.0, 2.0]),
+        (
+            "1",
+            [0.05, 0.08, 0.1, 0.15, 0.2, 1.0],
+            [1.5, 1.5, 1.0, 1.0, 1.0, 1.0],
+            [1.5, 1.5, 1.5, 1.5, 1.0, 1.0],
+        ),
+        (
+            "2",
+            [0.05, 0.08, 0.1, 0.15, 0.2, 1.0],
+            [2.5, 2.5, 2.0, 2.0, 2.0, 2.0],
+            [2.5, 2.5, 2.5, 2.5, 2.0, 2.0],
+        ),
     ],
 )
 def test_limits_are_the_published_tables(
@@ -145,8 +161,14 @@ def test_voltage_stays_in_the_en50160_band_and_drops_with_load() -> None:
     np.testing.assert_allclose(v_clean[0], 230.0 * (1 - 0.03 * np.linspace(0, 1, 101)))
     # a generator's voltage rise: a negative drop
     v_rise, _, _ = electrical_channels(
-        power[:1], 230.0, 1.0, _rngs(1), site_voltage_sd=0.0, reading_voltage_sd=0.0,
-        voltage_drop_at_rated_pct=-3.0, rated_power_w=np.array([20_000.0]),
+        power[:1],
+        230.0,
+        1.0,
+        _rngs(1),
+        site_voltage_sd=0.0,
+        reading_voltage_sd=0.0,
+        voltage_drop_at_rated_pct=-3.0,
+        rated_power_w=np.array([20_000.0]),
     )
     np.testing.assert_allclose(v_rise[0, -1], 230.0 * 1.015)
     # default noise: sd of the voltage about sqrt(2 %^2 + 0.5 %^2) of nominal at zero load

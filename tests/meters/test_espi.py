@@ -287,7 +287,8 @@ VARIANTS: dict[str, tuple[list[Channel], LocalTimeSpec | None]] = {
         LocalTimeSpec.for_zone("America/Denver"),
     ),
     "extreme Int48 values": (
-        [Channel(DELIVERED, EXTREMES), Channel(RECEIVED, -EXTREMES - 1)], None
+        [Channel(DELIVERED, EXTREMES), Channel(RECEIVED, -EXTREMES - 1)],
+        None,
     ),
     "multipliers": (
         [
@@ -664,16 +665,13 @@ def test_us_local_time_equals_the_real_sample_files(greenbutton_dir: Path, sampl
     (ltp,) = {tuple(sorted(d.items())) for d in _sample_local_times(greenbutton_dir / sample)}
     want = dict(ltp)
     zone = US_ZONE_BY_TZ_OFFSET[int(want["tzOffset"])]
-    doc = encode_meter_upload(
-        "m1", 0, np.array([T0]), [GOOD_1], T0, LocalTimeSpec.for_zone(zone)
-    )
+    doc = encode_meter_upload("m1", 0, np.array([T0]), [GOOD_1], T0, LocalTimeSpec.for_zone(zone))
     assert follow_links(doc).local_time == want
     denver = LocalTimeSpec.for_zone("America/Denver")
     assert (f"{denver.dst_start_rule:08X}", f"{denver.dst_end_rule:08X}") == (
         want["dstStartRule"], want["dstEndRule"],
     )  # fmt: skip
     assert (denver.tz_offset_s, denver.dst_offset_s) == (-25200, 3600)
-
 
 
 def test_sample_rules_decode_to_the_us_rules(greenbutton_dir: Path) -> None:

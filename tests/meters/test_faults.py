@@ -177,7 +177,11 @@ def test_curtailment_caps_at_the_limit_and_trip_covers_part_of_an_interval() -> 
 def test_shading_follows_local_hours_every_day() -> None:
     power = np.full((1, N_STEPS), 1000.0)
     fault = FaultInstance(
-        "partial_shading", 0, "pv", 0.0, 0.0,
+        "partial_shading",
+        0,
+        "pv",
+        0.0,
+        0.0,
         {"from_hour": 15.0, "to_hour": 17.0, "utc_offset_h": -5.0, "shade_fraction": 0.5},
     )
     after, (truth,) = apply_source_faults(power, [fault], STEP_S, TIMES_UTC)
@@ -224,22 +228,43 @@ def test_a_clock_jump_shifts_labels_until_the_next_sync() -> None:
 @pytest.mark.parametrize(
     ("kind", "kwargs", "message"),
     [
-        ("soiling", {"params": {"rate_pct_per_day": 12.0}},
-         r"soiling: rate_pct_per_day=12.0 out of range: "
-         r"expected 0 <= rate_pct_per_day <= 10 \(%/day\)"),
-        ("spike", {"params": {"count": 2.5}},
-         r"spike: count=2.5 out of range: expected an integer 1 <= count <= 10000"),
-        ("icing", {"params": {"loss": 0.2}},
-         r"icing: unknown parameter loss=0.2: expected one of: loss_fraction"),
-        ("icing", {"params": {"loss_fraction": "high"}},
-         r"icing: loss_fraction='high' is not a number: expected 0 <= loss_fraction <= 1"),
-        ("partial_shading", {"params": {"utc_offset_h": 15.0}},
-         r"utc_offset_h=15.0 out of range: expected -12 <= utc_offset_h <= 14 \(h\)"),
-        ("storm_cutout", {"params": {"restart_delay_s": math.nan}},
-         r"restart_delay_s=nan out of range"),
+        (
+            "soiling",
+            {"params": {"rate_pct_per_day": 12.0}},
+            r"soiling: rate_pct_per_day=12.0 out of range: "
+            r"expected 0 <= rate_pct_per_day <= 10 \(%/day\)",
+        ),
+        (
+            "spike",
+            {"params": {"count": 2.5}},
+            r"spike: count=2.5 out of range: expected an integer 1 <= count <= 10000",
+        ),
+        (
+            "icing",
+            {"params": {"loss": 0.2}},
+            r"icing: unknown parameter loss=0.2: expected one of: loss_fraction",
+        ),
+        (
+            "icing",
+            {"params": {"loss_fraction": "high"}},
+            r"icing: loss_fraction='high' is not a number: expected 0 <= loss_fraction <= 1",
+        ),
+        (
+            "partial_shading",
+            {"params": {"utc_offset_h": 15.0}},
+            r"utc_offset_h=15.0 out of range: expected -12 <= utc_offset_h <= 14 \(h\)",
+        ),
+        (
+            "storm_cutout",
+            {"params": {"restart_delay_s": math.nan}},
+            r"restart_delay_s=nan out of range",
+        ),
         ("icing", {"at_s": -5.0}, r"icing: at_s=-5.0: expected a finite number >= 0 s"),
-        ("icing", {"duration_s": math.inf},
-         r"icing: duration_s=inf: expected a finite number >= 0 s"),
+        (
+            "icing",
+            {"duration_s": math.inf},
+            r"icing: duration_s=inf: expected a finite number >= 0 s",
+        ),
         ("icing", {"row": -1}, r"icing: row=-1: expected an integer >= 0"),
         ("hail", {}, r"kind='hail': expected one of \["),
     ],
@@ -267,8 +292,17 @@ def test_targets_are_checked_against_the_arrays_and_the_fleet_kind() -> None:
 
 def test_registry_declares_layers_fleets_and_parameter_defaults_in_range() -> None:
     assert set(FIELD_FAULTS) == {
-        "inverter_trip", "soiling", "degradation", "partial_shading", "turbine_curtailment",
-        "icing", "storm_cutout", "stuck_value", "zero_value", "spike", "clock_jump",
+        "inverter_trip",
+        "soiling",
+        "degradation",
+        "partial_shading",
+        "turbine_curtailment",
+        "icing",
+        "storm_cutout",
+        "stuck_value",
+        "zero_value",
+        "spike",
+        "clock_jump",
     }
     for name, kind in FIELD_FAULTS.items():
         assert kind.name == name and kind.layer in ("source", "register", "clock")

@@ -241,9 +241,13 @@ def test_ghi_centres_on_local_solar_noon_in_utc(climate: SyntheticClimate) -> No
         climate, climate.longitude_deg + 25.0 * np.arange(16), start=datetime(2026, 5, 1, 5,
         tzinfo=UTC), duration_s=10 * 86_400.0, step_s=600.0,
     ))  # fmt: skip
-    zenith = pvlib.solarposition.get_solarposition(
-        w.times_utc, climate.latitude_deg, climate.longitude_deg
-    )["zenith"].to_numpy().reshape(10, 144)
+    zenith = (
+        pvlib.solarposition.get_solarposition(
+            w.times_utc, climate.latitude_deg, climate.longitude_deg
+        )["zenith"]
+        .to_numpy()
+        .reshape(10, 144)
+    )
     minute = (np.arange(144) + 0.5) * 10.0
     noon = minute[np.argmin(zenith, axis=1)]  # minutes after 05:00 UTC
     ghi = w.ghi.sum(axis=0).reshape(10, 144)

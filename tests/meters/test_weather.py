@@ -340,7 +340,9 @@ def test_unknown_station_lists_the_available_files() -> None:
 ])  # fmt: skip
 def test_bad_requests_are_rejected_with_the_value(kwargs: dict[str, object], message: str) -> None:
     base: dict[str, object] = {
-        "start_utc": datetime(2026, 6, 21, tzinfo=UTC), "duration_s": 3600.0, "step_s": 60.0
+        "start_utc": datetime(2026, 6, 21, tzinfo=UTC),
+        "duration_s": 3600.0,
+        "step_s": 60.0,
     }
     with pytest.raises(ValueError, match=message):
         WeatherRequest(**(base | kwargs))  # type: ignore[arg-type]

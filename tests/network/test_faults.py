@@ -111,8 +111,10 @@ def _storm(spread: str, jitter: str, n_meters: int) -> tuple[float, float, int]:
     assert cell.access_log is not None
     done = np.sort(delivered_at)
     assert done.size == n_meters  # with 20 attempts everyone gets through
-    return peak_rate_per_s(cell.access_log.values), float(done[int(0.99 * n_meters)] - 600.0), (
-        cell.ra_failures
+    return (
+        peak_rate_per_s(cell.access_log.values),
+        float(done[int(0.99 * n_meters)] - 600.0),
+        (cell.ra_failures),
     )
 
 
@@ -141,8 +143,8 @@ def test_reconnect_spreads() -> None:
     rng = np.random.default_rng(3)
     assert np.all(reconnect_delays_s(100, rng, "none", 60.0) == 0.0)
     u = reconnect_delays_s(20_000, rng, "uniform", 60.0)
-    assert u.min() >= 0 and u.max() <= 60.0 and abs(u.mean() - 30.0) < 4 * 60 / math.sqrt(
-        12 * 20_000
+    assert (
+        u.min() >= 0 and u.max() <= 60.0 and abs(u.mean() - 30.0) < 4 * 60 / math.sqrt(12 * 20_000)
     )
     b = reconnect_delays_s(20_000, rng, "beta_3gpp", 10.0)
     assert abs(b.mean() - 10.0 * 3 / 7) < 0.05  # Beta(3, 4) mean 3/7 (TR 37.868)

@@ -210,8 +210,9 @@ def test_handshakes_cost_their_round_trips() -> None:
     for prof in (p, tls12):
         means = {h: prof.idle_latency_model(SIZE_BYTES, 0, h).mean for h in HANDSHAKE_KINDS}
         for h in ("resume", "full"):
-            ex, live = prof.transport.exchange(SIZE_BYTES, h), prof.transport.exchange(
-                SIZE_BYTES, "none"
+            ex, live = (
+                prof.transport.exchange(SIZE_BYTES, h),
+                prof.transport.exchange(SIZE_BYTES, "none"),
             )
             extra = (
                 ex.rtts * rtt

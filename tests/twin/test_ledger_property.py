@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from twin.runner import run
 from twin.scenario import FaultSpec, Scenario, load_scenario
+from twin.scenario_mdc import FailureSpec
 
 BASELINE = Path(__file__).resolve().parents[2] / "scenarios" / "baseline.toml"
 HORIZON_S = 3 * 3600.0
@@ -82,6 +83,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     fleets = tuple(replace(f, meter=replace(f.meter, buffer_readings=buffer)) for f in _BASE.fleets)
     mdc = replace(
         _BASE.mdcs[0],
+        sku=None,
+        ack=draw(st.sampled_from(["receipt", "commit"])),
+        failures=draw(st.sampled_from([None, FailureSpec("exponential", 1800.0, 300.0, None)])),
         cores_per_server=draw(st.integers(1, 4)),
         speed_factor=draw(st.sampled_from([1e-7, 1e-3, 1.0])),
     )

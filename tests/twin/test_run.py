@@ -43,6 +43,9 @@ def test_nominal_run_loses_nothing() -> None:
     assert k.readings_in_flight <= 24 * 16
     assert k.latency_s.p50 is not None and 0 < k.latency_s.p50 < 900 + 60
     assert 0 < k.utilization["north/server-0"] < 1
+    # checked inside every run and reported per MDC
+    assert results.mdcs[0]["little_ok"] and results.mdcs[0]["energy_check_ok"]
+    assert k.energy_mdc_kwh["north"] > 0
 
 
 def test_long_outage_with_tiny_buffers_loses_to_overflow_only() -> None:
@@ -218,12 +221,9 @@ def test_several_malformed_uploads_on_one_meter_all_fire_even_after_an_outage() 
 
 def test_readings_still_in_service_at_the_end_count_as_in_flight() -> None:
     # no batch analytics: on a core this slow one analysis would hold it for the whole run
-    overloaded = small(
-        "mdc.north.servers.speed_factor=1e-6",
-        "mdc.north.servers.cores=1",
-        'pipeline.analytics_every="100d"',
-    )
-    results = run(overloaded, audit_every_s=300.0)
+    scenario = small('pipeline.analytics_every="100d"')
+    slow = replace(scenario.mdcs[0], sku=None, cores_per_server=1, speed_factor=1e-6)
+    results = run(replace(scenario, mdcs=(slow,)), audit_every_s=300.0)
     k = results.kpis
     assert_balanced(results)
     assert results.ledger["committing_at_end"] > 0  # the overloaded core still works
