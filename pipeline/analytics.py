@@ -380,9 +380,7 @@ def _day_of_year(time_s: np.ndarray) -> np.ndarray:
     return (days - year_start).astype(np.int64) + 1
 
 
-def _refraction_deg(
-    elevation_deg: np.ndarray, pressure_pa: float, temp_air: float
-) -> np.ndarray:
+def _refraction_deg(elevation_deg: np.ndarray, pressure_pa: float, temp_air: float) -> np.ndarray:
     """Atmospheric refraction, degrees, NREL SPA eq. 42 (Reda & Andreas 2008), applied while
     the sun's upper limb is above the horizon (elevation >= -(0.26667 + 0.5667) deg)."""
     e0 = elevation_deg
@@ -815,9 +813,9 @@ def daily_performance(
         pr = np.where(sum_e > 0, sum_m / sum_e, np.nan)
         dispersion = (q90 - q10) / q50
     # expected daylight intervals per day: require half of them
-    n_expected = np.bincount(di, weights=(exp >= p.daylight_min_fraction * day_max[di]) & (
-        exp > 0
-    ), minlength=n_days)
+    n_expected = np.bincount(
+        di, weights=(exp >= p.daylight_min_fraction * day_max[di]) & (exp > 0), minlength=n_days
+    )
     enough = counts >= np.maximum(3, 0.5 * n_expected)
     calm = enough & (dispersion <= p.clear_max_dispersion)
     # level near the best calm day of the look-back (overcast days are calm but dark)
@@ -1124,9 +1122,9 @@ def _plateau_episodes(
         members = np.arange(ep_first[c], ep_first[c] + visits[c])
         first = int(ss[members[0]])
         stop = int(es[members[-1]])
-        lvl = float(np.sum(level[order][members] * count[order][members]) / np.sum(
-            count[order][members]
-        ))
+        lvl = float(
+            np.sum(level[order][members] * count[order][members]) / np.sum(count[order][members])
+        )
         if np.nanmax(x[first:stop]) > lvl * (1.0 + tol):
             continue  # the output went above the level: not a ceiling
         # detection: when both the visit count and the time at level were reached
@@ -1220,9 +1218,7 @@ def detect_stuck_meter(
     s, e, count, level = s[keep], e[keep], count[keep], level[keep]
     if s.size == 0:
         return []
-    plateaus = (
-        _plateau_episodes(x, step_s, e_name, params) if site.kind == "wind" else []
-    )
+    plateaus = _plateau_episodes(x, step_s, e_name, params) if site.kind == "wind" else []
     exp = None
     if site.kind == "pv":
         exp = (
@@ -1234,7 +1230,8 @@ def detect_stuck_meter(
     out: list[Detection] = []
     for first, last, lvl in zip(s.tolist(), e.tolist(), level.tolist(), strict=True):
         if any(
-            pl.first <= first and last < pl.stop
+            pl.first <= first
+            and last < pl.stop
             and abs(lvl - pl.level_wh) <= params.curtail_tolerance_fraction * pl.level_wh
             for pl in plateaus
         ):
@@ -1496,6 +1493,7 @@ class ForecastScore:
         rmse_persistence_wh: RMSE of persistence on the same pairs.
         skill: 1 - rmse_wh / rmse_persistence_wh (> 0: better than persistence).
         rmse_by_horizon_wh: RMSE per horizon step 1..H.
+        mae_persistence_wh: MAE of persistence on the same pairs, Wh per interval.
     """
 
     method: str
@@ -1506,6 +1504,7 @@ class ForecastScore:
     rmse_persistence_wh: float
     skill: float
     rmse_by_horizon_wh: tuple[float, ...] = field(default=())
+    mae_persistence_wh: float = float("nan")
 
 
 def backtest_forecast(
@@ -1527,7 +1526,7 @@ def backtest_forecast(
     n = inp.x.shape[0]
     origins = np.arange(inp.period, n - 1, max(1, int(origin_every)))
     fn = FORECAST_METHODS[method]
-    abs_sum = sq_sum = sq_pers = 0.0
+    abs_sum = sq_sum = sq_pers = abs_pers = 0.0
     count = 0
     by_h: list[float] = []
     for h in range(1, horizon_steps + 1):  # horizons, not readings
@@ -1544,6 +1543,7 @@ def backtest_forecast(
         abs_sum += float(np.abs(err).sum())
         sq_sum += float((err * err).sum())
         sq_pers += float((perr * perr).sum())
+        abs_pers += float(np.abs(perr).sum())
         count += int(ok.sum())
         by_h.append(float(np.sqrt(np.mean(err * err))) if err.size else float("nan"))
     if count == 0:
@@ -1560,6 +1560,7 @@ def backtest_forecast(
         rmse_persistence_wh=rmse_p,
         skill=1.0 - rmse / rmse_p if rmse_p > 0 else float("nan"),
         rmse_by_horizon_wh=tuple(by_h),
+        mae_persistence_wh=abs_pers / count,
     )
 
 

@@ -44,11 +44,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from pipeline.fetch import RejectedUpload
 
@@ -79,25 +78,39 @@ MIN_KEY_BYTES = 16
 #: 15 minutes, which covers a retransmission after any realistic run of lost
 #: acknowledgements (an assumption of this project, not a standard).
 DEFAULT_REPLAY_WINDOW = 64
+#: Meters whose keyed HMAC state `Authenticator` keeps (about 0.5 kB each): this
+#: project's choice, a large MDC's fleet; more meters only cost the key schedule again.
+_KEYED_CACHE_ENTRIES = 65_536
+#: SHA-256 block size (FIPS 180-4), bytes: HMAC pads the key to it (RFC 2104 §2).
+_SHA256_BLOCK_BYTES = 64
+#: ``bytes.translate`` tables XOR-ing each byte with HMAC's ipad (0x36) and opad (0x5C).
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 _MAC_HEX_CHARS = 64
 _MAX_SEQUENCE_NO = 2**63 - 1
-#: The header line, fields as in the module docstring (one regex match: ~1 µs).
-_HEADER = re.compile(
-    rb"IMDC-HMAC1 ([\x21-\x7e]{1,%d}) ([0-9]{1,19}) ([0-9a-fA-F]{%d})"
-    % (MAX_METER_ID_CHARS, _MAC_HEX_CHARS)
-)
+#: Bytes allowed in a meter id (printable ASCII without space) and in the MAC (hex digits):
+#: ``field.translate(None, allowed)`` is empty exactly when every byte is allowed.
+_METER_ID_BYTES = bytes(range(0x21, 0x7F))
+_HEX_BYTES = b"0123456789abcdefABCDEF"
+_DIGITS = b"0123456789"
 
 
 def _valid_meter_id(meter_id: bytes) -> bool:
-    return 0 < len(meter_id) <= MAX_METER_ID_CHARS and all(0x21 <= c <= 0x7E for c in meter_id)
+    return 0 < len(meter_id) <= MAX_METER_ID_CHARS and not meter_id.translate(None, _METER_ID_BYTES)
 
 
-def mac(meter_id: str, sequence_no: int, body: bytes, key: bytes) -> bytes:
+def _signing_prefix(meter_id: str, sequence_no: int) -> bytes:
+    """The signing input before the body (see the module docstring)."""
+    return b"%s\n%s\n%d\n" % (MAGIC, meter_id.encode("ascii"), sequence_no)
+
+
+def mac(meter_id: str, sequence_no: int, body: bytes | memoryview, key: bytes) -> bytes:
     """HMAC-SHA256 of an upload under `key` (32 bytes; see the module docstring for the
-    signing input)."""
-    message = b"%s\n%s\n%d\n%s" % (MAGIC, meter_id.encode("ascii"), sequence_no, body)
-    return hmac.digest(key, message, hashlib.sha256)
+    signing input). `body` may be a memoryview (it is hashed in place, not copied)."""
+    h = hmac.new(key, _signing_prefix(meter_id, sequence_no), hashlib.sha256)
+    h.update(body)
+    return h.digest()
 
 
 def seal(meter_id: str, sequence_no: int, body: bytes, key: bytes) -> bytes:
@@ -121,14 +134,17 @@ def seal(meter_id: str, sequence_no: int, body: bytes, key: bytes) -> bytes:
     return b"%s %s %d %s\n%s" % (MAGIC, meter, sequence_no, tag.encode("ascii"), body)
 
 
-@dataclass(frozen=True)
-class Envelope:
-    """A parsed envelope (not yet verified): header fields and the body."""
+class Envelope(NamedTuple):
+    """A parsed envelope (not yet verified): header fields and the body. Immutable (a
+    named tuple: 0.15 µs to make, against 0.5 µs for a frozen dataclass, on the hot path)."""
 
     meter_id: str
     sequence_no: int
-    mac: bytes = field(repr=False)
-    body: bytes = field(repr=False)
+    mac: bytes
+    body: bytes
+
+    def __repr__(self) -> str:  # not the MAC, nor a body of kilobytes
+        return f"Envelope(meter_id={self.meter_id!r}, sequence_no={self.sequence_no})"
 
 
 def open_envelope(data: bytes) -> Envelope:
@@ -139,16 +155,23 @@ def open_envelope(data: bytes) -> Envelope:
             `sequence_no` are filled in when they could be read.
     """
     newline = data.find(b"\n", 0, MAX_HEADER_BYTES + 1)
-    match = _HEADER.fullmatch(data, 0, newline) if newline > 0 else None
-    if match is not None:
-        sequence_no = int(match[2])
-        if sequence_no <= _MAX_SEQUENCE_NO:
-            return Envelope(
-                match[1].decode("ascii"),
-                sequence_no,
-                bytes.fromhex(match[3].decode("ascii")),
-                data[newline + 1 :],
-            )
+    # the header line only (never a scan of the body): split, then check each field
+    fields = data[:newline].split(b" ") if newline > 0 else []
+    if len(fields) == 4 and fields[0] == MAGIC:
+        _, meter, seq, tag = fields
+        if (
+            _valid_meter_id(meter)
+            and 0 < len(seq) <= 19
+            and not seq.translate(None, _DIGITS)
+            and len(tag) == _MAC_HEX_CHARS
+            and not tag.translate(None, _HEX_BYTES)
+        ):
+            sequence_no = int(seq)
+            if sequence_no <= _MAX_SEQUENCE_NO:
+                return Envelope(
+                    meter.decode("ascii"), sequence_no, bytes.fromhex(tag.decode("ascii")),
+                    data[newline + 1 :],
+                )  # fmt: skip
     # not an envelope: say what is wrong
     if not data.startswith(MAGIC + b" ") or newline < 0:
         raise RejectedUpload(
@@ -277,13 +300,43 @@ class Authenticator:
     """
 
     def __init__(self, keyring: Keyring, replay_window: int = DEFAULT_REPLAY_WINDOW) -> None:
-        if isinstance(replay_window, bool) or not isinstance(replay_window, int) or (
-            replay_window < 1
+        if (
+            isinstance(replay_window, bool)
+            or not isinstance(replay_window, int)
+            or (replay_window < 1)
         ):
             raise ValueError(f"replay_window must be an int >= 1, got {replay_window!r}")
         self.keyring = keyring
         self.replay_window = replay_window
         self._seen: dict[str, _Seen] = {}
+        #: meter id -> (key, SHA-256 states after ``K0 ^ ipad`` and ``K0 ^ opad``): the
+        #: keyed HMAC states (RFC 2104 §2), so that a MAC costs two state copies and the
+        #: hashing of the message, not the key schedule again (3.1 µs against 4.3 µs for
+        #: ``hmac.digest`` on a 4 kB upload)
+        self._keyed: dict[str, tuple[bytes, Any, Any]] = {}
+
+    def _mac(self, meter_id: str, sequence_no: int, body: bytes, key: bytes) -> bytes:
+        """`mac` (RFC 2104 HMAC with SHA-256: ``H((K0 ^ opad) || H((K0 ^ ipad) || m))``)
+        from the meter's cached keyed states (at most `_KEYED_CACHE_ENTRIES` meters; the
+        cache is emptied when full). Tests check it against `mac` (``hmac.digest``)."""
+        keyed = self._keyed.get(meter_id)
+        if keyed is None or keyed[0] is not key:
+            if len(self._keyed) >= _KEYED_CACHE_ENTRIES:
+                self._keyed.clear()
+            k0 = (hashlib.sha256(key).digest() if len(key) > _SHA256_BLOCK_BYTES else key).ljust(
+                _SHA256_BLOCK_BYTES, b"\0"
+            )
+            keyed = self._keyed[meter_id] = (
+                key,
+                hashlib.sha256(k0.translate(_IPAD)),
+                hashlib.sha256(k0.translate(_OPAD)),
+            )
+        inner = keyed[1].copy()
+        inner.update(_signing_prefix(meter_id, sequence_no))
+        inner.update(body)
+        outer = keyed[2].copy()
+        outer.update(inner.digest())
+        return outer.digest()
 
     def verify(self, data: bytes, max_body_bytes: int | None = None) -> Envelope:
         """Check an envelope: header, body size, key, MAC and replay window. Records
@@ -316,7 +369,7 @@ class Authenticator:
             raise RejectedUpload(
                 f"auth_unknown_meter: no key for meter {meter_id!r:.80}", meter_id, seq
             )
-        expected = mac(meter_id, seq, envelope.body, key)
+        expected = self._mac(meter_id, seq, envelope.body, key)
         if not hmac.compare_digest(expected, envelope.mac):
             raise RejectedUpload(
                 "auth_bad_signature: the HMAC-SHA256 does not verify with the meter's key "

@@ -75,7 +75,6 @@ Only numpy, numba, lxml and the standard library may be imported here (DESIGN §
 from __future__ import annotations
 
 import bisect
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,6 +97,7 @@ from pipeline.process import (
     concat_quality,
     int64_columns,
     reading_type_values,
+    xs_integer,
 )
 
 __all__ = [
@@ -279,20 +279,7 @@ def _entry_meta(entry: etree._Element, index: int) -> _Entry:
     return _Entry(index, self_href, up_href, related, name)
 
 
-#: XML Schema's lexical form of an integer (xs:integer, xs:long, ... : an optional sign and
-#: ASCII digits), with the white space XML may put around it (XML 1.0 production S).
-_XS_INTEGER = re.compile(r"[ \t\r\n]*[+-]?[0-9]+[ \t\r\n]*")
 _XML_SPACE = " \t\r\n"
-
-
-def xs_integer(text: str) -> int:
-    """The value of an xs:integer text (surrounding XML white space allowed); ValueError
-    otherwise. Stricter than Python's ``int``, which also takes ``1_000``, non-ASCII
-    digits (``١٢``, ``１２``) and non-ASCII white space: none of them is an XML Schema
-    integer, and reading them would invent a value the sender did not write."""
-    if not _XS_INTEGER.fullmatch(text):
-        raise ValueError(f"{text[:40]!r} is not an integer (xs:integer)")
-    return int(text)
 
 
 def _plain_integers(element: etree._Element) -> bool:
@@ -332,9 +319,12 @@ def _ambiguity(reading: etree._Element) -> str | None:
 def _reading_type(entry: _Entry, resource: etree._Element, out: Extraction) -> _ReadingType:
     values, reason = reading_type_values(resource)
     if values is not None and not _plain_integers(resource):
-        values, reason = None, (
-            "non_integer: a ReadingType field holds non-ASCII characters or '_' (not an "
-            "xs:integer)"
+        values, reason = (
+            None,
+            (
+                "non_integer: a ReadingType field holds non-ASCII characters or '_' (not an "
+                "xs:integer)"
+            ),
         )
     if values is None:
         out.rejected.append(RejectedPart(f"ReadingType {entry.name}", reason or "non_integer"))
@@ -727,9 +717,7 @@ def _attach_local_times(
             return by_up[key]
         return only
 
-    related_of = {
-        href_key(meta.self_href): meta.related for meta in up_entries if meta.self_href
-    }
+    related_of = {href_key(meta.self_href): meta.related for meta in up_entries if meta.self_href}
     for meta in up_entries:
         if meta.self_href:
             found = of(meta.self_href, meta.related)

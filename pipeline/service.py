@@ -86,7 +86,9 @@ from pipeline.analytics import (
     DetectorParams,
     Series,
     SiteMeta,
+    backtest_forecast,
     expected_energy_wh,
+    forecast,
     recommendations,
 )
 from pipeline.analyze import Alert, RobustZScoreDetector
@@ -100,6 +102,11 @@ __all__ = [
     "ANALYSIS_STAGES",
     "DEFAULT_HISTORY_S",
     "DEFAULT_WINDOW_CACHE_POINTS",
+    "FLOW_NET",
+    "FORECAST_HORIZON_S",
+    "FORECAST_METHOD_BY_KIND",
+    "FORECAST_MIN_HISTORY_S",
+    "FORECAST_STEP_S",
     "LOAD_DRIVEN_ROLES",
     "LOAD_STUCK_MIN_DURATION_S",
     "METADATA_FREE_DETECTORS",
@@ -109,10 +116,12 @@ __all__ = [
     "VEE_LIMITS_BY_UOM",
     "AlertSink",
     "AnalysisOutcome",
+    "ForecastRecord",
     "LimitContext",
     "Pipeline",
     "UploadOutcome",
     "channel_roles",
+    "forecast_series",
     "observed_flat_top_w",
 ]
 
@@ -153,6 +162,12 @@ _WHOLE_WINDOW_NEW = (_WHOLE_WINDOW, -1)
 UOM_WH = 72
 FLOW_DELIVERED = 1
 FLOW_RECEIVED = 19
+#: FlowDirectionKind 4 "net": forward minus reverse in one signed register (positive:
+#: imported, negative: exported), unlike the two non-negative registers 1 and 19.
+FLOW_NET = 4
+#: Lowest interval energy of a register by flowDirection (`_energy_limits`): the signed net
+#: register (4) has none, every other energy register is a non-negative quantity.
+_MIN_INTERVAL_ENERGY_BY_FLOW: dict[int, float] = {FLOW_NET: -math.inf}
 _REGISTER_ACCUMULATIONS = frozenset({1, 3})
 
 #: Roles of an interval-energy channel (see `channel_roles`).
@@ -262,14 +277,15 @@ class LimitContext(NamedTuple):
 
 
 def _energy_limits(ctx: LimitContext) -> VeeLimits:
-    """Interval energy: never negative on a one-direction register; with a nameplate, no
-    more than it allows over an interval plus 10 % (`pipeline.vee.max_interval_value`);
-    runs at or above the exempt fraction of the ceiling are flat tops, not stuck."""
+    """Interval energy: never negative on a one-direction register (flowDirection 1, 19,
+    ...), no lower bound on the signed net register (4: export reads negative, see
+    `_MIN_INTERVAL_ENERGY_BY_FLOW`); with a nameplate, no more than it allows over an
+    interval plus 10 % (`pipeline.vee.max_interval_value`); runs at or above the exempt
+    fraction of the ceiling are flat tops, not stuck. The spike check (a robust z-score,
+    symmetric in sign) applies to every register alike."""
     rt = ctx.reading_type
     step, p10 = rt.interval_length_s, rt.power_of_ten_multiplier
-    max_value = (
-        None if ctx.nameplate_w is None else max_interval_value(ctx.nameplate_w, step, p10)
-    )
+    max_value = None if ctx.nameplate_w is None else max_interval_value(ctx.nameplate_w, step, p10)
     ceiling_w = ctx.nameplate_w if ctx.nameplate_w is not None else ctx.flat_top_w
     exempt_at = (
         None
@@ -277,7 +293,7 @@ def _energy_limits(ctx: LimitContext) -> VeeLimits:
         else ctx.exempt_fraction * max_interval_value(ceiling_w, step, p10, 0.0)
     )
     return VeeLimits(
-        min_value=0.0,
+        min_value=_MIN_INTERVAL_ENERGY_BY_FLOW.get(rt.flow_direction, 0.0),
         max_value=max_value,
         stuck_exempt_at_or_above=exempt_at,
         stuck_max_duration_s=int(ctx.stuck_min_duration_s),
@@ -321,6 +337,149 @@ LOAD_DRIVEN_ROLES = frozenset({CONSUMPTION, IMPORT})
 LOAD_STUCK_MIN_DURATION_S = 6 * 3600
 
 
+#: Step of the short-term forecast of `Pipeline.analyze`, s: hourly energy (the series is
+#: summed over whole clock hours first; the interval length must divide it). This
+#: project's choice: the resolution a dispatcher or a site operator plans in.
+FORECAST_STEP_S = 3600
+#: How far the forecast reaches, s: the next 6 hours ("intra-day" in solar forecasting,
+#: e.g. Coimbra, Kleissl & Marquez 2013). This project's choice.
+FORECAST_HORIZON_S = 6 * 3600
+#: Least history for a forecast, s: two days of whole hours, so that the seasonal methods
+#: have yesterday and the backtest has a day of origins with a day behind each.
+FORECAST_MIN_HISTORY_S = 2 * _SECONDS_PER_DAY
+#: Forecast method (`pipeline.analytics.FORECAST_METHODS`) per registered site kind; a
+#: generation series without metadata (or of a kind not listed) gets `_DEFAULT_FORECAST`.
+#: PV: clear-sky index persistence (the last hour's output over its clear-sky expectation,
+#: times the expectation ahead); wind: seasonal naive plus today's anomaly, fading.
+FORECAST_METHOD_BY_KIND: dict[str, str] = {"pv": "clear_sky_persistence", "wind": "blend"}
+_DEFAULT_FORECAST = "blend"
+
+
+@dataclass(frozen=True)
+class ForecastRecord:
+    """The short-term forecast of one generation series, issued by `Pipeline.analyze`,
+    with the backtest of its method on the same window (flat, JSON-friendly: ints, floats,
+    strings and a tuple of floats; ``dataclasses.asdict`` gives a dict for ``json.dumps``).
+
+    Attributes:
+        series_id: the meter id.
+        flow_direction: the series' ESPI flowDirection (19 for a generation meter).
+        method: the `pipeline.analytics.FORECAST_METHODS` name used.
+        issued_s: epoch s: the end of the last whole hour of history used, which is the
+            start of the first forecast interval.
+        interval_length_s: forecast step, s (`FORECAST_STEP_S`).
+        horizon_steps: number of forecast intervals.
+        forecast_wh: energy forecast of each interval ``[issued_s + k * step, + step)``,
+            Wh (k = 0 .. horizon_steps - 1), never negative.
+        mae_wh: backtest mean absolute error of the method over the window (every hour
+            with a day of history before it, horizons 1..horizon_steps), Wh per interval.
+        rmse_wh: backtest root mean square error, Wh per interval.
+        mae_persistence_wh: MAE of persistence (the last hour's energy) on the same pairs.
+        rmse_persistence_wh: RMSE of persistence on the same pairs.
+        skill: 1 - rmse_wh / rmse_persistence_wh (> 0: better than persistence; Murphy
+            1988).
+        n_scored: forecast-target pairs of the backtest.
+    """
+
+    series_id: str
+    flow_direction: int
+    method: str
+    issued_s: int
+    interval_length_s: int
+    horizon_steps: int
+    forecast_wh: tuple[float, ...]
+    mae_wh: float
+    rmse_wh: float
+    mae_persistence_wh: float
+    rmse_persistence_wh: float
+    skill: float
+    n_scored: int
+
+
+def _hourly(
+    start_s: np.ndarray, energy_wh: np.ndarray, interval_length_s: int
+) -> tuple[int, np.ndarray] | None:
+    """(start of the first whole step, energy of each whole `FORECAST_STEP_S` step) of a
+    regular grid, NaN where an interval of the step is unknown; None when the grid's step
+    does not divide `FORECAST_STEP_S` or its intervals do not start on multiples of it."""
+    step = int(interval_length_s)
+    if step <= 0 or FORECAST_STEP_S % step or start_s.shape[0] == 0 or int(start_s[0]) % step:
+        return None
+    k = FORECAST_STEP_S // step
+    i0 = (-int(start_s[0]) % FORECAST_STEP_S) // step  # first interval on a whole hour
+    m = (start_s.shape[0] - i0) // k
+    if m <= 0:
+        return None
+    x = np.asarray(energy_wh[i0 : i0 + m * k], dtype=np.float64).reshape(m, k).sum(axis=1)
+    return int(start_s[i0]), x
+
+
+def forecast_series(
+    series: Series,
+    flow_direction: int,
+    method: str,
+    expected_wh: np.ndarray | None = None,
+) -> ForecastRecord | None:
+    """The `ForecastRecord` of one interval-energy series (see `Pipeline.analyze`), or None
+    without enough history (`FORECAST_MIN_HISTORY_S` of whole hours), on a grid that does
+    not fit whole hours, or when the forecast or its backtest is not finite (no data in
+    the last hour, or an all-zero series on which persistence is exact).
+
+    Args:
+        series: the validated series in Wh on its regular grid.
+        flow_direction: recorded in the result.
+        method: a `pipeline.analytics.FORECAST_METHODS` name.
+        expected_wh: clear-sky expectation of each interval of the grid and of
+            `FORECAST_HORIZON_S` after it (``series.n + horizon / step`` values), for
+            ``clear_sky_persistence``; else None.
+
+    Vectorised: the series is summed per hour with one reshape, the forecast and the
+    backtest are numpy over all origins (a Python loop over the horizon steps only).
+    """
+    step = series.interval_length_s
+    binned = _hourly(series.start_s, series.energy_wh, step)
+    if binned is None:
+        return None
+    first_s, x = binned
+    m = x.shape[0]
+    horizon = FORECAST_HORIZON_S // FORECAST_STEP_S
+    if m * FORECAST_STEP_S < FORECAST_MIN_HISTORY_S:
+        return None
+    expected = None
+    if expected_wh is not None:
+        k = FORECAST_STEP_S // step
+        i0 = (first_s - int(series.start_s[0])) // step
+        need = (m + horizon) * k
+        e = np.asarray(expected_wh, dtype=np.float64)[i0 : i0 + need]
+        if e.shape[0] < need:
+            return None
+        expected = e.reshape(m + horizon, k).sum(axis=1)
+    predicted = forecast(x, FORECAST_STEP_S, horizon, method=method, expected_wh=expected)
+    score = backtest_forecast(x, FORECAST_STEP_S, horizon, method=method, expected_wh=expected)
+    metrics = (score.mae_wh, score.rmse_wh, score.mae_persistence_wh, score.rmse_persistence_wh)
+    if (
+        score.n == 0
+        or not np.isfinite(predicted).all()
+        or not np.isfinite([*metrics, score.skill]).all()
+    ):
+        return None
+    return ForecastRecord(
+        series_id=series.series_id,
+        flow_direction=int(flow_direction),
+        method=method,
+        issued_s=first_s + m * FORECAST_STEP_S,
+        interval_length_s=FORECAST_STEP_S,
+        horizon_steps=horizon,
+        forecast_wh=tuple(float(v) for v in predicted),
+        mae_wh=float(score.mae_wh),
+        rmse_wh=float(score.rmse_wh),
+        mae_persistence_wh=float(score.mae_persistence_wh),
+        rmse_persistence_wh=float(score.rmse_persistence_wh),
+        skill=float(score.skill),
+        n_scored=int(score.n),
+    )
+
+
 class AlertSink(Protocol):
     """Where new detections go besides the database, e.g. `pipeline.sinks.WebhookSink`:
     ``submit`` must not block on the network."""
@@ -345,7 +504,9 @@ class AnalysisOutcome:
         alerts_updated: stored alerts extended by new evidence of the same fault.
         alerts_sent: detections accepted by the alert sink (0 without one).
         stage_ns: CPU ns per `ANALYSIS_STAGES` key, measured with the ``clock`` given to
-            `Pipeline.analyze`; None without a clock.
+            `Pipeline.analyze`; None without a clock (the forecasts count as ``detect``).
+        forecasts: the short-term forecast of each generation series analysed by this
+            call that has enough history (see `Pipeline.analyze`), in series order.
     """
 
     now_s: int
@@ -358,7 +519,7 @@ class AnalysisOutcome:
     alerts_updated: int = 0
     alerts_sent: int = 0
     stage_ns: dict[str, int] | None = None
-
+    forecasts: list[ForecastRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -465,8 +626,10 @@ class Pipeline:
         detector_params: DetectorParams | None = None,
         window_cache_points: int = DEFAULT_WINDOW_CACHE_POINTS,
     ) -> None:
-        if isinstance(commit_every, bool) or not isinstance(commit_every, int) or (
-            commit_every < 1
+        if (
+            isinstance(commit_every, bool)
+            or not isinstance(commit_every, int)
+            or (commit_every < 1)
         ):
             raise ValueError(f"commit_every must be an int >= 1, got {commit_every!r}")
         if not 0 < history_s <= _MAX_HISTORY_S:
@@ -519,9 +682,7 @@ class Pipeline:
             self._detectors[reading_type] = detector
         return detector
 
-    def _analyze(
-        self, batches: tuple[ReadingBatch, ...], counts: list[tuple[int, int]]
-    ) -> int:
+    def _analyze(self, batches: tuple[ReadingBatch, ...], counts: list[tuple[int, int]]) -> int:
         """The per-upload analyze stage: note the series that got new readings; with a
         ``detector``, score them and store the alerts. Returns the alerts raised."""
         new_since = self._new_since
@@ -548,20 +709,34 @@ class Pipeline:
 
     def _fetch(
         self, body: bytes
-    ) -> tuple[etree._Element, tuple[str | None, int | None] | None]:
-        """The fetch stage: envelope (with a keyring) and parse. Returns the root and, with a
-        keyring, the document's feed id (checked against the envelope), else None."""
+    ) -> tuple[etree._Element, tuple[str | None, int | None] | None, bytes]:
+        """The fetch stage: envelope (with a keyring) and parse. Returns the root, with a
+        keyring the document's feed id (checked against the envelope) else None, and the
+        document's bytes (the body inside the envelope)."""
         auth = self.authenticator
         if auth is None:
-            return parse_upload(body, self.limits), None
+            return parse_upload(body, self.limits), None, body
         envelope = auth.verify(body, self.limits.max_size_bytes)
-        root = parse_upload(envelope.body, self.limits)
+        document = envelope.body
+        root = parse_upload(document, self.limits)
         try:
             feed_id = upload_id(root)
         except RejectedUpload:
             feed_id = (None, None)
         auth.confirm(envelope, *feed_id)
-        return root, feed_id
+        return root, feed_id, document
+
+    def fetch_process(self, body: bytes) -> tuple[ReadingBatch, ...]:
+        """The fetch and process stages of `handle` alone (nothing is stored): envelope
+        (with a keyring), hardened parse, feed-id check, one batch per series. What the
+        DESIGN §7 budget (at most 2x a bare ``lxml.etree.fromstring`` of the document)
+        is measured on.
+
+        Raises:
+            RejectedUpload: as `handle` would reject the upload in these stages.
+        """
+        root, feed_id, document = self._fetch(body)
+        return extract_batches(root, feed_id, source=document)
 
     def handle(self, body: bytes, clock: Callable[[], int] | None = None) -> UploadOutcome:
         """Run one upload through fetch, process, store and analyze.
@@ -583,11 +758,11 @@ class Pipeline:
         batches: tuple[ReadingBatch, ...] = ()
         try:
             try:
-                root, feed_id = self._fetch(body)
+                root, feed_id, document = self._fetch(body)
                 if timer is not None:
                     timer.lap(stage)
                 stage = "process"
-                batches = extract_batches(root, feed_id)
+                batches = extract_batches(root, feed_id, source=document)
                 del root  # free the tree before the slower stages
                 if timer is not None:
                     timer.lap(stage)
@@ -666,9 +841,7 @@ class Pipeline:
 
     # --- batch analysis -----------------------------------------------------------------------
 
-    def analyze(
-        self, now_epoch_s: int, clock: Callable[[], int] | None = None
-    ) -> AnalysisOutcome:
+    def analyze(self, now_epoch_s: int, clock: Callable[[], int] | None = None) -> AnalysisOutcome:
         """VEE and site detectors over the history of every series with new readings.
 
         For each series that got readings since the previous call (on the first call of a
@@ -684,7 +857,15 @@ class Pipeline:
            (see the module docstring) on the validated series in Wh;
         4. store the detections, one alert per fault (`Store.record_detections`: a fault
            already stored is extended, not raised again), then hand the new ones to the
-           ``webhook`` sink.
+           ``webhook`` sink;
+        5. for a generation series (role ``generation``: a meter whose only energy flow is
+           19, received from the site) with at least `FORECAST_MIN_HISTORY_S` of whole
+           hours in its window, on a grid whose step divides an hour: forecast the next
+           `FORECAST_HORIZON_S` in hourly energy (`forecast_series`; method from
+           `FORECAST_METHOD_BY_KIND` for a registered site, clear-sky index persistence
+           for PV, else seasonal naive with today's anomaly, ``blend``) and backtest the
+           method on the window (MAE, RMSE and skill against persistence). Net-meter
+           export is not forecast: it is generation minus the site's load.
 
         All database writes of a call are one transaction (or join the open group of
         ``commit_every``).
@@ -712,6 +893,7 @@ class Pipeline:
         self._new_since = {}
         totals = Counter[str]()
         new: list[Detection] = []
+        forecasts: list[ForecastRecord] = []
         roles: dict[str, dict[int, str]] = {}
         store = self.store
         own = not store.in_transaction
@@ -720,7 +902,7 @@ class Pipeline:
                 store.begin()
             for (meter_id, rt), (since, last) in todo:
                 found, extended = self._analyse_series(
-                    meter_id, rt, since, now, roles, meter, totals
+                    meter_id, rt, since, now, roles, meter, totals, forecasts
                 )
                 new += found
                 totals["alerts_updated"] += extended
@@ -753,6 +935,7 @@ class Pipeline:
             alerts_updated=totals["alerts_updated"],
             alerts_sent=sent,
             stage_ns=meter.stage_ns,
+            forecasts=forecasts,
         )
 
     def _roles(self, meter_id: str, cache: dict[str, dict[int, str]]) -> dict[int, str]:
@@ -775,8 +958,10 @@ class Pipeline:
         roles: dict[str, dict[int, str]],
         meter: _CostMeter,
         totals: Counter[str],
+        forecasts: list[ForecastRecord],
     ) -> tuple[list[Detection], int]:
-        """Steps 1-4 of `analyze` for one series: (new detections, alerts extended)."""
+        """Steps 1-5 of `analyze` for one series: (new detections, alerts extended); its
+        forecast, if any, is appended to `forecasts`."""
         if rt.accumulation_behaviour in _REGISTER_ACCUMULATIONS:
             return [], 0  # register readings, not interval values: nothing to validate
         lo = now - self.history_s
@@ -809,7 +994,10 @@ class Pipeline:
             )
         limits = VEE_LIMITS_BY_UOM.get(rt.uom, _signed_limits)(
             LimitContext(
-                rt, nameplate_w, flat_top_w, params.stuck_exempt_fraction,
+                rt,
+                nameplate_w,
+                flat_top_w,
+                params.stuck_exempt_fraction,
                 params.stuck_min_duration_s,
             )
         )
@@ -838,12 +1026,33 @@ class Pipeline:
         found: list[Detection] = []
         for name in names:
             found += DETECTORS[name](det_site, series, expected, params)
+        if role == GENERATION:
+            record = self._forecast(series, rt, site if det_site is site else None)
+            if record is not None:
+                forecasts.append(record)
         meter.charge("detect")
         if not found:
             return [], 0
         inserted, extended = self.store.record_detections(found, now, reading_type=rt)
         meter.charge("alert")
         return inserted, extended
+
+    def _forecast(
+        self, series: Series, rt: ReadingType, site: SiteMeta | None
+    ) -> ForecastRecord | None:
+        """Step 5 of `analyze` (see `forecast_series`); `site` is the registered site whose
+        nameplate bounds this channel, None without one."""
+        kind = None if site is None else site.kind
+        method = FORECAST_METHOD_BY_KIND.get(kind or "", _DEFAULT_FORECAST)
+        expected = None
+        if method == "clear_sky_persistence" and site is not None and series.n:
+            step = series.interval_length_s
+            grid = series.start_s[0] + step * np.arange(
+                series.n + FORECAST_HORIZON_S // step + FORECAST_STEP_S // step,
+                dtype=np.int64,
+            )
+            expected = self._expected.get(site, grid, step)
+        return forecast_series(series, rt.flow_direction, method, expected)
 
     def _write_validated(
         self, meter_id: str, rt: ReadingType, rows: SeriesRows, result: VeeResult
@@ -883,9 +1092,7 @@ class Pipeline:
             now = max((d.end_s for d in stored), default=0)
         else:
             stored = self.store.detections(now - longest)
-        return [
-            d for d in stored if d.end_s >= now - OPEN_FOR_S.get(d.kind, DEFAULT_OPEN_FOR_S)
-        ]
+        return [d for d in stored if d.end_s >= now - OPEN_FOR_S.get(d.kind, DEFAULT_OPEN_FOR_S)]
 
     def recommendations(
         self, now_epoch_s: int | None = None, min_confidence: float = 0.5

@@ -5,10 +5,9 @@ detector's `pipeline.analyze.Alert` records (see `alert_record`).
 
 **Database.** `insert_alerts` writes into a table ``alerts`` of any sqlite3 connection,
 idempotently (one row per ``(meter_id, start_s, kind)``; re-inserting is a no-op), in one
-transaction. The table (`ALERTS_SCHEMA_SQL`) has the columns of the one
-`pipeline.store.Store` creates (which adds ``reading_type_key``, the series an alert is
-about), so both kinds of alert share it; `ensure_alerts_table` adds the three nullable
-columns to a table of an older store:
+transaction. The table is the one `pipeline.store.Store` creates, defined once there
+(`pipeline.store.ALERTS_SCHEMA_SQL`), so both kinds of alert share it;
+`ensure_alerts_table` adds the nullable columns to a table of an older store:
 
 =============  =======  ============================================================
 column         type     meaning
@@ -22,9 +21,10 @@ created        REAL     epoch s when the row was written
 end_s          INTEGER  epoch s, end of the evidence (NULL for streaming alerts)
 detected_s     INTEGER  epoch s when the evidence sufficed (NULL for streaming alerts)
 message        TEXT     the sentence for a person (NULL for streaming alerts)
+reading_type_key INTEGER the store's series of a streaming alert (NULL from the sinks)
 =============  =======  ============================================================
 
-`ensure_alerts_table` creates the table, or adds the three columns to an existing store
+`ensure_alerts_table` creates the table, or adds the nullable columns to an existing
 table.
 
 **Webhook.** `WebhookSink` POSTs alerts as JSON (`webhook_payload`) to one http(s) URL
@@ -64,6 +64,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from pipeline.analytics import Detection
+from pipeline.store import ALERTS_ADDED_COLUMNS, ALERTS_SCHEMA_SQL
 
 __all__ = [
     "ALERTS_SCHEMA_SQL",
@@ -76,25 +77,6 @@ __all__ = [
     "insert_alerts",
     "webhook_payload",
 ]
-
-#: The alerts table (a superset of `pipeline.store.Store`'s; see the module docstring).
-ALERTS_SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS alerts (
-    meter_id TEXT NOT NULL,
-    start_s INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    score REAL NOT NULL,
-    value REAL NOT NULL,
-    created REAL NOT NULL,
-    end_s INTEGER,
-    detected_s INTEGER,
-    message TEXT,
-    UNIQUE (meter_id, start_s, kind)
-);
-"""
-
-#: Columns added to an existing alerts table by `ensure_alerts_table`.
-_EXTRA_COLUMNS = (("end_s", "INTEGER"), ("detected_s", "INTEGER"), ("message", "TEXT"))
 
 _INSERT = (
     "INSERT INTO alerts (meter_id, start_s, kind, score, value, created, end_s, detected_s, "
@@ -167,13 +149,14 @@ def alert_record(alert: AlertLike) -> dict[str, Any]:
 
 
 def ensure_alerts_table(conn: sqlite3.Connection) -> None:
-    """Create the ``alerts`` table, or add `end_s`, `detected_s` and `message` to an
-    existing one (such as `pipeline.store.Store`'s). Plain statements only (no
+    """Create the ``alerts`` table (`pipeline.store.ALERTS_SCHEMA_SQL`), or add the
+    nullable columns it lacks (`pipeline.store.ALERTS_ADDED_COLUMNS`) to an existing one
+    of an older version. Plain statements only (no
     ``executescript``, which would commit the caller's open transaction): inside a
     transaction the DDL joins it."""
     conn.execute(ALERTS_SCHEMA_SQL)
     have = {row[1] for row in conn.execute("PRAGMA table_info(alerts)")}
-    for name, sql_type in _EXTRA_COLUMNS:
+    for name, sql_type in ALERTS_ADDED_COLUMNS:
         if name not in have:
             conn.execute(f"ALTER TABLE alerts ADD COLUMN {name} {sql_type}")
 

@@ -75,7 +75,16 @@ from pipeline.analyze import Alert
 from pipeline.fetch import RejectedUpload
 from pipeline.process import QUALITY_NONE, ReadingBatch, ReadingType
 
-__all__ = ["SCHEMA_SQL", "SCHEMA_VERSION", "SITE_COLUMNS", "SeriesRows", "Store"]
+__all__ = [
+    "ALERTS_ADDED_COLUMNS",
+    "ALERTS_COLUMNS",
+    "ALERTS_SCHEMA_SQL",
+    "SCHEMA_SQL",
+    "SCHEMA_VERSION",
+    "SITE_COLUMNS",
+    "SeriesRows",
+    "Store",
+]
 
 #: Busy timeout when another connection holds the write lock, seconds.
 BUSY_TIMEOUT_S = 5.0
@@ -97,6 +106,31 @@ _RT_COLUMNS = (
     "data_qualifier",
 )
 _RT_COLUMNS_SQL = ", ".join(_RT_COLUMNS)
+
+#: The ``alerts`` table, the one definition of it (`pipeline.sinks` writes into it too, on
+#: any sqlite3 connection): (column, SQL type and constraint) in table order. Key: one row
+#: per ``(meter_id, start_s, kind)``.
+ALERTS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("meter_id", "TEXT NOT NULL"),
+    ("start_s", "INTEGER NOT NULL"),
+    ("kind", "TEXT NOT NULL"),
+    ("score", "REAL NOT NULL"),
+    ("value", "REAL NOT NULL"),
+    ("created", "REAL NOT NULL"),
+    ("end_s", "INTEGER"),
+    ("detected_s", "INTEGER"),
+    ("message", "TEXT"),
+    ("reading_type_key", "INTEGER"),
+)
+#: The nullable columns added after the first six: ``ALTER TABLE alerts ADD COLUMN`` can
+#: add them to a table of an older store (`pipeline.sinks.ensure_alerts_table` does).
+ALERTS_ADDED_COLUMNS: tuple[tuple[str, str], ...] = ALERTS_COLUMNS[6:]
+#: ``CREATE TABLE IF NOT EXISTS alerts`` of `ALERTS_COLUMNS` (part of `SCHEMA_SQL`).
+ALERTS_SCHEMA_SQL = (
+    "CREATE TABLE IF NOT EXISTS alerts (\n"
+    + "".join(f"    {name} {sql_type},\n" for name, sql_type in ALERTS_COLUMNS)
+    + "    UNIQUE (meter_id, start_s, kind)\n);"
+)
 
 #: Columns of table ``sites``: the fields of `pipeline.analytics.SiteMeta`, in order.
 SITE_COLUMNS = (
@@ -141,19 +175,7 @@ ON interval_readings
 BEGIN
     SELECT RAISE(ABORT, 'raw readings are immutable: only validated columns may change');
 END;
-CREATE TABLE IF NOT EXISTS alerts (
-    meter_id TEXT NOT NULL,
-    start_s INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    score REAL NOT NULL,
-    value REAL NOT NULL,
-    created REAL NOT NULL,
-    end_s INTEGER,
-    detected_s INTEGER,
-    message TEXT,
-    reading_type_key INTEGER,
-    UNIQUE (meter_id, start_s, kind)
-);
+{ALERTS_SCHEMA_SQL}
 CREATE TABLE IF NOT EXISTS sites (
     site_id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -316,8 +338,7 @@ class Store:
         self._conn.execute("PRAGMA synchronous=NORMAL")
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
         if version not in (0, SCHEMA_VERSION) or (
-            version == 0
-            and self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            version == 0 and self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         ):
             self._conn.close()
             raise ValueError(
@@ -595,9 +616,7 @@ class Store:
         readings (cheap enough to call when a pipeline restarts)."""
         conn = self._conn
         meters = dict(conn.execute(_SELECT_METERS).fetchall())
-        types = {
-            int(row[0]): ReadingType(*row[1:]) for row in conn.execute(_SELECT_READING_TYPES)
-        }
+        types = {int(row[0]): ReadingType(*row[1:]) for row in conn.execute(_SELECT_READING_TYPES)}
         keys: list[tuple[int, int]] = []
         row = conn.execute(_NEXT_SERIES_KEY, (-1, -1)).fetchone()
         while row is not None:  # one seek per series, not per reading

@@ -216,9 +216,11 @@ def test_plane_of_array_matches_pvlib_isotropic() -> None:
 def test_clear_sky_ghi_is_close_to_pvlibs_location_clear_sky() -> None:
     """End to end (NOAA position vs SPA, our chain vs pvlib's): within 0.5 % at noon-ish."""
     times = pd.to_datetime(YEAR_S, unit="s", utc=True)
-    ref = pvlib.location.Location(LAT, LON, altitude=ALT).get_clearsky(
-        times, model="ineichen", linke_turbidity=3.0
-    )["ghi"].to_numpy()
+    ref = (
+        pvlib.location.Location(LAT, LON, altitude=ALT)
+        .get_clearsky(times, model="ineichen", linke_turbidity=3.0)["ghi"]
+        .to_numpy()
+    )
     cs, _ = clear_sky(YEAR_S, PV)
     bright = ref > 200
     assert np.max(np.abs(cs.ghi[bright] / ref[bright] - 1)) < 0.005

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline import auth
@@ -100,8 +101,13 @@ def test_the_mac_binds_meter_sequence_number_and_body() -> None:
 
 @pytest.mark.parametrize(
     ("meter_id", "seq", "key"),
-    [("pv 1", 0, KEYS["pv-1"]), ("", 0, KEYS["pv-1"]), ("pv-1", -1, KEYS["pv-1"]),
-     ("pv-1", 2**63, KEYS["pv-1"]), ("pv-1", 0, b"short")],
+    [
+        ("pv 1", 0, KEYS["pv-1"]),
+        ("", 0, KEYS["pv-1"]),
+        ("pv-1", -1, KEYS["pv-1"]),
+        ("pv-1", 2**63, KEYS["pv-1"]),
+        ("pv-1", 0, b"short"),
+    ],
 )
 def test_seal_refuses_what_the_format_cannot_carry(meter_id: str, seq: int, key: bytes) -> None:
     with pytest.raises(ValueError):
@@ -288,11 +294,31 @@ def test_the_size_limit_applies_before_the_mac(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "header",
-    [b"IMDC-HMAC1 pv-1 0\n", b"IMDC-HMAC1 pv-1 x " + b"0" * 64 + b"\n",
-     b"IMDC-HMAC1 pv-1 0 " + b"g" * 64 + b"\n", b"IMDC-HMAC2 pv-1 0 " + b"0" * 64 + b"\n",
-     b"IMDC-HMAC1 pv-1 0 " + b"0" * 64],
+    [
+        b"IMDC-HMAC1 pv-1 0\n",
+        b"IMDC-HMAC1 pv-1 x " + b"0" * 64 + b"\n",
+        b"IMDC-HMAC1 pv-1 0 " + b"g" * 64 + b"\n",
+        b"IMDC-HMAC2 pv-1 0 " + b"0" * 64 + b"\n",
+        b"IMDC-HMAC1 pv-1 0 " + b"0" * 64,
+    ],
 )
 def test_malformed_headers(header: bytes) -> None:
     with pytest.raises(RejectedUpload) as info:
         open_envelope(header + document() if header.endswith(b"\n") else header)
     assert info.value.code == "auth_bad_envelope"
+
+
+@pytest.mark.parametrize("key_bytes", [16, 32, 64, 65, 100])
+def test_cached_keyed_hmac_is_rfc_2104_hmac(key_bytes: int) -> None:
+    """`Authenticator` MACs from cached keyed SHA-256 states; they equal the standard
+    library's HMAC-SHA256 (`mac`) for keys shorter than, equal to and longer than the
+    64-byte block (longer keys are hashed first, RFC 2104 §2), and a changed key is used
+    at once (the cache is keyed by the key object)."""
+    rng = np.random.default_rng(key_bytes)
+    key = rng.bytes(key_bytes)
+    auth = Authenticator(Keyring({"m-1": key}))
+    for body in (b"", b"<feed/>", rng.bytes(5000)):
+        assert auth._mac("m-1", 42, body, key) == mac("m-1", 42, body, key)
+    other = rng.bytes(32)
+    assert auth._mac("m-1", 42, b"x", other) == mac("m-1", 42, b"x", other)
+    assert auth._mac("m-1", 43, b"x", other) != mac("m-1", 42, b"x", other)

@@ -21,6 +21,7 @@ import pvlib
 import pytest
 
 from pipeline.analytics import INVERTER_TRIP, STUCK_METER, SiteMeta, expected_energy_wh
+from pipeline.process import ReadingType
 from pipeline.service import (
     ANALYSIS_STAGES,
     CONSUMPTION,
@@ -84,9 +85,7 @@ def true_pv_wh(seed: int = 11) -> np.ndarray:
 def metered(energy_wh: np.ndarray, seed: int) -> np.ndarray:
     """An IEC 62053 class 0.5S meter's register: 0.1 % per-reading error, whole Wh."""
     rng = np.random.default_rng(seed)
-    return np.round(energy_wh * (1 + 0.001 * rng.standard_normal(energy_wh.size))).astype(
-        np.int64
-    )
+    return np.round(energy_wh * (1 + 0.001 * rng.standard_normal(energy_wh.size))).astype(np.int64)
 
 
 @dataclass
@@ -118,9 +117,7 @@ class Fleet:
         )
 
 
-def espi_upload(
-    meter_id: str, seq: int, first: int, channels: dict[int, np.ndarray]
-) -> bytes:
+def espi_upload(meter_id: str, seq: int, first: int, channels: dict[int, np.ndarray]) -> bytes:
     """A twin-style upload (CONTRACTS "Meter upload format") of intervals first.. of each
     channel, keyed by flowDirection (uom 72 Wh, multiplier 0, 15-minute intervals)."""
     rb = "/espi/1_1/resource"
@@ -407,6 +404,36 @@ def test_net_meter_export_is_not_generation(db: Path, fleet: Fleet) -> None:
     assert ("gen-ctl", INVERTER_TRIP) in kinds  # the control: read as generation, it trips
     assert not any(series_id == "net-1" for series_id, _ in kinds)
     assert outcome.series_analysed == 3
+
+
+def test_the_signed_net_register_is_not_range_checked_at_zero(db: Path) -> None:
+    """flowDirection 4 (net: import minus export in one register) reads negative while the
+    site exports: no range_low there, the validated values are the raw ones. The same
+    readings on a one-direction register (1, delivered) are impossible below 0: range_low,
+    estimated. The spike check applies to both: one reading 30x the others is estimated."""
+    gen = true_pv_wh()
+    load = 600.0 + 40.0 * np.random.default_rng(9).standard_normal(gen.size)  # ~2.4 kW
+    net = np.round(load - gen).astype(np.int64)  # behind 10 kW of PV
+    assert (net < 0).sum() > 100 and (net > 0).sum() > 100
+    net[2 * PER_DAY + 4] = 18_000  # 72 kW for 15 minutes, at night: a spike
+    with Pipeline(db) as pipe:
+        for first in range(0, N_DAYS * PER_DAY, 4):
+            part = net[first : first + 4]
+            assert pipe.handle(espi_upload("net-4", first, first, {4: part})).accepted
+            assert pipe.handle(espi_upload("imp-1", first, first, {1: part})).accepted
+        pipe.analyze(NOW)
+        signed = pipe.store.read_series("net-4", ReadingType(72, 0, STEP_S, 4, 12))
+        delivered = pipe.store.read_series("imp-1", ReadingType(72, 0, STEP_S, 1, 12))
+    spike = 2 * PER_DAY + 4
+    ok = np.ones(net.size, dtype=bool)
+    ok[spike] = False
+    assert np.array_equal(signed.validated_value[ok], net[ok].astype(float))
+    assert set(signed.validated_quality[ok].tolist()) == {QUALITY_VALID}
+    assert signed.validated_quality[spike] != QUALITY_VALID
+    assert signed.validated_value[spike] < 1000  # estimated from its neighbours
+    negative = net < 0
+    assert not np.any(delivered.validated_quality[negative] == QUALITY_VALID)
+    assert np.all(delivered.validated_value[negative] >= 0)  # estimated, not kept
 
 
 # --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from lxml import etree
 
+from pipeline import process
 from pipeline.fetch import RejectedUpload, parse_upload
 from pipeline.process import (
     MAX_METER_ID_CHARS,
@@ -575,22 +576,35 @@ RT1, RT3 = f"{RB}/ReadingType/net-7/1", f"{RB}/ReadingType/net-7/3"
     ("old", "new", "code"),
     [
         # the second block's up link names an IntervalBlock collection no MeterReading has
-        (f'<link rel="up" href="{MR2}/IntervalBlock"/>',
-         f'<link rel="up" href="{RB}/UsagePoint/net-7/MeterReading/9/IntervalBlock"/>',
-         "unresolved_meter_reading"),
+        (
+            f'<link rel="up" href="{MR2}/IntervalBlock"/>',
+            f'<link rel="up" href="{RB}/UsagePoint/net-7/MeterReading/9/IntervalBlock"/>',
+            "unresolved_meter_reading",
+        ),
         # two MeterReadings claim one IntervalBlock collection
-        (f'<link rel="related" href="{MR2}/IntervalBlock"/>',
-         f'<link rel="related" href="{MR1}/IntervalBlock"/>', "ambiguous_meter_reading"),
+        (
+            f'<link rel="related" href="{MR2}/IntervalBlock"/>',
+            f'<link rel="related" href="{MR1}/IntervalBlock"/>',
+            "ambiguous_meter_reading",
+        ),
         # the second MeterReading names two ReadingTypes
-        (f'<link rel="related" href="{RT2}"/>',
-         f'<link rel="related" href="{RT2}"/><link rel="related" href="{RT3}"/>',
-         "unresolved_reading_type"),
+        (
+            f'<link rel="related" href="{RT2}"/>',
+            f'<link rel="related" href="{RT2}"/><link rel="related" href="{RT3}"/>',
+            "unresolved_reading_type",
+        ),
         # the second MeterReading names the first one's ReadingType
-        (f'<link rel="related" href="{RT2}"/>', f'<link rel="related" href="{RT1}"/>',
-         "duplicate_reading_type"),
+        (
+            f'<link rel="related" href="{RT2}"/>',
+            f'<link rel="related" href="{RT1}"/>',
+            "duplicate_reading_type",
+        ),
         # two ReadingTypes with one self link
-        (f'<link rel="self" href="{RT2}"/>', f'<link rel="self" href="{RT1}"/>',
-         "ambiguous_reading_type"),
+        (
+            f'<link rel="self" href="{RT2}"/>',
+            f'<link rel="self" href="{RT1}"/>',
+            "ambiguous_reading_type",
+        ),
     ],
 )
 def test_blocks_that_cannot_be_matched_reject_the_upload(old: str, new: str, code: str) -> None:
@@ -654,12 +668,22 @@ def test_the_meter_encoders_multi_channel_upload() -> None:
     specs = [
         espi.ReadingTypeSpec(),
         espi.ReadingTypeSpec(flow_direction=19),
-        espi.ReadingTypeSpec(uom=29, kind=54, accumulation_behaviour=12,
-                             power_of_ten_multiplier=-3, default_quality=17),
-        espi.ReadingTypeSpec(uom=5, kind=4, accumulation_behaviour=12,
-                             power_of_ten_multiplier=-3),
-        espi.ReadingTypeSpec(uom=65, kind=38, accumulation_behaviour=12,
-                             power_of_ten_multiplier=-3, phase=769, data_qualifier=12),
+        espi.ReadingTypeSpec(
+            uom=29,
+            kind=54,
+            accumulation_behaviour=12,
+            power_of_ten_multiplier=-3,
+            default_quality=17,
+        ),
+        espi.ReadingTypeSpec(uom=5, kind=4, accumulation_behaviour=12, power_of_ten_multiplier=-3),
+        espi.ReadingTypeSpec(
+            uom=65,
+            kind=38,
+            accumulation_behaviour=12,
+            power_of_ten_multiplier=-3,
+            phase=769,
+            data_qualifier=12,
+        ),
     ]
     values = [np.arange(n, dtype=np.int64) * (k + 1) + 1000 * k for k in range(5)]
     channels = [
@@ -685,3 +709,147 @@ def test_the_meter_encoders_multi_channel_upload() -> None:
     assert quality[0] == [none] * 3 + [10] + [none] * 7 + [8] + [none] * 3
     assert quality[2] == [17] * 3 + [10] + [17] * 7 + [8] + [17] * 3  # defaultQuality fills
     assert quality[1] is None and quality[3] is None and quality[4] is None
+
+
+# --- every field stays with its reading; numbers are XML Schema integers ---------------------
+
+#: Numbers Python's ``int`` reads but XML Schema does not (xs:integer is ``[+-]?[0-9]+``
+#: with XML white space around): digit separators, Arabic-Indic and full-width digits, NBSP.
+NOT_XS_INTEGERS = ["1_000", "\u0661\u0662", "\uff11\uff12", "\u00a012", "12\u2003"]
+
+
+@pytest.mark.parametrize("n_channels", [1, 3])
+def test_a_reading_without_its_value_is_never_given_the_next_ones(n_channels: int) -> None:
+    """Equal totals (2 starts, 2 durations, 2 values) but reading 1 has no value and
+    reading 2 has two: rejected, naming the reading, with one channel (block scanner, then
+    XPaths) and with three (feed scanner, then XPaths)."""
+    body = channel_upload(channels=CHANNELS[:n_channels], n=2)
+    value = f"<value>{channel_values(1, 2)[0]}</value>".encode()
+    second = f"<value>{channel_values(1, 2)[1]}</value>".encode()
+    assert body.count(value) == 1
+    body = body.replace(value, b"", 1).replace(second, second + b"<value>99</value>", 1)
+    error = rejected_batches(body)
+    assert error.code == "mismatched_counts"
+    assert "IntervalReading #1 has 1 timePeriod/start, 1 timePeriod/duration and 0 value" in (
+        error.reason
+    )
+
+
+@pytest.mark.parametrize("n_channels", [1, 3])
+def test_quality_codes_stay_with_their_reading(n_channels: int) -> None:
+    """Every reading has one ReadingQuality (3 for 3 readings), but the first holds two
+    codes, the second none: mixed, none, then the third's own code (aligned by position
+    it read 8, 9, 3)."""
+    codes = {(1, 0): [8], (1, 1): [5], (1, 2): [3]}
+    body = channel_upload(channels=CHANNELS[:n_channels], n=3, quality=codes)
+    body = body.replace(b"<quality>8</quality>", b"<quality>8</quality><quality>9</quality>")
+    body = body.replace(b"<ReadingQuality><quality>5</quality></ReadingQuality>",
+                        b"<ReadingQuality/>")  # fmt: skip
+    batch = batches_of(body)[0]
+    assert batch.quality is not None
+    assert batch.quality.tolist() == [QUALITY_MIXED, QUALITY_NONE, 3]
+
+
+@pytest.mark.parametrize("text", NOT_XS_INTEGERS)
+@pytest.mark.parametrize("where", ["value", "start", "duration"])
+def test_reading_numbers_must_be_xs_integers(text: str, where: str) -> None:
+    reading = {"start": T0, "duration": 900, "value": 5} | {where: text}
+    body = upload([[(reading["start"], reading["duration"], reading["value"])]])
+    assert rejected(body).code == "non_integer"
+
+
+@pytest.mark.parametrize("text", NOT_XS_INTEGERS)
+def test_reading_type_fields_and_quality_codes_must_be_xs_integers(text: str) -> None:
+    assert rejected(upload(reading_types=[{**RT_FIELDS, "flowDirection": text}])).code == (
+        "non_integer"
+    )
+    body = channel_upload(channels=CHANNELS[:1], n=2, quality={(1, 1): [text]})
+    assert rejected_batches(body).code == "non_integer"
+
+
+def test_xs_integers_that_are_not_plain_digits_are_read_as_xml_schema_does() -> None:
+    """XML white space around, a sign, leading zeros beyond 18 digits: xs:integer values."""
+    block = [(f"\t+{T0}\n", "0" * 30 + "900", " -000000000000000000012 ")]
+    assert columns(extract(upload([block]))) == [(T0, 900, -12)]
+
+
+# --- the block read in the bytes as received (extract_batches(..., source=...)) -------------
+
+
+def same_with_source(body: bytes) -> tuple[tuple[int, ...], ...] | str:
+    """What extract_batches gives with and without the document's bytes (asserted
+    equal): the batches' columns, or the rejection reason."""
+    outcomes: list[tuple[tuple[int, ...], ...] | str] = []
+    for source in (None, body):
+        try:
+            batches = extract_batches(parse_upload(body), source=source)
+        except RejectedUpload as exc:
+            outcomes.append(exc.reason)
+            continue
+        outcomes.append(
+            tuple(
+                tuple(b.start_s.tolist() + b.duration_s.tolist() + b.value.tolist())
+                for b in batches
+            )
+        )
+    assert outcomes[0] == outcomes[1]
+    return outcomes[0]
+
+
+JUNK_BLOCK = (
+    f'<IntervalBlock xmlns="{ESPI_NS}"><IntervalReading><timePeriod><duration>900</duration>'
+    f"<start>{T0}</start></timePeriod><value>666</value></IntervalReading></IntervalBlock>"
+)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("", ""),  # as written: read in the source
+        ("<UsagePoint xmlns", "<!-- c --><UsagePoint xmlns"),  # a comment: serialized
+        ("<title>upload</title>", "<title>upload</title><?pi x?>"),
+        # a skipped element whose attribute value looks like the end of a tag
+        ("<cost>17</cost>", '<cost a="/>">17</cost>'),
+        ("<cost>17</cost>", '<cost a=">" b="/>"/>'),
+        # an unprefixed junk block before the real one, inside the UsagePoint
+        ("</ServiceCategory>", f"</ServiceCategory>{JUNK_BLOCK}"),
+        # a junk block after the real one, in the feed after the last entry
+        ("</entry></feed>", f"</entry>{JUNK_BLOCK}</feed>"),
+        # a junk block inside the real one (ignored by both)
+        ("<interval>", f"{JUNK_BLOCK}<interval>"),
+        # the real block written otherwise, a junk block in canonical form after it
+        (f'<IntervalBlock xmlns="{ESPI_NS}">', f'<IntervalBlock  xmlns="{ESPI_NS}">'),
+    ],
+)
+def test_the_block_read_in_the_source_is_the_trees(old: str, new: str) -> None:
+    body = upload().decode()
+    assert old in body
+    body = body.replace(old, new, 1)
+    if "IntervalBlock  xmlns" in body:
+        body = body.replace("</entry></feed>", f"</entry>{JUNK_BLOCK}</feed>")
+    result = same_with_source(body.encode())
+    assert not isinstance(result, str)
+    assert 666 not in result[0]
+
+
+def test_a_prefixed_block_is_not_confused_with_an_unprefixed_junk_one() -> None:
+    body = upload(prefixed=True).decode().replace("</entry></feed>", f"</entry>{JUNK_BLOCK}</feed>")
+    result = same_with_source(body.encode())
+    assert not isinstance(result, str) and 666 not in result[0]
+    body = upload(prefixed=True).decode()
+    first_entry_end = body.index("</entry>")
+    body = body[:first_entry_end] + JUNK_BLOCK + body[first_entry_end:]
+    result = same_with_source(body.encode())
+    assert not isinstance(result, str) and 666 not in result[0]
+
+
+def test_twin_uploads_are_read_in_the_source_and_agree() -> None:
+    espi = pytest.importorskip("meters.espi")
+    starts = T0 + 60 * np.arange(15, dtype=np.int64)
+    channel = espi.Channel(espi.ReadingTypeSpec(flow_direction=19), np.arange(15) * 7)
+    body = espi.encode_meter_upload("pv-1", 3, starts, [channel], T0)
+    root = parse_upload(body)
+    block = root.find(f"{{{ATOM_NS}}}entry[last()]/{{{ATOM_NS}}}content/{E}IntervalBlock")
+    assert block is not None and process._source_block(body, block) is not None  # the fast way
+    result = same_with_source(body)
+    assert not isinstance(result, str) and list(result[0][30:]) == list(np.arange(15) * 7)

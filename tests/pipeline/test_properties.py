@@ -13,10 +13,13 @@ Outcome of the reference parse:
 - `Rows`: the document is valid; the pipeline must accept it and store exactly these rows;
 - `MustReject`: the document breaks the contract; the pipeline must reject it, storing
   nothing;
-- `Lenient`: valid only if numbers are read with Python's ``int`` (``1_000``, ``١٢``,
-  NBSP around digits), which XML Schema does not allow: a known deviation of
-  `pipeline.process` (see `test_process_reads_numbers_xml_schema_does_not_allow`); the
-  pipeline may reject, or store what ``int`` reads.
+  (numbers only Python's ``int`` reads, such as ``1_000``, ``١٢`` or NBSP around
+  digits, and readings whose fields only line up by position across readings, included:
+  see the tests at the end);
+- `Rows.lenient`: valid except for an empty ``<quality/>`` (no code, and not an
+  unsignedShort either): the pipeline may reject it, or store the reading without it;
+- `Unknowable`: the schema forbids it and the contract does not say how it reads: only
+  the invariants (never raising, all or nothing) are checked.
 """
 
 from __future__ import annotations
@@ -264,11 +267,6 @@ class Unknowable(Exception):  # noqa: N818
     reads; only the invariants (no exception, all or nothing) are checked."""
 
 
-class KnownProcessBug(Unknowable):
-    """The document must be rejected, but `pipeline.process` is known to accept it with
-    misaligned readings (see the xfail tests at the end): invariants only, until fixed."""
-
-
 @dataclass
 class Rows:
     """What a valid document stores: (series, start) -> (duration, value, quality)."""
@@ -277,28 +275,24 @@ class Rows:
     sequence_no: int | None
     rows: dict[tuple[RT9, int], tuple[int, int, int]]
     n_readings: int
-    lenient: bool  # some number is read as Python's int reads it, not as XML Schema's
+    lenient: bool  # an empty <quality/>: no code, and not an unsignedShort either
 
 
 _XS_INT = re.compile(r"[ \t\r\n]*[+-]?[0-9]+[ \t\r\n]*")
 
 
 class _Numbers:
-    """Reads integer texts as XML Schema does; notes whether it had to accept a form that
-    only Python's ``int`` takes."""
+    """Reads integer texts as XML Schema does (forms only Python's ``int`` takes, such as
+    ``1_000``, non-ASCII digits or NBSP, must be rejected); `lenient` notes an empty
+    ``<quality/>``, which may be read as no code or rejected."""
 
     def __init__(self) -> None:
         self.lenient = False
 
     def __call__(self, text: str, low: int, high: int) -> int:
-        if _XS_INT.fullmatch(text):
-            value = int(text)
-        else:
-            try:
-                value = int(text)
-            except ValueError:
-                raise MustReject(f"not an integer: {text!r}") from None
-            self.lenient = True
+        if not _XS_INT.fullmatch(text):
+            raise MustReject(f"not an XML Schema integer: {text!r}")
+        value = int(text)
         if not low <= value <= high:
             raise MustReject(f"{value} outside [{low}, {high}]")
         return value
@@ -340,26 +334,15 @@ def _texts(element: etree._Element, path: str) -> int:
 
 
 def _check_alignment(block: etree._Element) -> None:
-    """Raise KnownProcessBug when a block's readings are schema-invalid in a way that
-    `pipeline.process` aligns wrongly instead of rejecting: per-block totals of starts,
-    durations and values (or of quality codes) that match while single readings do not."""
+    """Raise MustReject when a block's readings are schema-invalid in a way that per-block
+    totals of starts, durations and values hide (they match while single readings do not:
+    a reading without a value beside one with two must never be aligned by position)."""
     readings = list(block.iterchildren(E + "IntervalReading"))
     fields = ("e:timePeriod/e:start", "e:timePeriod/e:duration", "e:value")
     per_reading = [tuple(_texts(r, f) for f in fields) for r in readings]
     totals = [sum(c[i] for c in per_reading) for i in range(3)]
     if len(set(totals)) == 1 and any(c != (1, 1, 1) for c in per_reading):
-        raise KnownProcessBug("values aligned by position across readings")
-    n_rq = [len(r.findall(E + "ReadingQuality")) for r in readings]
-    one_rq_texts = [
-        _texts(r, "e:ReadingQuality/e:quality")
-        for r, k in zip(readings, n_rq, strict=True)
-        if k == 1
-    ]
-    if (
-        sum(n_rq) == len(readings) == sum(one_rq_texts)
-        and any(k != 1 for k in n_rq) | any(t != 1 for t in one_rq_texts)
-    ):
-        raise KnownProcessBug("quality codes aligned by position across readings")
+        raise MustReject("a reading without exactly one start, duration and value")
 
 
 def reference(body: bytes) -> Rows:
@@ -459,7 +442,8 @@ def reference(body: bytes) -> Rows:
         fields: list[int | None] = []
         for name, low, high in RT_FIELDS:
             element = rt_element.find(E + name)
-            text = "" if element is None else "".join(map(str, element.itertext())).strip()
+            text = "" if element is None else "".join(map(str, element.itertext()))
+            text = text.strip(" \t\r\n")  # XML white space (str.strip would take NBSP)
             fields.append(number(text, low, high) if text else None)
         if fields[0] is None or fields[2] is None:
             raise MustReject("ReadingType without uom or intervalLength")
@@ -689,8 +673,11 @@ def encoder_uploads(draw: st.DrawFn) -> EncoderUpload:
             draw(
                 st.one_of(
                     st.none(),
-                    st.lists(st.sampled_from([-1, *sorted(CODE_TABLES["QualityOfReading"])]),
-                             min_size=n, max_size=n).map(np.array),
+                    st.lists(
+                        st.sampled_from([-1, *sorted(CODE_TABLES["QualityOfReading"])]),
+                        min_size=n,
+                        max_size=n,
+                    ).map(np.array),
                 )
             ),
         )
@@ -704,9 +691,7 @@ def encoder_uploads(draw: st.DrawFn) -> EncoderUpload:
 
 @PROPERTY_SETTINGS
 @given(upload=encoder_uploads())
-def test_meter_encoder_uploads_round_trip_exactly(
-    pipe: Pipeline, upload: EncoderUpload
-) -> None:
+def test_meter_encoder_uploads_round_trip_exactly(pipe: Pipeline, upload: EncoderUpload) -> None:
     """The twin's own encoder: values, starts, reading types, qualities and local time."""
     meter, seq, starts, channels, local_time = upload
     body = encode_meter_upload(meter, seq, starts, channels, 1_700_000_000, local_time)
@@ -723,9 +708,7 @@ def test_meter_encoder_uploads_round_trip_exactly(
         rows = pipe.store.read_series(meter, rt)
         assert rows.start_s.tolist() == starts.tolist()
         assert rows.raw_value.tolist() == channel.values.tolist()
-        quality = (
-            np.full(len(starts), -1) if channel.quality is None else channel.quality.copy()
-        )
+        quality = np.full(len(starts), -1) if channel.quality is None else channel.quality.copy()
         if spec.default_quality is not None:
             quality[quality == -1] = spec.default_quality
         assert rows.raw_quality.tolist() == quality.tolist()
@@ -818,7 +801,7 @@ def mutate_tree(draw: st.DrawFn, root: etree._Element, kind: str) -> None:
         element = _pick(draw, numeric)
         if element is not None:
             element.text = (
-                draw(st.sampled_from(NON_NUMERIC))
+                draw(st.sampled_from(NON_NUMERIC + PYTHON_ONLY_NUMBERS))
                 if kind == "non_numeric"
                 else str(draw(st.sampled_from(HUGE)))
             )
@@ -918,22 +901,18 @@ def test_validity_preserving_mutations_are_accepted(
     assert check_upload(pipe, body) == "accepted"
 
 
-# --- known deviation of pipeline.process, pinned ------------------------------------------
+# --- deviations of pipeline.process found by these properties, now fixed -----------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.process reads numbers with Python's int (via numpy): it accepts "
-    "'1_000', Arabic-Indic and full-width digits and NBSP, which are not XML Schema "
-    "integers (owner of process.py: int64_columns, reading_type_values, _quality_array)",
-)
 @pytest.mark.parametrize("text", PYTHON_ONLY_NUMBERS)
-def test_process_reads_numbers_xml_schema_does_not_allow(pipe: Pipeline, text: str) -> None:
+def test_process_rejects_numbers_xml_schema_does_not_allow(pipe: Pipeline, text: str) -> None:
     channel = ChannelSpec((72, 0, 900, 1, 12, 4, 1, 0, 0), None, (5,), (None,))
     spec = UploadSpec("v", 1, (1_700_000_000,), (channel,), None, 1)
     body = build_upload(unique(spec))
     body = body.replace(b"<value>5</value>", f"<value>{text}</value>".encode())
-    assert not pipe.handle(body).accepted
+    outcome = pipe.handle(body)
+    assert not outcome.accepted
+    assert outcome.reason_code == "non_integer", outcome.reason
 
 
 def one_channel(values_xml: str) -> bytes:
@@ -961,31 +940,22 @@ MISALIGNED_QUALITY = (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.process.extract_batches aligns starts, durations and values by position "
-    "over the whole block: a reading without a value takes the next reading's (owner of "
-    "process.py)",
-)
 def test_process_rejects_a_reading_without_its_value(pipe: Pipeline) -> None:
     body = one_channel(MISALIGNED_VALUES)
-    with pytest.raises(KnownProcessBug):
+    with pytest.raises(MustReject):
         reference(body)
-    assert not pipe.handle(body).accepted  # fails today: stores (0, 7) and (60, 8)
+    outcome = pipe.handle(body)  # it stored (0, 7) and (60, 8) when aligned by position
+    assert not outcome.accepted
+    assert outcome.reason is not None
+    assert outcome.reason.startswith("mismatched_counts: IntervalReading #1 has 1"), outcome.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline.process.block_quality's one-code-each fast path aligns quality codes by "
-    "position: two codes in one ReadingQuality and none in the next give the next reading "
-    "the second code (owner of process.py)",
-)
 def test_process_keeps_quality_codes_with_their_reading(pipe: Pipeline) -> None:
     body = one_channel(MISALIGNED_QUALITY)
     outcome = pipe.handle(body)
-    if outcome.accepted:  # reading 1 is mixed (13), reading 2 has none (NULL)
-        rows = pipe.store.read_series(outcome.meter_id or "", ReadingType(72, 0, 60, 1, 12, 4, 1))
-        assert rows.raw_quality.tolist() == [MIXED, QUALITY_NONE]  # today: [8, 9]
+    assert outcome.accepted, outcome.reason  # reading 1 is mixed (13), reading 2 has none
+    rows = pipe.store.read_series(outcome.meter_id or "", ReadingType(72, 0, 60, 1, 12, 4, 1))
+    assert rows.raw_quality.tolist() == [MIXED, QUALITY_NONE]  # by position it was [8, 9]
 
 
 def test_ingest_rejects_misaligned_readings_alone(tmp_path: Path) -> None:

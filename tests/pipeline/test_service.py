@@ -212,7 +212,7 @@ def test_flow_directions_get_their_own_detector(db: Path) -> None:
 def test_unforeseen_error_while_processing_is_a_rejection(
     pipe: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(root: object, feed_id: object = None) -> object:
+    def broken(root: object, feed_id: object = None, *, source: object = None) -> object:
         raise TypeError("surprise")
 
     monkeypatch.setattr(service, "extract_batches", broken)
@@ -352,9 +352,9 @@ def net_meter_columns(n: int, seed: int = 3) -> dict[int, np.ndarray]:
     }
 
 
-def window(columns: dict[int, np.ndarray], lo: int, hi: int, keep: tuple[int, ...]) -> dict[
-    int, list[int]
-]:
+def window(
+    columns: dict[int, np.ndarray], lo: int, hi: int, keep: tuple[int, ...]
+) -> dict[int, list[int]]:
     return {k: columns[k][lo:hi].tolist() for k in keep}
 
 
@@ -373,8 +373,7 @@ def test_multi_channel_round_trip(pipe: Pipeline, db: Path) -> None:
     columns = net_meter_columns(30)
     everything = (0, 1, 2, 3, 4)
     outcomes = [
-        pipe.handle(channels_upload(window(columns, lo, lo + 15, everything), lo))
-        for lo in (0, 15)
+        pipe.handle(channels_upload(window(columns, lo, lo + 15, everything), lo)) for lo in (0, 15)
     ]
     for outcome in outcomes:
         assert outcome.accepted, outcome.reason

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from pipeline.sinks import (
     insert_alerts,
     webhook_payload,
 )
+from pipeline.store import ALERTS_COLUMNS, Store
 
 T0 = 1_782_000_000
 
@@ -85,13 +87,31 @@ def test_streaming_alerts_go_into_the_store_table_which_gains_the_new_columns() 
     spike = Alert("m-1", T0, "robust_z_spike", 12.5, 2000.0)
     assert insert_alerts(conn, [spike, detection(1, "soiling")], created_s=3.0) == 2
     cols = [r[1] for r in conn.execute("PRAGMA table_info(alerts)")]
-    assert cols[-3:] == ["end_s", "detected_s", "message"]
+    assert cols == [name for name, _ in ALERTS_COLUMNS]  # the store's table, one definition
+    assert cols[-4:] == ["end_s", "detected_s", "message", "reading_type_key"]
     rows = conn.execute("SELECT * FROM alerts ORDER BY start_s").fetchall()
-    assert rows[0] == ("m-1", 5, "robust_z_spike", 9.5, 1000.0, 1.0, None, None, None)
-    assert rows[1] == ("m-1", T0, "robust_z_spike", 12.5, 2000.0, 3.0, None, None, None)
+    assert rows[0] == ("m-1", 5, "robust_z_spike", 9.5, 1000.0, 1.0, None, None, None, None)
+    assert rows[1] == ("m-1", T0, "robust_z_spike", 12.5, 2000.0, 3.0, None, None, None, None)
     assert rows[2][2] == "soiling"
     ensure_alerts_table(conn)  # idempotent
-    assert len(list(conn.execute("PRAGMA table_info(alerts)"))) == 9
+    assert len(list(conn.execute("PRAGMA table_info(alerts)"))) == 10
+
+
+def test_the_sinks_table_is_the_stores(tmp_path: Path) -> None:
+    """One definition of the alerts table: what `ensure_alerts_table` creates on a bare
+    connection is what `Store` creates, column for column, with the same key."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    ensure_alerts_table(conn)
+    with Store(tmp_path / "db.sqlite") as store:
+        stored = store._conn.execute("PRAGMA table_info(alerts)").fetchall()
+        stored_sql = store._conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'alerts'"
+        ).fetchone()
+    assert conn.execute("PRAGMA table_info(alerts)").fetchall() == stored
+    assert conn.execute("SELECT sql FROM sqlite_master WHERE name = 'alerts'").fetchone() == (
+        stored_sql
+    )
+    assert [row[1] for row in stored] == [name for name, _ in ALERTS_COLUMNS]
 
 
 def test_rows_join_the_callers_transaction() -> None:
@@ -240,7 +260,12 @@ def test_alerts_are_posted_as_json_in_batches(receiver: Receiver) -> None:
 def test_requests_are_rate_limited_by_the_token_bucket(receiver: Receiver) -> None:
     clock = FakeClock()
     sink = WebhookSink(
-        receiver.url, rate_per_s=2.0, burst=3, max_batch=1, clock=clock, sleep=clock.sleep,
+        receiver.url,
+        rate_per_s=2.0,
+        burst=3,
+        max_batch=1,
+        clock=clock,
+        sleep=clock.sleep,
         autostart=False,
     )
     sink.submit([detection(i) for i in range(7)])
@@ -300,7 +325,12 @@ def test_retry_after_is_honoured_up_to_the_cap(receiver: Receiver) -> None:
     receiver.retry_after = "3"
     clock = FakeClock()
     sink = WebhookSink(
-        receiver.url, backoff_s=0.1, max_backoff_s=2.0, burst=10, clock=clock, sleep=clock.sleep,
+        receiver.url,
+        backoff_s=0.1,
+        max_backoff_s=2.0,
+        burst=10,
+        clock=clock,
+        sleep=clock.sleep,
         autostart=False,
     )
     sink.submit([detection()])
@@ -315,7 +345,11 @@ def test_a_slow_receiver_times_out_and_is_retried(receiver: Receiver) -> None:
     receiver.delays_s = [1.0]  # the first request hangs longer than the timeout
     clock = FakeClock()
     sink = WebhookSink(
-        receiver.url, timeout_s=0.2, backoff_s=0.0, clock=clock, sleep=clock.sleep,
+        receiver.url,
+        timeout_s=0.2,
+        backoff_s=0.0,
+        clock=clock,
+        sleep=clock.sleep,
         autostart=False,
     )
     sink.submit([detection()])
@@ -332,8 +366,13 @@ def test_a_refused_connection_is_counted_as_failed() -> None:
         port = s.getsockname()[1]
     clock = FakeClock()
     sink = WebhookSink(
-        f"http://127.0.0.1:{port}/", max_retries=2, backoff_s=0.1, burst=10, clock=clock,
-        sleep=clock.sleep, autostart=False,
+        f"http://127.0.0.1:{port}/",
+        max_retries=2,
+        backoff_s=0.1,
+        burst=10,
+        clock=clock,
+        sleep=clock.sleep,
+        autostart=False,
     )
     assert sink.submit([detection(i) for i in range(3)]) == 3
     sink.start()

@@ -548,7 +548,13 @@ def test_detections_are_stored_once_per_fault(store: Store, db: Path) -> None:
 
     def det(start: int, end: int, magnitude: float, meter: str = "pv-1") -> Detection:
         return Detection(
-            "inverter_trip", meter, T0 + start, T0 + end, T0 + start + 1800, 0.8, magnitude,
+            "inverter_trip",
+            meter,
+            T0 + start,
+            T0 + end,
+            T0 + start + 1800,
+            0.8,
+            magnitude,
             f"trip {start}-{end}",
         )
 

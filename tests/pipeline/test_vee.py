@@ -56,9 +56,7 @@ def assert_raw_kept(result: VeeResult, values: np.ndarray) -> None:
 def test_quality_codes_are_the_espi_enumeration() -> None:
     xsd = etree.parse(str(SCHEMA_DIR / "espiDerived.xsd"))
     xs = "{http://www.w3.org/2001/XMLSchema}"
-    [quality_type] = [
-        t for t in xsd.iter(f"{xs}simpleType") if t.get("name") == "QualityOfReading"
-    ]
+    [quality_type] = [t for t in xsd.iter(f"{xs}simpleType") if t.get("name") == "QualityOfReading"]
     from_xsd = {
         int(e.get("value", "-1")): e.findtext(f"{xs}annotation/{xs}appinfo")
         for e in quality_type.iter(f"{xs}enumeration")
@@ -179,9 +177,7 @@ def test_a_long_gap_without_history_falls_back_to_interpolation() -> None:
     assert f"{on_day.sum()} from reference days" in f.reason
 
 
-@pytest.mark.parametrize(
-    ("bad", "kind"), [(-3, "range_low"), (99_999, "range_high")]
-)
+@pytest.mark.parametrize(("bad", "kind"), [(-3, "range_low"), (99_999, "range_high")])
 def test_range_checks(bad: int, kind: str) -> None:
     values = smooth(DAY)
     values[10] = bad
