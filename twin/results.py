@@ -89,6 +89,9 @@ class Results:
     detections: list[dict[str, Any]] = field(default_factory=list)
     analytics: list[dict[str, Any]] = field(default_factory=list)
     recommendations: list[str] = field(default_factory=list)
+    #: The analytics' short-term forecasts scored against the true output
+    #: (twin.forecasts.score_forecasts): issued, realised MAE/RMSE, skill vs persistence.
+    forecasts: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     #: One flat record per MDC (twin.mdc.Mdc.report): SKU, energy and its check, per-server
     #: utilisation and availability, RAM push-back, lost jobs, Little's law check, power.
@@ -228,6 +231,15 @@ def summary_text(results: Results) -> str:
         lines.append(
             f"  upload windows skipped (previous upload still retrying) "
             f"{k.upload_windows_skipped:,}"
+        )
+    fc = results.forecasts
+    if fc.get("scored"):
+        skill = fc["skill"]
+        lines.append(
+            f"  forecasts            {fc['issued']:,} issued ({', '.join(fc['methods'])}), "
+            f"realised MAE {fc['mae_wh']:,.0f} Wh/h vs persistence "
+            f"{fc['mae_persistence_wh']:,.0f} Wh/h"
+            + (f", skill {skill:.2f}" if skill is not None else "")
         )
     for text in results.recommendations[:3]:
         lines.append(f"  recommend: {text}")

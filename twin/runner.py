@@ -19,6 +19,7 @@ from pipeline.service import Pipeline
 from twin.bridge import SERVICE_TIME_MODES, load_cost_model
 from twin.errors import ScenarioError
 from twin.fleet import FleetData, build_fleets
+from twin.forecasts import score_forecasts
 from twin.ledger import LedgerError
 from twin.progress import ProgressBar
 from twin.results import Kpis, LatencyStats, Results
@@ -230,6 +231,7 @@ def run(
             for s in score_detections([r for f in fleets for r in f.ground_truth], world.detections)
         ],
         recommendations=recommendations,
+        forecasts=score_forecasts(world.forecasts, fleets, world.epoch_s),
         service_time={
             "mode": scenario.pipeline.service_time,
             "cost_model": scenario.pipeline.cost_model,

@@ -24,7 +24,7 @@ from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_up
 from network.faults import OutageSchedule
 from network.vpn import VpnDelivery
 from pipeline.auth import seal
-from pipeline.service import Pipeline
+from pipeline.service import ForecastRecord, Pipeline
 from twin.bridge import ServiceTime
 from twin.fleet import FleetData
 from twin.hostile import HOSTILE_PAYLOADS, TAMPERED_ENVELOPES
@@ -97,6 +97,7 @@ class World:
         self.audit_every_s = audit_every_s
         self.counters = Counters()
         self.detections: list[dict[str, Any]] = []  # from the MDC's batch analytics
+        self.forecasts: list[ForecastRecord] = []  # issued by the batch analytics
         self.keys = keys  # per-meter HMAC keys: uploads are sealed when given
         self.samples: list[tuple[float, ...]] = []
         self.epoch_s = int(scenario.start.timestamp())
@@ -234,6 +235,7 @@ class World:
                 )
                 self.counters.analyses += 1
                 self.counters.points_analysed += outcome.points_analysed
+                self.forecasts.extend(outcome.forecasts)
                 for d in outcome.detections:
                     self.detections.append(
                         {
