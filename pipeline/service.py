@@ -96,7 +96,15 @@ from pipeline.auth import DEFAULT_REPLAY_WINDOW, Authenticator, Keyring
 from pipeline.fetch import Limits, RejectedUpload, parse_upload
 from pipeline.process import ReadingBatch, ReadingType, extract_batches, upload_id
 from pipeline.store import SeriesRows, Store
-from pipeline.vee import QUALITY_QUESTIONABLE, VeeLimits, VeeResult, max_interval_value, vee
+from pipeline.vee import (
+    QUALITY_ESTIMATED_LINEAR,
+    QUALITY_ESTIMATED_REFERENCE_DAY,
+    QUALITY_QUESTIONABLE,
+    VeeLimits,
+    VeeResult,
+    max_interval_value,
+    vee,
+)
 
 __all__ = [
     "ANALYSIS_STAGES",
@@ -254,6 +262,23 @@ def observed_flat_top_w(
     if ramp < ramp_fraction * positive:
         return None
     return top * 3600.0 / interval_length_s
+
+
+_ESTIMATED_QUALITIES = np.array(
+    [QUALITY_ESTIMATED_LINEAR, QUALITY_ESTIMATED_REFERENCE_DAY], dtype=np.uint16
+)
+
+
+def _evidence(series: Series, result: VeeResult) -> Series:
+    """`series` with every VEE estimate set to NaN (unknown), for the detectors: they
+    judge what the meter read. Estimates fill gaps for billing and forecasting, but a
+    linear fill across a long gap (`pipeline.vee` interpolates a gap it has no reference
+    day for) is a flat or near-zero line through daylight, which the stuck-meter and
+    inverter-trip detectors would take for a fault."""
+    estimated = np.isin(result.quality, _ESTIMATED_QUALITIES)
+    if not estimated.any():
+        return series
+    return replace(series, energy_wh=np.where(estimated, np.nan, series.energy_wh))
 
 
 class LimitContext(NamedTuple):
@@ -854,7 +879,9 @@ class Pipeline:
            nameplate) and write each row's validated value and ESPI quality code
            (`Store.set_validated`) where they changed; raw values are never touched;
         3. for interval energy (Wh), run the detectors of the channel's role and the site
-           (see the module docstring) on the validated series in Wh;
+           (see the module docstring) on the validated series in Wh with its estimates
+           left out (`_evidence`: a line drawn across hours without data is no evidence of
+           a stuck register or a tripped inverter);
         4. store the detections, one alert per fault (`Store.record_detections`: a fault
            already stored is extended, not raised again), then hand the new ones to the
            ``webhook`` sink;
@@ -1023,9 +1050,10 @@ class Pipeline:
         expected = (
             self._expected.get(det_site, series.start_s, step) if det_site.kind == "pv" else None
         )
+        evidence = _evidence(series, result)
         found: list[Detection] = []
         for name in names:
-            found += DETECTORS[name](det_site, series, expected, params)
+            found += DETECTORS[name](det_site, evidence, expected, params)
         if role == GENERATION:
             record = self._forecast(series, rt, site if det_site is site else None)
             if record is not None:

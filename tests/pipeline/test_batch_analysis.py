@@ -605,3 +605,40 @@ def test_a_flat_night_load_is_not_a_stuck_register(db: Path) -> None:
     assert [(d.series_id, d.kind, d.start_s, d.end_s) for d in outcome.detections] == [
         ("net-2", STUCK_METER, T0 + STEP_S * frozen.start, T0 + STEP_S * frozen.stop)
     ]
+
+
+@pytest.mark.parametrize(
+    ("gap", "ends_wh"),
+    [
+        ((14 * 4, 22 * 4), None),  # a morning and noon missing, equal readings around them
+        ((6 * 4, 17 * 4), 0),  # night into late morning missing, zero readings around it
+    ],
+    ids=["equal-ends", "zero-ends"],
+)
+def test_a_gap_is_no_evidence_of_a_fault(
+    db: Path, fleet: Fleet, gap: tuple[int, int], ends_wh: int | None
+) -> None:
+    """One day of a healthy meter with hours of daylight missing and no other day to take
+    a reference from: VEE interpolates the gap linearly (a flat line between equal
+    readings, zero between zeros), and the quality codes say so; the detectors must not
+    read that line as a stuck register or a tripped inverter."""
+    values = fleet.channels["pv-clean"][:PER_DAY].copy()
+    values[SPIKE] = values[SPIKE - 1]  # no spike here: this test is about the gap
+    if ends_wh is None:
+        values[gap[1]] = values[gap[0] - 1]
+    else:
+        values[gap[0] - 1] = values[gap[1]] = ends_wh
+    with Pipeline(db) as pipe:
+        pipe.register_site(site("pv-clean"))
+        for first in range(0, PER_DAY, 4):
+            if not gap[0] <= first < gap[1]:
+                body = espi_upload("pv-clean", first, first, {19: values[first : first + 4]})
+                assert pipe.handle(body).accepted
+        outcome = pipe.analyze(T0 + 86_400)
+        assert outcome.detections == []
+        assert outcome.vee_findings >= 1  # the gap
+    with sqlite3.connect(db) as conn:
+        estimated = conn.execute(
+            "SELECT count(*) FROM readings WHERE validated_quality = ?", (QUALITY_ESTIMATED_LINEAR,)
+        ).fetchone()[0]
+    assert estimated == 0  # estimates of missing slots have no row: nothing was invented

@@ -143,3 +143,16 @@ def test_model_mode_runs_the_pipeline_on_a_sample_with_the_same_kpis() -> None:
     assert model.kpis.utilization == calibrated.kpis.utilization
     # only the sample reached the database
     assert 0 < model.ledger["store_rows"] < calibrated.ledger["store_rows"]
+
+
+def test_model_mode_sampling_raises_no_false_alarms() -> None:
+    """In model mode the database holds a sample of the uploads, so each series is mostly
+    gaps; the analytics must not read the gaps' estimates (lines drawn across hours of
+    daylight) as flat registers or dead inverters. No fault is injected: no detection."""
+    scenario = load_scenario(
+        SCENARIOS / "baseline.toml",
+        ['pipeline.service_time="model"', "pipeline.pipeline_sample_rate=0.02"],
+    )
+    results = run(scenario)
+    assert 0 < results.service_time["uploads_run"] < results.service_time["uploads_modelled"]
+    assert results.analytics == [] and results.kpis.alerts == 0
