@@ -86,7 +86,7 @@ from lxml import etree
 
 from pipeline.fetch import ATOM_NS, ESPI_NS
 from pipeline.localtime import LOCAL_TIME_TAG, LocalTime, local_time_of
-from pipeline.process import (
+from pipeline.readings import (
     QUALITY_MIXED,
     QUALITY_NONE,
     ReadingBatch,

@@ -63,7 +63,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from pipeline.analytics import Detection
+from pipeline.sites import Detection
 from pipeline.store import ALERTS_ADDED_COLUMNS, ALERTS_SCHEMA_SQL
 
 __all__ = [

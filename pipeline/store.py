@@ -70,10 +70,10 @@ from types import TracebackType
 
 import numpy as np
 
-from pipeline.analytics import Detection, SiteMeta
 from pipeline.analyze import Alert
 from pipeline.fetch import RejectedUpload
-from pipeline.process import QUALITY_NONE, ReadingBatch, ReadingType
+from pipeline.readings import QUALITY_NONE, ReadingBatch, ReadingType
+from pipeline.sites import Detection, SiteMeta
 
 __all__ = [
     "ALERTS_ADDED_COLUMNS",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from lxml import etree
 
-from pipeline import process
+from pipeline import scan
 from pipeline.fetch import RejectedUpload, parse_upload
 from pipeline.process import (
     MAX_METER_ID_CHARS,
@@ -850,6 +850,6 @@ def test_twin_uploads_are_read_in_the_source_and_agree() -> None:
     body = espi.encode_meter_upload("pv-1", 3, starts, [channel], T0)
     root = parse_upload(body)
     block = root.find(f"{{{ATOM_NS}}}entry[last()]/{{{ATOM_NS}}}content/{E}IntervalBlock")
-    assert block is not None and process._source_block(body, block) is not None  # the fast way
+    assert block is not None and scan._source_block(body, block) is not None  # the fast way
     result = same_with_source(body)
     assert not isinstance(result, str) and list(result[0][30:]) == list(np.arange(15) * 7)
