@@ -65,6 +65,12 @@ SINGLE = meter_upload("pv-00042", 0, 1)
 MULTI = meter_upload("net-00042", 0, 5)
 SEALED = seal("pv-00042", 0, UPLOAD, KEY)
 
+#: DESIGN.md §7: fetch+process at most 2x a bare ``fromstring`` of the same bytes, gated on
+#: the interleaved minimum of plain uploads. The sealed upload adds HMAC-SHA256 over every
+#: byte and the envelope and replay checks (about 8 µs, a quarter of a parse) and is
+#: reported beside it, not gated: it sits at the 2x line (1.86-2.04x on the dev machine).
+MAX_FETCH_PROCESS_RATIO = 2.0
+
 _MEDIANS_S: dict[str, float] = {}
 #: label -> (ratio, numerator s, denominator s) from `interleaved_ratio`.
 _INTERLEAVED: dict[str, tuple[float, float, float]] = {}
@@ -172,12 +178,14 @@ def test_fetch_process(
     reference = extract_batches(parse_upload(body))
     assert [b.value.tolist() for b in batches] == [b.value.tolist() for b in reference]
     benchmark.extra_info["size_bytes"] = len(body)
-    benchmark.extra_info["ratio_vs_fromstring_interleaved"] = interleaved_ratio(
+    ratio = interleaved_ratio(
         f"{name} / fromstring",
         lambda: pipeline.fetch_process(body),
         lambda: etree.fromstring(body),
     )
+    benchmark.extra_info["ratio_vs_fromstring_interleaved"] = ratio
     pipeline.close()
+    assert ratio <= MAX_FETCH_PROCESS_RATIO, f"fetch+process {ratio:.2f}x a bare fromstring"
 
 
 def test_fetch_process_sealed(benchmark: Any, tmp_path: Path) -> None:
