@@ -18,13 +18,20 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pipeline.sites import _SECONDS_PER_DAY
+from pipeline.sites import _SECONDS_PER_DAY, Series
 
 __all__ = [
+    "DEFAULT_FORECAST_METHOD",
+    "FORECAST_HORIZON_S",
     "FORECAST_METHODS",
+    "FORECAST_METHOD_BY_KIND",
+    "FORECAST_MIN_HISTORY_S",
+    "FORECAST_STEP_S",
+    "ForecastRecord",
     "ForecastScore",
     "backtest_forecast",
     "forecast",
+    "forecast_series",
 ]
 
 
@@ -236,4 +243,152 @@ def backtest_forecast(
         skill=1.0 - rmse / rmse_p if rmse_p > 0 else float("nan"),
         rmse_by_horizon_wh=tuple(by_h),
         mae_persistence_wh=abs_pers / count,
+    )
+
+
+# ======================================================================================
+# The forecast the pipeline issues per generation series (`pipeline.service.Pipeline.analyze`)
+# ======================================================================================
+
+
+#: Step of the short-term forecast of `Pipeline.analyze`, s: hourly energy (the series is
+#: summed over whole clock hours first; the interval length must divide it). This
+#: project's choice: the resolution a dispatcher or a site operator plans in.
+FORECAST_STEP_S = 3600
+#: How far the forecast reaches, s: the next 6 hours ("intra-day" in solar forecasting,
+#: e.g. Coimbra, Kleissl & Marquez 2013). This project's choice.
+FORECAST_HORIZON_S = 6 * 3600
+#: Least history for a forecast, s: two days of whole hours, so that the seasonal methods
+#: have yesterday and the backtest has a day of origins with a day behind each.
+FORECAST_MIN_HISTORY_S = 2 * _SECONDS_PER_DAY
+#: Forecast method (`pipeline.analytics.FORECAST_METHODS`) per registered site kind; a
+#: generation series without metadata (or of a kind not listed) gets `DEFAULT_FORECAST_METHOD`.
+#: PV: clear-sky index persistence (the last hour's output over its clear-sky expectation,
+#: times the expectation ahead); wind: seasonal naive plus today's anomaly, fading.
+FORECAST_METHOD_BY_KIND: dict[str, str] = {"pv": "clear_sky_persistence", "wind": "blend"}
+DEFAULT_FORECAST_METHOD = "blend"
+
+
+@dataclass(frozen=True)
+class ForecastRecord:
+    """The short-term forecast of one generation series, issued by `Pipeline.analyze`,
+    with the backtest of its method on the same window (flat, JSON-friendly: ints, floats,
+    strings and a tuple of floats; ``dataclasses.asdict`` gives a dict for ``json.dumps``).
+
+    Attributes:
+        series_id: the meter id.
+        flow_direction: the series' ESPI flowDirection (19 for a generation meter).
+        method: the `pipeline.analytics.FORECAST_METHODS` name used.
+        issued_s: epoch s: the end of the last whole hour of history used, which is the
+            start of the first forecast interval.
+        interval_length_s: forecast step, s (`FORECAST_STEP_S`).
+        horizon_steps: number of forecast intervals.
+        forecast_wh: energy forecast of each interval ``[issued_s + k * step, + step)``,
+            Wh (k = 0 .. horizon_steps - 1), never negative.
+        mae_wh: backtest mean absolute error of the method over the window (every hour
+            with a day of history before it, horizons 1..horizon_steps), Wh per interval.
+        rmse_wh: backtest root mean square error, Wh per interval.
+        mae_persistence_wh: MAE of persistence (the last hour's energy) on the same pairs.
+        rmse_persistence_wh: RMSE of persistence on the same pairs.
+        skill: 1 - rmse_wh / rmse_persistence_wh (> 0: better than persistence; Murphy
+            1988).
+        n_scored: forecast-target pairs of the backtest.
+    """
+
+    series_id: str
+    flow_direction: int
+    method: str
+    issued_s: int
+    interval_length_s: int
+    horizon_steps: int
+    forecast_wh: tuple[float, ...]
+    mae_wh: float
+    rmse_wh: float
+    mae_persistence_wh: float
+    rmse_persistence_wh: float
+    skill: float
+    n_scored: int
+
+
+def _hourly(
+    start_s: np.ndarray, energy_wh: np.ndarray, interval_length_s: int
+) -> tuple[int, np.ndarray] | None:
+    """(start of the first whole step, energy of each whole `FORECAST_STEP_S` step) of a
+    regular grid, NaN where an interval of the step is unknown; None when the grid's step
+    does not divide `FORECAST_STEP_S` or its intervals do not start on multiples of it."""
+    step = int(interval_length_s)
+    if step <= 0 or FORECAST_STEP_S % step or start_s.shape[0] == 0 or int(start_s[0]) % step:
+        return None
+    k = FORECAST_STEP_S // step
+    i0 = (-int(start_s[0]) % FORECAST_STEP_S) // step  # first interval on a whole hour
+    m = (start_s.shape[0] - i0) // k
+    if m <= 0:
+        return None
+    x = np.asarray(energy_wh[i0 : i0 + m * k], dtype=np.float64).reshape(m, k).sum(axis=1)
+    return int(start_s[i0]), x
+
+
+def forecast_series(
+    series: Series,
+    flow_direction: int,
+    method: str,
+    expected_wh: np.ndarray | None = None,
+) -> ForecastRecord | None:
+    """The `ForecastRecord` of one interval-energy series (see `Pipeline.analyze`), or None
+    without enough history (`FORECAST_MIN_HISTORY_S` of whole hours), on a grid that does
+    not fit whole hours, or when the forecast or its backtest is not finite (no data in
+    the last hour, or an all-zero series on which persistence is exact).
+
+    Args:
+        series: the validated series in Wh on its regular grid.
+        flow_direction: recorded in the result.
+        method: a `pipeline.analytics.FORECAST_METHODS` name.
+        expected_wh: clear-sky expectation of each interval of the grid and of
+            `FORECAST_HORIZON_S` after it (``series.n + horizon / step`` values), for
+            ``clear_sky_persistence``; else None.
+
+    Vectorised: the series is summed per hour with one reshape, the forecast and the
+    backtest are numpy over all origins (a Python loop over the horizon steps only).
+    """
+    step = series.interval_length_s
+    binned = _hourly(series.start_s, series.energy_wh, step)
+    if binned is None:
+        return None
+    first_s, x = binned
+    m = x.shape[0]
+    horizon = FORECAST_HORIZON_S // FORECAST_STEP_S
+    if m * FORECAST_STEP_S < FORECAST_MIN_HISTORY_S:
+        return None
+    expected = None
+    if expected_wh is not None:
+        k = FORECAST_STEP_S // step
+        i0 = (first_s - int(series.start_s[0])) // step
+        need = (m + horizon) * k
+        e = np.asarray(expected_wh, dtype=np.float64)[i0 : i0 + need]
+        if e.shape[0] < need:
+            return None
+        expected = e.reshape(m + horizon, k).sum(axis=1)
+    predicted = forecast(x, FORECAST_STEP_S, horizon, method=method, expected_wh=expected)
+    score = backtest_forecast(x, FORECAST_STEP_S, horizon, method=method, expected_wh=expected)
+    metrics = (score.mae_wh, score.rmse_wh, score.mae_persistence_wh, score.rmse_persistence_wh)
+    if (
+        score.n == 0
+        or not np.isfinite(predicted).all()
+        or not np.isfinite([*metrics, score.skill]).all()
+    ):
+        return None
+    return ForecastRecord(
+        series_id=series.series_id,
+        flow_direction=int(flow_direction),
+        method=method,
+        issued_s=first_s + m * FORECAST_STEP_S,
+        interval_length_s=FORECAST_STEP_S,
+        horizon_steps=horizon,
+        forecast_wh=tuple(float(v) for v in predicted),
+        mae_wh=float(score.mae_wh),
+        rmse_wh=float(score.rmse_wh),
+        mae_persistence_wh=float(score.mae_persistence_wh),
+        rmse_persistence_wh=float(score.rmse_persistence_wh),
+        skill=float(score.skill),
+        n_scored=int(score.n),
     )

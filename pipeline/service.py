@@ -66,13 +66,12 @@ Only numpy, numba, lxml and the standard library may be imported here (DESIGN §
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 import numpy as np
 from lxml import etree
@@ -81,19 +80,47 @@ from pipeline.analytics import (
     DETECTORS,
     RECOMMENDERS,
     SITE_DETECTORS,
-    STUCK_METER,
     Detection,
     DetectorParams,
     Series,
     SiteMeta,
-    backtest_forecast,
     expected_energy_wh,
-    forecast,
     recommendations,
 )
 from pipeline.analyze import Alert, RobustZScoreDetector
 from pipeline.auth import DEFAULT_REPLAY_WINDOW, Authenticator, Keyring
+from pipeline.channels import (
+    _NAMEPLATE_ROLES,
+    _REGISTER_ACCUMULATIONS,
+    CONSUMPTION,
+    EXPORT,
+    FLOW_DELIVERED,
+    FLOW_NET,
+    FLOW_RECEIVED,
+    GENERATION,
+    IMPORT,
+    LOAD_DRIVEN_ROLES,
+    LOAD_STUCK_MIN_DURATION_S,
+    METADATA_FREE_DETECTORS,
+    OTHER,
+    ROLE_DETECTORS,
+    UOM_WH,
+    VEE_LIMITS_BY_UOM,
+    LimitContext,
+    _signed_limits,
+    channel_roles,
+    observed_flat_top_w,
+)
 from pipeline.fetch import Limits, RejectedUpload, parse_upload
+from pipeline.forecast import (
+    DEFAULT_FORECAST_METHOD,
+    FORECAST_HORIZON_S,
+    FORECAST_METHOD_BY_KIND,
+    FORECAST_MIN_HISTORY_S,
+    FORECAST_STEP_S,
+    ForecastRecord,
+    forecast_series,
+)
 from pipeline.process import ReadingBatch, ReadingType, extract_batches, upload_id
 from pipeline.store import SeriesRows, Store
 from pipeline.vee import (
@@ -102,25 +129,32 @@ from pipeline.vee import (
     QUALITY_QUESTIONABLE,
     VeeLimits,
     VeeResult,
-    max_interval_value,
     vee,
 )
 
 __all__ = [
     "ANALYSIS_STAGES",
+    "CONSUMPTION",
     "DEFAULT_HISTORY_S",
     "DEFAULT_WINDOW_CACHE_POINTS",
+    "EXPORT",
+    "FLOW_DELIVERED",
     "FLOW_NET",
+    "FLOW_RECEIVED",
     "FORECAST_HORIZON_S",
     "FORECAST_METHOD_BY_KIND",
     "FORECAST_MIN_HISTORY_S",
     "FORECAST_STEP_S",
+    "GENERATION",
+    "IMPORT",
     "LOAD_DRIVEN_ROLES",
     "LOAD_STUCK_MIN_DURATION_S",
     "METADATA_FREE_DETECTORS",
     "OPEN_FOR_S",
+    "OTHER",
     "ROLE_DETECTORS",
     "STAGES",
+    "UOM_WH",
     "VEE_LIMITS_BY_UOM",
     "AlertSink",
     "AnalysisOutcome",
@@ -164,44 +198,6 @@ DEFAULT_WINDOW_CACHE_POINTS = 2_000_000
 _WHOLE_WINDOW = 2**62
 _WHOLE_WINDOW_NEW = (_WHOLE_WINDOW, -1)
 
-#: ESPI codes used to pick series and roles: UnitSymbolKind 72 (Wh), FlowDirectionKind 1
-#: (forward: delivered to the site) and 19 (reverse: received from the site),
-#: AccumulationKind 1 (bulkQuantity) and 3 (cumulative), register readings, not intervals.
-UOM_WH = 72
-FLOW_DELIVERED = 1
-FLOW_RECEIVED = 19
-#: FlowDirectionKind 4 "net": forward minus reverse in one signed register (positive:
-#: imported, negative: exported), unlike the two non-negative registers 1 and 19.
-FLOW_NET = 4
-#: Lowest interval energy of a register by flowDirection (`_energy_limits`): the signed net
-#: register (4) has none, every other energy register is a non-negative quantity.
-_MIN_INTERVAL_ENERGY_BY_FLOW: dict[int, float] = {FLOW_NET: -math.inf}
-_REGISTER_ACCUMULATIONS = frozenset({1, 3})
-
-#: Roles of an interval-energy channel (see `channel_roles`).
-GENERATION = "generation"
-CONSUMPTION = "consumption"
-EXPORT = "export"
-IMPORT = "import"
-OTHER = "other"
-
-#: Detectors per (site kind, channel role) when the site is registered; any other pair
-#: gets `METADATA_FREE_DETECTORS` (see the module docstring for why net meters do).
-ROLE_DETECTORS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("pv", GENERATION): SITE_DETECTORS["pv"],
-    ("wind", GENERATION): SITE_DETECTORS["wind"],
-    ("load", CONSUMPTION): SITE_DETECTORS["load"],
-}
-#: Detectors that need no site metadata: a register repeating one non-zero value for hours
-#: is a fault whatever the source.
-METADATA_FREE_DETECTORS: tuple[str, ...] = (STUCK_METER,)
-#: Roles whose readings the site's nameplate bounds (VEE high limit, flat-top exemption).
-_NAMEPLATE_ROLES: dict[str, frozenset[str]] = {
-    "pv": frozenset({GENERATION, EXPORT}),
-    "wind": frozenset({GENERATION, EXPORT}),
-    "load": frozenset({CONSUMPTION}),
-}
-
 #: How long after the end of its evidence a detection stays open (actionable), s, per kind:
 #: a day for faults whose evidence renews while they last (a trip shows again each morning,
 #: a stuck register with every reading); 30 days for soiling, whose ``end_s`` is where the
@@ -214,54 +210,6 @@ OPEN_FOR_S: dict[str, int] = {
     "soiling": 30 * _SECONDS_PER_DAY,
 }
 DEFAULT_OPEN_FOR_S = _SECONDS_PER_DAY
-
-
-def channel_roles(flow_directions: Iterable[int]) -> dict[int, str]:
-    """Role of each interval-energy channel of one meter, by flowDirection.
-
-    A meter with reverse flow (19) only is a generation meter (the twin's PV and wind
-    meters, CONTRACTS "Meter upload format"); forward (1) only, a consumption meter; both,
-    a net meter whose registers are export (19: generation minus consumption when
-    positive) and import (1). Other directions: ``other``.
-    """
-    flows = set(flow_directions)
-    net = FLOW_DELIVERED in flows and FLOW_RECEIVED in flows
-    roles = {}
-    for f in flows:
-        if f == FLOW_RECEIVED:
-            roles[f] = EXPORT if net else GENERATION
-        elif f == FLOW_DELIVERED:
-            roles[f] = IMPORT if net else CONSUMPTION
-        else:
-            roles[f] = OTHER
-    return roles
-
-
-def observed_flat_top_w(
-    energy_wh: np.ndarray, interval_length_s: int, ramp_fraction: float = 0.1
-) -> float | None:
-    """Ceiling of a series without metadata, W: its highest reading, as power, if the
-    series ramps up to it and back (at least `ramp_fraction` of its non-zero readings lie
-    between 5 % and 90 % of the top, as PV days and wind do); else None.
-
-    Used instead of a nameplate for the flat-top exemption of the stuck checks, so that
-    inverter clipping and turbines at rated power are not called stuck when no metadata is
-    registered. A register frozen for the whole window does not ramp: no ceiling, no
-    exemption. (A register frozen *at* the series' top cannot be told from clipping
-    without metadata.) Default 10 %: this project's choice.
-    """
-    x = np.asarray(energy_wh, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return None
-    top = float(x.max())
-    if not top > 0:
-        return None
-    positive = int(np.count_nonzero(x > 0))
-    ramp = int(np.count_nonzero((x > 0.05 * top) & (x < 0.9 * top)))
-    if ramp < ramp_fraction * positive:
-        return None
-    return top * 3600.0 / interval_length_s
 
 
 _ESTIMATED_QUALITIES = np.array(
@@ -279,230 +227,6 @@ def _evidence(series: Series, result: VeeResult) -> Series:
     if not estimated.any():
         return series
     return replace(series, energy_wh=np.where(estimated, np.nan, series.energy_wh))
-
-
-class LimitContext(NamedTuple):
-    """What `VEE_LIMITS_BY_UOM` factories know of a series.
-
-    Attributes:
-        reading_type: the series' ReadingType (unit, multiplier, interval length).
-        nameplate_w: the site's nameplate when it bounds this channel (see the module
-            docstring), W; else None.
-        flat_top_w: the ceiling for the flat-top exemption (the nameplate, or
-            `observed_flat_top_w`), W; None for none.
-        exempt_fraction: runs at or above this fraction of the ceiling are flat tops.
-        stuck_min_duration_s: identical readings for longer than this are stuck, s.
-    """
-
-    reading_type: ReadingType
-    nameplate_w: float | None
-    flat_top_w: float | None
-    exempt_fraction: float
-    stuck_min_duration_s: float
-
-
-def _energy_limits(ctx: LimitContext) -> VeeLimits:
-    """Interval energy: never negative on a one-direction register (flowDirection 1, 19,
-    ...), no lower bound on the signed net register (4: export reads negative, see
-    `_MIN_INTERVAL_ENERGY_BY_FLOW`); with a nameplate, no more than it allows over an
-    interval plus 10 % (`pipeline.vee.max_interval_value`); runs at or above the exempt
-    fraction of the ceiling are flat tops, not stuck. The spike check (a robust z-score,
-    symmetric in sign) applies to every register alike."""
-    rt = ctx.reading_type
-    step, p10 = rt.interval_length_s, rt.power_of_ten_multiplier
-    max_value = None if ctx.nameplate_w is None else max_interval_value(ctx.nameplate_w, step, p10)
-    ceiling_w = ctx.nameplate_w if ctx.nameplate_w is not None else ctx.flat_top_w
-    exempt_at = (
-        None
-        if ceiling_w is None
-        else ctx.exempt_fraction * max_interval_value(ceiling_w, step, p10, 0.0)
-    )
-    return VeeLimits(
-        min_value=_MIN_INTERVAL_ENERGY_BY_FLOW.get(rt.flow_direction, 0.0),
-        max_value=max_value,
-        stuck_exempt_at_or_above=exempt_at,
-        stuck_max_duration_s=int(ctx.stuck_min_duration_s),
-    )
-
-
-def _non_negative_limits(ctx: LimitContext) -> VeeLimits:
-    """Voltage and current magnitudes: never negative."""
-    return VeeLimits(min_value=0.0)
-
-
-def _power_factor_limits(ctx: LimitContext) -> VeeLimits:
-    """cos(theta): within [-1, 1]; runs at unity are not stuck (inverters run at a constant
-    power factor of 1.0 by default, IEEE 1547-2018)."""
-    one = 10.0 ** -int(ctx.reading_type.power_of_ten_multiplier)
-    return VeeLimits(min_value=-one, max_value=one, stuck_exempt_at_or_above=0.99 * one)
-
-
-def _signed_limits(ctx: LimitContext) -> VeeLimits:
-    """Any other unit: no range check (the sign convention is unknown)."""
-    return VeeLimits(min_value=-math.inf)
-
-
-#: VEE limits per ESPI UnitSymbolKind: uom -> f(LimitContext) -> VeeLimits (values in
-#: register counts). Units not listed: no range check.
-VEE_LIMITS_BY_UOM: dict[int, Callable[[LimitContext], VeeLimits]] = {
-    UOM_WH: _energy_limits,
-    29: _non_negative_limits,  # V
-    5: _non_negative_limits,  # A
-    65: _power_factor_limits,  # cosTheta
-}
-
-#: Roles whose readings follow a facility's consumption rather than a source.
-LOAD_DRIVEN_ROLES = frozenset({CONSUMPTION, IMPORT})
-#: Shortest stuck run on a load-driven channel, s (6 h, instead of the 2 h of
-#: `pipeline.analytics.DetectorParams.stuck_min_duration_s`). A facility's night load can
-#: hold one register value for hours when its variation is below the register's
-#: resolution: the twin's clinics behind class 0.5S net meters read the same 137 Wh per
-#: minute (a 0.7 % step) for up to 2.5 h on heat-wave nights, which a 2 h rule reported as
-#: 16 stuck meters in 72 h. PV and wind output is not flat for hours below its ceiling.
-LOAD_STUCK_MIN_DURATION_S = 6 * 3600
-
-
-#: Step of the short-term forecast of `Pipeline.analyze`, s: hourly energy (the series is
-#: summed over whole clock hours first; the interval length must divide it). This
-#: project's choice: the resolution a dispatcher or a site operator plans in.
-FORECAST_STEP_S = 3600
-#: How far the forecast reaches, s: the next 6 hours ("intra-day" in solar forecasting,
-#: e.g. Coimbra, Kleissl & Marquez 2013). This project's choice.
-FORECAST_HORIZON_S = 6 * 3600
-#: Least history for a forecast, s: two days of whole hours, so that the seasonal methods
-#: have yesterday and the backtest has a day of origins with a day behind each.
-FORECAST_MIN_HISTORY_S = 2 * _SECONDS_PER_DAY
-#: Forecast method (`pipeline.analytics.FORECAST_METHODS`) per registered site kind; a
-#: generation series without metadata (or of a kind not listed) gets `_DEFAULT_FORECAST`.
-#: PV: clear-sky index persistence (the last hour's output over its clear-sky expectation,
-#: times the expectation ahead); wind: seasonal naive plus today's anomaly, fading.
-FORECAST_METHOD_BY_KIND: dict[str, str] = {"pv": "clear_sky_persistence", "wind": "blend"}
-_DEFAULT_FORECAST = "blend"
-
-
-@dataclass(frozen=True)
-class ForecastRecord:
-    """The short-term forecast of one generation series, issued by `Pipeline.analyze`,
-    with the backtest of its method on the same window (flat, JSON-friendly: ints, floats,
-    strings and a tuple of floats; ``dataclasses.asdict`` gives a dict for ``json.dumps``).
-
-    Attributes:
-        series_id: the meter id.
-        flow_direction: the series' ESPI flowDirection (19 for a generation meter).
-        method: the `pipeline.analytics.FORECAST_METHODS` name used.
-        issued_s: epoch s: the end of the last whole hour of history used, which is the
-            start of the first forecast interval.
-        interval_length_s: forecast step, s (`FORECAST_STEP_S`).
-        horizon_steps: number of forecast intervals.
-        forecast_wh: energy forecast of each interval ``[issued_s + k * step, + step)``,
-            Wh (k = 0 .. horizon_steps - 1), never negative.
-        mae_wh: backtest mean absolute error of the method over the window (every hour
-            with a day of history before it, horizons 1..horizon_steps), Wh per interval.
-        rmse_wh: backtest root mean square error, Wh per interval.
-        mae_persistence_wh: MAE of persistence (the last hour's energy) on the same pairs.
-        rmse_persistence_wh: RMSE of persistence on the same pairs.
-        skill: 1 - rmse_wh / rmse_persistence_wh (> 0: better than persistence; Murphy
-            1988).
-        n_scored: forecast-target pairs of the backtest.
-    """
-
-    series_id: str
-    flow_direction: int
-    method: str
-    issued_s: int
-    interval_length_s: int
-    horizon_steps: int
-    forecast_wh: tuple[float, ...]
-    mae_wh: float
-    rmse_wh: float
-    mae_persistence_wh: float
-    rmse_persistence_wh: float
-    skill: float
-    n_scored: int
-
-
-def _hourly(
-    start_s: np.ndarray, energy_wh: np.ndarray, interval_length_s: int
-) -> tuple[int, np.ndarray] | None:
-    """(start of the first whole step, energy of each whole `FORECAST_STEP_S` step) of a
-    regular grid, NaN where an interval of the step is unknown; None when the grid's step
-    does not divide `FORECAST_STEP_S` or its intervals do not start on multiples of it."""
-    step = int(interval_length_s)
-    if step <= 0 or FORECAST_STEP_S % step or start_s.shape[0] == 0 or int(start_s[0]) % step:
-        return None
-    k = FORECAST_STEP_S // step
-    i0 = (-int(start_s[0]) % FORECAST_STEP_S) // step  # first interval on a whole hour
-    m = (start_s.shape[0] - i0) // k
-    if m <= 0:
-        return None
-    x = np.asarray(energy_wh[i0 : i0 + m * k], dtype=np.float64).reshape(m, k).sum(axis=1)
-    return int(start_s[i0]), x
-
-
-def forecast_series(
-    series: Series,
-    flow_direction: int,
-    method: str,
-    expected_wh: np.ndarray | None = None,
-) -> ForecastRecord | None:
-    """The `ForecastRecord` of one interval-energy series (see `Pipeline.analyze`), or None
-    without enough history (`FORECAST_MIN_HISTORY_S` of whole hours), on a grid that does
-    not fit whole hours, or when the forecast or its backtest is not finite (no data in
-    the last hour, or an all-zero series on which persistence is exact).
-
-    Args:
-        series: the validated series in Wh on its regular grid.
-        flow_direction: recorded in the result.
-        method: a `pipeline.analytics.FORECAST_METHODS` name.
-        expected_wh: clear-sky expectation of each interval of the grid and of
-            `FORECAST_HORIZON_S` after it (``series.n + horizon / step`` values), for
-            ``clear_sky_persistence``; else None.
-
-    Vectorised: the series is summed per hour with one reshape, the forecast and the
-    backtest are numpy over all origins (a Python loop over the horizon steps only).
-    """
-    step = series.interval_length_s
-    binned = _hourly(series.start_s, series.energy_wh, step)
-    if binned is None:
-        return None
-    first_s, x = binned
-    m = x.shape[0]
-    horizon = FORECAST_HORIZON_S // FORECAST_STEP_S
-    if m * FORECAST_STEP_S < FORECAST_MIN_HISTORY_S:
-        return None
-    expected = None
-    if expected_wh is not None:
-        k = FORECAST_STEP_S // step
-        i0 = (first_s - int(series.start_s[0])) // step
-        need = (m + horizon) * k
-        e = np.asarray(expected_wh, dtype=np.float64)[i0 : i0 + need]
-        if e.shape[0] < need:
-            return None
-        expected = e.reshape(m + horizon, k).sum(axis=1)
-    predicted = forecast(x, FORECAST_STEP_S, horizon, method=method, expected_wh=expected)
-    score = backtest_forecast(x, FORECAST_STEP_S, horizon, method=method, expected_wh=expected)
-    metrics = (score.mae_wh, score.rmse_wh, score.mae_persistence_wh, score.rmse_persistence_wh)
-    if (
-        score.n == 0
-        or not np.isfinite(predicted).all()
-        or not np.isfinite([*metrics, score.skill]).all()
-    ):
-        return None
-    return ForecastRecord(
-        series_id=series.series_id,
-        flow_direction=int(flow_direction),
-        method=method,
-        issued_s=first_s + m * FORECAST_STEP_S,
-        interval_length_s=FORECAST_STEP_S,
-        horizon_steps=horizon,
-        forecast_wh=tuple(float(v) for v in predicted),
-        mae_wh=float(score.mae_wh),
-        rmse_wh=float(score.rmse_wh),
-        mae_persistence_wh=float(score.mae_persistence_wh),
-        rmse_persistence_wh=float(score.rmse_persistence_wh),
-        skill=float(score.skill),
-        n_scored=int(score.n),
-    )
 
 
 class AlertSink(Protocol):
@@ -1071,7 +795,7 @@ class Pipeline:
         """Step 5 of `analyze` (see `forecast_series`); `site` is the registered site whose
         nameplate bounds this channel, None without one."""
         kind = None if site is None else site.kind
-        method = FORECAST_METHOD_BY_KIND.get(kind or "", _DEFAULT_FORECAST)
+        method = FORECAST_METHOD_BY_KIND.get(kind or "", DEFAULT_FORECAST_METHOD)
         expected = None
         if method == "clear_sky_persistence" and site is not None and series.n:
             step = series.interval_length_s
