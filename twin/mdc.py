@@ -5,8 +5,9 @@ catalog SKU, or the legacy cores/speed form at 0 W), and starts the processes of
 :mod:`hw_models`: per-server crash/repair (MTBF/MTTR, each server drawing from its own
 Generator keyed ``mdc/{name}/server-{i}/failures``), planned maintenance, whole-MDC power
 losses, and the brown-out :class:`~hw_models.power_supply.PowerController` when the MDC has
-a ``power`` table. The twin's world sends uploads straight to ``mdc.pool.serve`` and asks
-:meth:`Mdc.loss_cause` what a :class:`~hw_models.server.JobLost` means for the ledger.
+a ``power`` table. The twin's world sends uploads through :meth:`Mdc.serve` (the pool's
+``serve``, timed from outside) and asks :meth:`Mdc.loss_cause_on_crash` what a
+:class:`~hw_models.server.JobLost` means for the ledger.
 
 At the end :meth:`Mdc.report` gives a flat, JSON-friendly record with two checks made on
 the run itself:
@@ -18,18 +19,22 @@ the run itself:
   uploads from entering ``serve`` to leaving it (committed or lost). It is reported in the
   usual form (W over the uploads that left) and checked in its sample-path form over the
   finite window (S. Stidham, "A last word on L = lambda W", Operations Research 22(2),
-  1974): the time-average number in the MDC equals the arrival rate times the mean time
-  each arrival spent in the MDC within the window (uploads still inside at the end counted
-  up to the end). That form holds exactly on every run, so any bookkeeping error (an upload
-  that left without being counted, a wrong N(t) integral) shows as a relative error above
-  float rounding.
+  1974): the time-average number in the MDC, L, from the pool's own N(t) integral
+  (:class:`~hw_models.little.LittleLawMonitor`, kept by ``arrive``/``depart`` calls inside
+  the pool), equals the arrival rate times the mean time each arrival spent in the MDC
+  within the window, W, taken from a stopwatch around each :meth:`Mdc.serve` call
+  (:class:`SojournStopwatch`, uploads still inside at the end counted up to the end), and
+  the arrivals the two count are the same. The two sides are measured independently, so an
+  upload the pool forgets to count in or out, or a wrong N(t) integral, shows as a
+  relative error above float rounding (or as a count mismatch).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,7 +53,7 @@ from hw_models.failures import (
 from hw_models.little import LittleLawMonitor
 from hw_models.power import J_PER_WH
 from hw_models.power_supply import Battery, GridOutages, PowerController, SupplySeries
-from hw_models.server import PHASE_WAITING, POWER_LOSS, LostJob, ServerPool
+from hw_models.server import Server, ServerPool, ServiceDemand
 from twin.scenario_mdc import ACK_LOSS_CAUSE, MdcSpec
 
 #: Relative tolerance of the energy check: both sides are sums of the same piecewise-constant
@@ -60,40 +65,43 @@ LITTLE_CHECK_TOLERANCE = 1e-9
 KWH_TO_WH = 1000.0
 
 
-class _WindowLittleMonitor(LittleLawMonitor):
-    """:class:`LittleLawMonitor` that also keeps what the sample-path form of Little's law
-    needs: the sum of the (window-clipped) arrival times of the uploads still inside, and
-    the in-window time of uploads that arrived before the window and have left."""
+class SojournStopwatch:
+    """Entry and exit time of every upload through :meth:`Mdc.serve`, taken around the
+    pool's ``serve`` call (not by the pool): the independent side of the Little's law
+    check. Keeps two float64 arrays (16 bytes an upload)."""
 
-    __slots__ = ("_carried_s", "_open_arrival_sum_s")
+    __slots__ = ("_in_s", "_open", "_out_s", "_tokens")
 
-    def __init__(self, start_s: float = 0.0) -> None:
-        super().__init__(start_s)
-        self._open_arrival_sum_s = 0.0
-        self._carried_s = 0.0
+    def __init__(self) -> None:
+        self._in_s: array[float] = array("d")
+        self._out_s: array[float] = array("d")
+        self._open: dict[int, float] = {}
+        self._tokens = itertools.count()
 
-    def arrive(self, now_s: float) -> None:
-        super().arrive(now_s)
-        self._open_arrival_sum_s += now_s
+    def enter(self, now_s: float) -> int:
+        """Start timing one upload; returns its token for :meth:`leave`."""
+        token = next(self._tokens)
+        self._open[token] = now_s
+        return token
 
-    def depart(self, now_s: float, arrived_s: float) -> None:
-        super().depart(now_s, arrived_s)
-        if arrived_s >= self.start_s:
-            self._open_arrival_sum_s -= arrived_s
-        else:  # arrived before the window: it entered the window's accounts at its start
-            self._open_arrival_sum_s -= self.start_s
-            self._carried_s += now_s - self.start_s
+    def leave(self, token: int, now_s: float) -> None:
+        """Stop timing the upload of ``token`` (committed or lost)."""
+        self._in_s.append(self._open.pop(token))
+        self._out_s.append(now_s)
 
-    def reset(self, now_s: float) -> None:
-        super().reset(now_s)
-        self._open_arrival_sum_s = self.in_system * now_s
-        self._carried_s = 0.0
+    def entered_since(self, start_s: float) -> int:
+        """Uploads that entered at or after ``start_s``."""
+        entered = np.frombuffer(self._in_s, dtype=np.float64)
+        still_in = sum(1 for t in self._open.values() if t >= start_s)
+        return int(np.count_nonzero(entered >= start_s)) + still_in
 
-    def time_in_window_s(self, now_s: float) -> float:
-        """Total time the uploads spent inside during [start_s, now_s], from the per-upload
-        sums (independent of the N(t) integral), s."""
-        open_s = self.in_system * now_s - self._open_arrival_sum_s
-        return self._sojourn_sum_s + self._carried_s + open_s
+    def time_inside_s(self, start_s: float, end_s: float) -> float:
+        """Total time the uploads spent inside during [start_s, end_s], s."""
+        t_in = np.frombuffer(self._in_s, dtype=np.float64)
+        t_out = np.frombuffer(self._out_s, dtype=np.float64)
+        left = np.clip(np.minimum(t_out, end_s) - np.maximum(t_in, start_s), 0.0, None)
+        inside = sum(max(0.0, end_s - max(t, start_s)) for t in self._open.values())
+        return float(left.sum()) + inside
 
 
 def renewable_supply(power_w: npt.ArrayLike, step_s: float, share: float = 1.0) -> SupplySeries:
@@ -165,8 +173,9 @@ class Mdc:
                 pue=spec.pue,
                 accelerator=accelerator,
             )
-        self._little = _WindowLittleMonitor(env.now)
+        self._little = LittleLawMonitor(env.now)
         self.pool.little = self._little
+        self.stopwatch = SojournStopwatch()
         self.processes: list[simpy.Process] = []
         if spec.failures is not None:
             failures = spec.failures
@@ -237,20 +246,6 @@ class Mdc:
         still has them and re-sends (None: no loss)."""
         return ACK_LOSS_CAUSE[self.spec.ack]
 
-    def loss_cause(self, record: LostJob) -> str | None:
-        """Ledger cause for one :class:`~hw_models.server.JobLost` record. As
-        :meth:`loss_cause_on_crash`, except that an upload that reached the MDC while it
-        was dark was never received (no gateway to acknowledge it): None, the meter keeps it.
-        In ``receipt`` mode the world acknowledges after the upload is received (admitted),
-        and should not acknowledge while :meth:`is_up` is False."""
-        dark_on_arrival = (
-            record.cause == POWER_LOSS
-            and record.phase == PHASE_WAITING
-            and record.at_s == record.arrived_s
-            and not record.work_done
-        )
-        return None if dark_on_arrival else self.loss_cause_on_crash()
-
     # -- time series ---------------------------------------------------------------------
     def sample_columns(self) -> list[str]:
         """Names of the values of :meth:`sample`, prefixed with the MDC's name."""
@@ -303,14 +298,35 @@ class Mdc:
             "energy_check_ok": error <= ENERGY_CHECK_TOLERANCE,
         }
 
+    def serve(
+        self,
+        work: Callable[[Server], float | ServiceDemand],
+        size_bytes: int,
+        tag: Any = None,
+        on_commit: Callable[[Server], None] | None = None,
+    ) -> Generator[simpy.Event, Any, float]:
+        """The pool's ``serve`` (see :meth:`hw_models.server.ServerPool.serve`: returns the
+        core seconds, raises :class:`~hw_models.server.JobLost`), timed by
+        :attr:`stopwatch` from outside for the Little's law check."""
+        token = self.stopwatch.enter(self.env.now)
+        try:
+            return (yield from self.pool.serve(work, size_bytes, tag, on_commit=on_commit))
+        finally:
+            self.stopwatch.leave(token, self.env.now)
+
     def little_check(self, horizon_s: float) -> dict[str, Any]:
         """Little's law over the run: the usual L, lambda, W (W of the uploads that left)
         and their relative error (edge effects included: uploads still inside at the end),
-        and the sample-path check (module docstring) with its tolerance."""
+        and the sample-path check (module docstring): L from the pool's N(t) integral
+        against lambda times W from :attr:`stopwatch`, with its tolerance."""
         little = self._little
         report = little.report(horizon_s)
+        start_s = little.start_s
+        timed = self.stopwatch.entered_since(start_s)
         window_mean_s = (
-            little.time_in_window_s(horizon_s) / report.arrivals if report.arrivals else 0.0
+            self.stopwatch.time_inside_s(start_s, horizon_s) / report.arrivals
+            if report.arrivals
+            else 0.0
         )
         expected = report.arrival_rate_per_s * window_mean_s
         measured = report.time_avg_in_system
@@ -321,6 +337,7 @@ class Mdc:
         return {
             "little_window_s": report.window_s,
             "little_arrivals": report.arrivals,
+            "little_arrivals_timed": timed,
             "little_departures": report.departures,
             "little_in_system_end": little.in_system,
             "little_l": measured,
@@ -330,7 +347,7 @@ class Mdc:
             "little_w_window_s": window_mean_s,
             "little_check_relative_error": _finite_or_none(check_error),
             "little_tolerance": LITTLE_CHECK_TOLERANCE,
-            "little_ok": check_error <= LITTLE_CHECK_TOLERANCE,
+            "little_ok": check_error <= LITTLE_CHECK_TOLERANCE and timed == report.arrivals,
         }
 
     def brownout(self, horizon_s: float) -> dict[str, Any]:
