@@ -50,6 +50,8 @@ class GpuBatcher:
         self._wake: simpy.Event | None = None
         self._full: simpy.Event | None = None
         self._meter = PowerMeter(env.now, sku.idle_w)
+        self.powered = True
+        self._in_batch = False
         self.batches = 0
         self.items = 0
         self.busy_s = 0.0
@@ -70,6 +72,16 @@ class GpuBatcher:
             self._full.succeed()
             self._full = None
         return done
+
+    def set_powered(self, powered: bool) -> None:
+        """Power the accelerator on or off (its host servers are down, or the MDC is dark):
+        off it draws 0 W. A batch already running finishes (milliseconds) and is metered
+        at full power until it ends."""
+        if powered == self.powered:
+            return
+        self.powered = powered
+        if not self._in_batch:
+            self._meter.set(self.env.now, self.sku.idle_w if powered else 0.0)
 
     def pending_items(self) -> int:
         return self._pending_items
@@ -106,8 +118,10 @@ class GpuBatcher:
             self._pending_items -= items
             latency_s = self.sku.batch_latency_s(items)
             self._meter.set(env.now, self.sku.max_w)
+            self._in_batch = True
             yield env.timeout(latency_s)
-            self._meter.set(env.now, self.sku.idle_w)
+            self._in_batch = False
+            self._meter.set(env.now, self.sku.idle_w if self.powered else 0.0)
             self.busy_s += latency_s
             self.batches += 1
             self.items += items

@@ -233,12 +233,14 @@ class PowerController:
     # -- estimate of the draw ------------------------------------------------------------
     def expected_power_w(self, servers: Sequence[Server], busy_cores: float) -> float:
         """Facility draw of ``servers`` carrying ``busy_cores`` busy cores on average
-        (spread over their cores, at most all of them), W."""
+        (spread over their cores, at most all of them), plus the accelerator's idle draw
+        (it is powered while a server is), W."""
         if not servers:
             return 0.0
         cores = sum(s.cores for s in servers)
         busy = min(busy_cores, cores)
-        idle_w = sum(s.idle_w for s in servers)
+        gpu = self.pool.accelerator
+        idle_w = sum(s.idle_w for s in servers) + (gpu.sku.idle_w if gpu is not None else 0.0)
         dynamic_w_per_core = sum((s.max_w - s.idle_w) for s in servers) / cores
         return self.pool.pue * (idle_w + dynamic_w_per_core * busy)
 
@@ -315,9 +317,9 @@ class PowerController:
                 self._restore(t)
             return
         dt = t_next - t
-        available_wh = (
-            float(self.supply.energy_j(t, t_next)) / J_PER_WH + self.battery.deliverable_wh(dt)
-        )
+        available_wh = float(
+            self.supply.energy_j(t, t_next)
+        ) / J_PER_WH + self.battery.deliverable_wh(dt)
         powered = [s for s in pool.servers if s.online]
         changed = False
         for server in self.shed_order:

@@ -483,8 +483,10 @@ class ServerPool:
     def _fits(self, size_bytes: int) -> bool:
         budget = self.ram_budget_bytes
         # an upload larger than the whole budget gets in alone, so it is never starved
-        return budget is None or self.memory_used_bytes + size_bytes <= budget or (
-            self.memory_used_bytes == 0
+        return (
+            budget is None
+            or self.memory_used_bytes + size_bytes <= budget
+            or (self.memory_used_bytes == 0)
         )
 
     def _take(self, size_bytes: int) -> None:
@@ -667,6 +669,7 @@ class ServerPool:
             self._lose(job, reason)
         now = self.env.now
         server._meter.set(now, 0.0)
+        self._power_accelerator()
         server._down_since = now
         self._refresh_available()
 
@@ -683,6 +686,13 @@ class ServerPool:
             server._down_since = None
         server._meter.set(now, server._power_by_busy[server._busy])
         self._refresh_available()
+        self._power_accelerator()
+
+    def _power_accelerator(self) -> None:
+        """The accelerator draws power while a host server is up (it sits in one; with
+        every server down, crashed, shed or dark, it is off)."""
+        if self.accelerator is not None:
+            self.accelerator.set_powered(any(s.online for s in self.servers))
 
     def power_off(self, cause: str = POWER_LOSS) -> None:
         """The whole MDC goes dark: every server goes down for ``cause``, uploads waiting

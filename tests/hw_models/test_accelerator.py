@@ -10,6 +10,7 @@ import simpy
 
 from hw_models.accelerator import GpuBatcher
 from hw_models.catalog import AcceleratorSku, load_catalog
+from hw_models.server import POWER_LOSS, ServerPool
 
 SKU = AcceleratorSku(
     "g",
@@ -80,3 +81,26 @@ def test_catalog_gpu_latency_grows_linearly_with_the_batch() -> None:
     assert gpu.max_batch_items == t4.max_batch_items
     small, large = t4.batch_latency_s(1_000), t4.batch_latency_s(1_001_000)
     assert large - small == pytest.approx(1_000_000 * t4.batch_latency_b_s_per_item)
+
+
+def test_the_gpu_draws_nothing_while_no_host_server_is_up() -> None:
+    """It sits in a server: dark MDC, or every server crashed or shed, means 0 W.
+    Energy: 10 W idle for the powered time only."""
+    env = simpy.Environment()
+    gpu = GpuBatcher(env, SKU)
+    pool = ServerPool.build(env, "m", 2, 1, 1.0, accelerator=gpu)
+    env.run(until=3600.0)
+    pool.power_off(POWER_LOSS)  # 1 h dark
+    assert not gpu.powered and gpu.power_w == 0.0
+    env.run(until=7200.0)
+    pool.power_on(POWER_LOSS)
+    assert gpu.powered and gpu.power_w == SKU.idle_w
+    pool.set_down(pool.servers[0], "crash")
+    assert gpu.powered  # the other server still hosts it
+    pool.set_down(pool.servers[1], "shed")
+    env.run(until=9000.0)
+    assert gpu.power_w == 0.0
+    pool.set_up(pool.servers[1], "shed")
+    env.run(until=10800.0)
+    # powered 0-1 h (then dark, then both servers down at 2 h) and 2.5-3 h: 1.5 h idle
+    assert gpu.energy_j() == pytest.approx(SKU.idle_w * (3600.0 + 1800.0))
