@@ -340,4 +340,8 @@ def test_md1_pool_waits_as_pollaczek_khinchine_predicts(rho: float) -> None:
     assert low <= theory_s <= high, (theory_s, low, high)
     # and M/M/1 at the same load (twice the wait) is excluded: the check has power
     assert not low <= mmc_mean_wait_s(rho / service_s, service_s, 1) <= high
+    # as is Pollaczek-Khinchine for a service time 10 % off either way
+    for wrong_service_s in (service_s / 1.1, service_s / 0.9):
+        wrong = md1_mean_wait_s(rho / service_s, wrong_service_s)
+        assert not low <= wrong <= high, (wrong, low, high)
     assert_littles_law(runs)
