@@ -228,6 +228,8 @@ class PowerController:
         self.surplus_wh = 0.0  # renewable energy neither used nor stored (export/curtail)
         self.grid_import_wh = 0.0
         self.unserved_wh = 0.0
+        #: (t, facility energy J, busy core-s) at the last settlement
+        self._settled: tuple[float, float, float] = (env.now, 0.0, 0.0)
         self.process = env.process(self._run())
 
     # -- estimate of the draw ------------------------------------------------------------
@@ -248,20 +250,30 @@ class PowerController:
     def _run(self) -> Generator[simpy.Event, Any, None]:
         env, pool = self.env, self.pool
         t_prev = env.now
-        energy_prev_j = pool.facility_energy_j()
-        busy_prev = pool.busy_core_s()
+        self._settled = (t_prev, pool.facility_energy_j(), pool.busy_core_s())
         self._decide(t_prev, self._next_wake_after(t_prev), float(pool.busy_cores()))
-        while self.until_s is None or t_prev < self.until_s:
-            t = self._next_wake_after(t_prev)
+        while self.until_s is None or self._settled[0] < self.until_s:
+            t = self._next_wake_after(self._settled[0])
             if self.until_s is not None:
                 t = min(t, self.until_s)
             yield env.timeout(t - env.now)
-            energy_j = pool.facility_energy_j()
-            busy = pool.busy_core_s()
-            busy_cores = (busy - busy_prev) / (t - t_prev)
-            self._settle(t_prev, t, (energy_j - energy_prev_j) / J_PER_WH)
-            t_prev, energy_prev_j, busy_prev = t, energy_j, busy
-            self._decide(t, self._next_wake_after(t), busy_cores)
+            busy_cores = self.settle_until(t)
+            if busy_cores is not None:
+                self._decide(t, self._next_wake_after(t), busy_cores)
+
+    def settle_until(self, t: float) -> float | None:
+        """Settle the energy drawn since the last settlement up to ``t`` (the run's end
+        calls it for a last step that ``env.run(until=horizon)`` does not reach); returns
+        the mean busy cores of that step, None when already settled to ``t``."""
+        t_prev, energy_prev_j, busy_prev = self._settled
+        if t <= t_prev:
+            return None
+        pool = self.pool
+        energy_j = pool.facility_energy_j(t)
+        busy = pool.busy_core_s(t)
+        self._settle(t_prev, t, (energy_j - energy_prev_j) / J_PER_WH)
+        self._settled = (t, energy_j, busy)
+        return (busy - busy_prev) / (t - t_prev)
 
     def _next_wake_after(self, t: float) -> float:
         """The next step boundary (a multiple of step_s) or grid transition after t."""

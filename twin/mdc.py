@@ -351,12 +351,13 @@ class Mdc:
         }
 
     def brownout(self, horizon_s: float) -> dict[str, Any]:
-        """Brown-out figures of the power controller (empty without a ``power`` table). Its
-        energy accounts run to its last settlement, ``power_settled_to_s`` (a settlement due
-        at exactly the horizon is not run by ``env.run(until=horizon)``)."""
+        """Brown-out figures of the power controller (empty without a ``power`` table),
+        settled to the horizon first (``env.run(until=horizon)`` stops before a settlement
+        due at exactly the horizon): its energy accounts cover the whole run."""
         controller = self.controller
         if controller is None:
             return {}
+        controller.settle_until(horizon_s)
         shed_since: dict[str, float] = {}
         shed_server_s = 0.0
         sheds = 0
