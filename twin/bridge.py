@@ -10,6 +10,7 @@ them only, ``pipeline_sample_rate``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -111,10 +112,13 @@ class ServiceTime:
     upload (``upload``) and for a batch analysis (``analysis``).
 
     ``mode`` is a key of :data:`SERVICE_TIME_MODES`. In ``model`` mode the real pipeline runs
-    on a deterministic sample of the uploads only: each :meth:`upload` call takes the next
-    uniform draw of ``rng`` (one per call, forced or not, so forcing one upload shifts no
-    other's draw) and runs the pipeline when the draw is below ``sample_rate``; the other
-    uploads are modelled from their size and readings, with no pipeline call.
+    on a deterministic sample of the uploads only: an upload is sampled when its uniform
+    draw is below ``sample_rate``, and the other uploads are modelled from their size and
+    readings, with no pipeline call. An upload's draw is a keyed hash of its ``key`` (the
+    twin passes ``"{meter_id}/{sequence_no}"``; the hash key is taken once from ``rng``), so
+    it depends on that upload alone (DESIGN §3: adding a meter changes no other meter's
+    sample, and a re-sent copy is sampled as its original was); without a key, the next
+    value of ``rng``'s stream.
     """
 
     def __init__(
@@ -135,16 +139,22 @@ class ServiceTime:
         self.mode = mode or ("measured" if measured else "calibrated")
         self.sample_rate = sample_rate
         self._rng = rng
+        self._hash_key = rng.bytes(16) if rng is not None and sample_rate < 1.0 else b""
         self._draws = np.zeros(0)
         self._next_draw = 0
         #: Uploads the real pipeline ran, and uploads whose service time was modelled only.
         self.uploads_run = 0
         self.uploads_modelled = 0
 
-    def _sampled(self) -> bool:
-        """The next draw of the sampling stream (drawn in blocks, one value per upload)."""
+    def _sampled(self, key: str | None = None) -> bool:
+        """Whether the upload of ``key`` is sampled (a keyed BLAKE2b hash of the key as a
+        uniform value in [0, 1)); without a key, the next draw of the stream (drawn in
+        blocks)."""
         if self.sample_rate >= 1.0 or self._rng is None:
             return True
+        if key is not None:
+            digest = hashlib.blake2b(key.encode(), key=self._hash_key, digest_size=8).digest()
+            return int.from_bytes(digest, "little") < self.sample_rate * 2.0**64
         if self._next_draw == len(self._draws):
             self._draws = self._rng.random(_DRAW_BLOCK)
             self._next_draw = 0
@@ -154,22 +164,38 @@ class ServiceTime:
 
     @overload
     def upload(
-        self, pipeline: Pipeline, body: bytes, n_readings: None = None, force: bool = False
+        self,
+        pipeline: Pipeline,
+        body: bytes,
+        n_readings: None = None,
+        force: bool = False,
+        key: str | None = None,
     ) -> tuple[UploadOutcome, float]: ...
 
     @overload
     def upload(
-        self, pipeline: Pipeline, body: bytes, n_readings: int, force: bool = False
+        self,
+        pipeline: Pipeline,
+        body: bytes,
+        n_readings: int,
+        force: bool = False,
+        key: str | None = None,
     ) -> tuple[UploadOutcome | None, float]: ...
 
     def upload(
-        self, pipeline: Pipeline, body: bytes, n_readings: int | None = None, force: bool = False
+        self,
+        pipeline: Pipeline,
+        body: bytes,
+        n_readings: int | None = None,
+        force: bool = False,
+        key: str | None = None,
     ) -> tuple[UploadOutcome | None, float]:
         """Service time of one upload at speed 1, and the pipeline's outcome (None: not run,
         modelled). Only in ``model`` mode, with ``n_readings`` given (the readings in the
         upload, all channels) and ``force`` false, may an upload go unsampled; ``force``
-        always runs the real pipeline (hostile or faulty uploads, whose outcome matters)."""
-        sampled = self._sampled()
+        always runs the real pipeline (hostile or faulty uploads, whose outcome matters).
+        ``key`` identifies the upload for sampling (see the class docstring)."""
+        sampled = self._sampled(key)
         if not (sampled or force or n_readings is None):
             self.uploads_modelled += 1
             return None, self.cost_model.upload_s(len(body), n_readings)

@@ -565,7 +565,11 @@ class World:
             net.hops.add("mdc_queue", env.now - arrived_s)
             channels = int(self.n_channels[m])
             outcome, service_s = self.service_time.upload(
-                self.pipeline, body, n_readings=channels * (hi - lo), force=fault is not None
+                self.pipeline,
+                body,
+                n_readings=channels * (hi - lo),
+                force=fault is not None,
+                key=f"{self.meter_ids[m]}/{seq}",
             )
             rows = 0
             if outcome is None:  # model mode, not sampled: costed, counted as stored

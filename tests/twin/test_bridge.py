@@ -94,6 +94,27 @@ def test_model_mode_runs_the_pipeline_on_a_deterministic_sample(tmp_path: Path) 
     assert [s for _, s in runs[0]] == pytest.approx([s for _, s in reference], rel=1e-12)
 
 
+def test_a_keyed_upload_is_sampled_by_its_key_alone() -> None:
+    """DESIGN §3: adding a meter changes no other meter's sample. With keys, an upload's
+    decision does not depend on the order of calls or on other uploads; the share is the
+    rate; and another run seed draws another sample."""
+    model = load_cost_model("default")
+    keys = [f"pv-{m:05d}/{seq}" for m in range(200) for seq in range(20)]
+
+    def decisions(order: list[str], seed: int = 9) -> dict[str, bool]:
+        sampled = SERVICE_TIME_MODES["model"](model, 0.1, np.random.default_rng(seed))
+        return {k: sampled._sampled(k) for k in order}
+
+    base = decisions(keys)
+    # more meters, uploads interleaved differently: the first 200 meters' decisions stand
+    more = [f"pv-{m:05d}/{seq}" for m in range(300) for seq in range(20)]
+    shuffled = decisions(list(np.random.default_rng(1).permutation(more)))
+    assert {k: shuffled[k] for k in keys} == base
+    # binomial(4000, 0.1): 400 +- 3.3 sigma (sigma = 19)
+    assert 337 <= sum(base.values()) <= 463
+    assert decisions(keys, seed=10) != base
+
+
 def test_model_mode_forces_hostile_uploads_and_needs_readings_to_skip(tmp_path: Path) -> None:
     model = load_cost_model("default")
     keyring, uploads = _sealed_uploads(50)
