@@ -500,6 +500,11 @@ class ServerPool:
             return True
         return False
 
+    def would_admit(self, size_bytes: int) -> bool:
+        """Whether ``size_bytes`` would be admitted into memory at once (nobody waiting
+        before it, and it fits)."""
+        return not self._admission and self._fits(size_bytes)
+
     def admit(self, size_bytes: int) -> simpy.Event:
         """An event that fires once ``size_bytes`` are admitted into the gateway's memory
         (FIFO: no upload overtakes an earlier one). Pass ``admitted=True`` to the

@@ -321,9 +321,10 @@ class Cell:
 
     def ack_latency_s(self, rng: np.random.Generator, ce_level: int = 0) -> float:
         """Time for the acknowledgement to cross the cell back to the meter, s."""
-        return self.profile.access_latency.sample(rng) + self.condition_at(
-            self.env.now
-        ).extra_latency_s
+        return (
+            self.profile.access_latency.sample(rng)
+            + self.condition_at(self.env.now).extra_latency_s
+        )
 
     def attempt(
         self, size_bytes: int, rng: np.random.Generator
@@ -394,9 +395,8 @@ class SharedCell(Cell):
         p, cls = self.profile, self.profile.coverage[ce_level]
         cond = self.condition_at(self.env.now)
         response = self._exchange(0, "none").response_bytes
-        return (
-            0.5 * (cls.rtt_s + cond.extra_latency_s)
-            + 8.0 * response / (p.downlink_bps(ce_level) * cond.rate_factor)
+        return 0.5 * (cls.rtt_s + cond.extra_latency_s) + 8.0 * response / (
+            p.downlink_bps(ce_level) * cond.rate_factor
         )
 
     def attempt(

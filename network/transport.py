@@ -133,8 +133,7 @@ def https_request_header_bytes(payload_bytes: int, host: str, path: str) -> int:
 
 #: Response to an accepted upload: status line, Date, Content-Length: 0 (RFC 9112 §4).
 HTTPS_RESPONSE_BYTES = len(
-    b"HTTP/1.1 204 No Content\r\nDate: Sun, 21 Jun 2026 10:00:00 GMT\r\n"
-    b"Content-Length: 0\r\n\r\n"
+    b"HTTP/1.1 204 No Content\r\nDate: Sun, 21 Jun 2026 10:00:00 GMT\r\nContent-Length: 0\r\n\r\n"
 )
 
 

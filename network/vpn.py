@@ -281,10 +281,12 @@ class TunnelTimeline:
 
 @dataclass
 class GatewayBuffer:
-    """Bounded store at the gateway for uploads whose tunnel is down, in bytes.
+    """Bounded store at the gateway for uploads whose tunnel is down, or that the MDC
+    pushes back while its ingest memory is full, in bytes.
 
-    ``offer`` accepts an upload if it fits and holds it until ``release_s``; otherwise it
-    overflows (the twin's ledger cause ``vpn_down_buffer_overflow``). Accounting invariant:
+    ``offer`` accepts an upload if it fits and holds it until ``release_s``; ``hold`` until
+    ``free``; otherwise it overflows (the twin's ledger causes ``vpn_down_buffer_overflow``
+    and ``gateway_buffer_overflow``). Accounting invariant:
     offered = accepted + overflowed (bytes and uploads), held <= capacity at all times.
     """
 
@@ -309,6 +311,26 @@ class GatewayBuffer:
             self.held_bytes -= size
             self.released_bytes += size
             self.released_uploads += 1
+
+    def hold(self, t_s: float, size_bytes: int) -> bool:
+        """Hold an upload until :meth:`free` (the MDC pushes back: it waits for memory
+        there); False, counted as an overflow, if it does not fit."""
+        self.settle(t_s)
+        if self.held_bytes + size_bytes > self.capacity_bytes:
+            self.overflowed_bytes += size_bytes
+            self.overflowed_uploads += 1
+            return False
+        self.held_bytes += size_bytes
+        self.peak_bytes = max(self.peak_bytes, self.held_bytes)
+        self.accepted_bytes += size_bytes
+        self.accepted_uploads += 1
+        return True
+
+    def free(self, size_bytes: int) -> None:
+        """Release an upload taken by :meth:`hold`."""
+        self.held_bytes -= size_bytes
+        self.released_bytes += size_bytes
+        self.released_uploads += 1
 
     def offer(self, t_s: float, size_bytes: int, release_s: float) -> bool:
         self.settle(t_s)

@@ -33,6 +33,7 @@ LOSS_CAUSES: tuple[str, ...] = (
     "rejected_auth",  # unknown meter, bad signature or replay (pipeline.auth)
     "vpn_down_buffer_overflow",  # acknowledged by the gateway, dropped from its full buffer
     "mdc_crash_unpersisted",  # acknowledged on receipt, in an MDC's memory when it went down
+    "gateway_buffer_overflow",  # acknowledged on receipt, pushed back by a full MDC memory
 )
 
 

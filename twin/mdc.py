@@ -304,13 +304,18 @@ class Mdc:
         size_bytes: int,
         tag: Any = None,
         on_commit: Callable[[Server], None] | None = None,
+        admitted: bool = False,
     ) -> Generator[simpy.Event, Any, float]:
         """The pool's ``serve`` (see :meth:`hw_models.server.ServerPool.serve`: returns the
         core seconds, raises :class:`~hw_models.server.JobLost`), timed by
         :attr:`stopwatch` from outside for the Little's law check."""
         token = self.stopwatch.enter(self.env.now)
         try:
-            return (yield from self.pool.serve(work, size_bytes, tag, on_commit=on_commit))
+            return (
+                yield from self.pool.serve(
+                    work, size_bytes, tag, on_commit=on_commit, admitted=admitted
+                )
+            )
         finally:
             self.stopwatch.leave(token, self.env.now)
 

@@ -625,8 +625,28 @@ class World:
             if committed is not None:
                 committed.succeed(True)
 
+        size = len(body)
+        admitted = False
+        if not mdc.pool.would_admit(size):
+            # the MDC's ingest memory is full: it pushes back, and the upload waits in the
+            # gateway's bounded buffer (beside uploads for a tunnel that is down)
+            buffer = net.gateways[self.mdcs.index(mdc)].buffer
+            net.pushed_back += 1
+            if not buffer.hold(env.now, size):
+                net.pushback_overflows += 1
+                self.ledger.drop_copy(
+                    m, lo, hi, None if committed is not None else "gateway_buffer_overflow"
+                )
+                if committed is not None:
+                    committed.succeed(False)
+                return
+            try:
+                yield mdc.pool.admit(size)
+            finally:
+                buffer.free(size)
+            admitted = True
         try:
-            yield from mdc.serve(work, len(body), (m, seq), on_commit=on_commit)
+            yield from mdc.serve(work, size, (m, seq), on_commit=on_commit, admitted=admitted)
         except JobLost as lost:
             self.counters.uploads_lost_at_mdc += 1
             if lost.record.work_done:

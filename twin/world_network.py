@@ -118,6 +118,8 @@ class WorldNetwork:
         self.home = [home_of.get(region, names[0]) for region in regions]
         self.hops = HopLatencies()
         self.gateway_overflows = 0  # uploads lost in a full gateway buffer
+        self.pushed_back = 0  # uploads that waited in a gateway for the MDC's memory
+        self.pushback_overflows = 0  # ... that found the gateway's buffer full
 
     def _healthy(self, name: str, t_s: float) -> bool:
         k = self.index[name]
@@ -203,6 +205,8 @@ class WorldNetwork:
             "resumed_handshakes": self.sessions.resumptions,
             "failovers": self.router.failovers,
             "no_healthy_mdc": self.router.unroutable,  # routings that found none healthy
+            "pushed_back_uploads": self.pushed_back,
+            "pushback_overflows": self.pushback_overflows,
             "vpn": [
                 {
                     "mdc": g.name,

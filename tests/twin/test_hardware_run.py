@@ -156,3 +156,51 @@ def test_model_mode_sampling_raises_no_false_alarms() -> None:
     results = run(scenario)
     assert 0 < results.service_time["uploads_run"] < results.service_time["uploads_modelled"]
     assert results.analytics == [] and results.kpis.alerts == 0
+
+
+def pushing_back(ack: str, buffer_bytes: int) -> Results:
+    """growth_3x's synchronised herd on one slow core (0.4 s an upload) whose ingest memory
+    holds two uploads: the rest of each burst is pushed back into the gateway's buffer."""
+    scenario = load_scenario(
+        SCENARIOS / "growth_3x.toml",
+        [
+            "fleet.pv.count=30",
+            "fleet.wind.count=3",
+            'scenario.duration="3h"',
+            'pipeline.analytics_every="100d"',
+            f"network.vpn.buffer_bytes={buffer_bytes}",
+        ],
+    )
+    slow = replace(
+        scenario.mdcs[0],
+        sku=None,
+        servers=1,
+        cores_per_server=1,
+        speed_factor=5e-4,
+        ram_gb_per_server=10e-6,  # 10 kB
+        ingest_ram_fraction=1.0,
+        ack=ack,
+        failures=None,
+        maintenance=(),
+    )
+    return run(replace(scenario, mdcs=(slow,)), audit_every_s=300.0)
+
+
+def test_a_full_mdc_memory_pushes_back_into_the_bounded_gateway_buffer() -> None:
+    """RAM push-back holds uploads in the gateway, not in an unbounded queue: with room
+    there nothing is lost; with a gateway buffer of a few uploads, acknowledging on receipt
+    loses what overflows it (gateway_buffer_overflow, only that), and acknowledging after
+    commit loses nothing (the meters re-send)."""
+    roomy = pushing_back("receipt", 50_000_000)
+    net, mdc = roomy.network, roomy.mdcs[0]
+    assert net["pushed_back_uploads"] > 100 and net["pushback_overflows"] == 0
+    assert mdc["memory_peak_bytes"] <= 10_000 < net["vpn"][0]["buffer_peak_bytes"]
+    assert roomy.kpis.readings_lost_total == 0 and roomy.ledger["balanced"]
+    assert mdc["little_ok"]
+    tight = pushing_back("receipt", 20_000)
+    assert tight.network["pushback_overflows"] > 0
+    assert tight.network["vpn"][0]["buffer_peak_bytes"] <= 20_000
+    assert set(lost_causes(tight)) == {"gateway_buffer_overflow"} and tight.ledger["balanced"]
+    safe = pushing_back("commit", 20_000)
+    assert safe.network["pushback_overflows"] > 0
+    assert safe.kpis.readings_lost_total == 0 and safe.ledger["balanced"]
