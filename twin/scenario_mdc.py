@@ -52,7 +52,10 @@ DEFAULT_INGEST_RAM_FRACTION = 0.25
 
 #: Default Weibull shape of times between failures: B. Schroeder and G. A. Gibson, "A
 #: large-scale study of failures in high-performance computing systems", DSN 2006, fit
-#: Weibull shapes of 0.7-0.8 to the times between failures of their nodes.
+#: Weibull shapes of 0.7-0.8 to the times between failures of their nodes. The same shape
+#: is used for repair times, an assumption of this project: the study fits repair times
+#: best with a lognormal (high variance, as a shape below 1 gives), which `LIFETIMES` does
+#: not offer yet.
 DEFAULT_WEIBULL_SHAPE = 0.7
 
 #: Default battery charge and discharge power per kWh of capacity, kW/kWh (1C): the
@@ -76,7 +79,8 @@ _MAX_SERVERS = 10_000
 @dataclass(frozen=True)
 class FailureSpec:
     """Per-server crash/repair process: up and down times drawn from ``distribution`` (a key
-    of :data:`hw_models.failures.LIFETIMES`; Weibull with ``shape`` for both) with means
+    of :data:`hw_models.failures.LIFETIMES`; Weibull with ``shape`` for both, see
+    `DEFAULT_WEIBULL_SHAPE` for what that assumes of repairs) with means
     ``mtbf_s`` and ``mttr_s``. Long-run availability MTBF / (MTBF + MTTR)."""
 
     distribution: str
