@@ -31,12 +31,17 @@ WORLD_FAULT_KINDS = (
 )
 #: Faults of the network and the MDCs that take (name, default, minimum, maximum) numbers.
 _NUMBER_PARAMS: dict[str, tuple[tuple[str, float, float, float], ...]] = {
-    # extra attempt loss, extra latency per round trip (s), data-rate factor
+    # extra attempt loss, data-rate factor (extra latency: `_DURATION_PARAMS`)
     "degraded_coverage": (
         ("extra_loss_probability", 0.1, 0.0, 1.0),
-        ("extra_latency_s", 0.5, 0.0, 3600.0),
         ("rate_factor", 0.5, 1e-6, 1.0),
     ),
+}
+#: ... and durations (DESIGN §3: durations are strings such as "500ms"): TOML key, param
+#: name in seconds, default.
+_DURATION_PARAMS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    # extra latency per round trip
+    "degraded_coverage": (("extra_latency", "extra_latency_s", "500ms"),),
 }
 FAULT_KINDS = WORLD_FAULT_KINDS + tuple(sorted(FIELD_FAULTS))
 _METER_EXPECTED = "a meter id such as 'pv-00000' (fleet name, '-', index)"
@@ -88,6 +93,9 @@ def parse_fault(
         for name, default, low, high in _NUMBER_PARAMS.get(kind, ()):
             value = table.number(name, default, low, high)
             fault = replace(fault, params=(*fault.params, (name, value)))
+        for key, name, default_text in _DURATION_PARAMS.get(kind, ()):
+            value = table.duration_s(key, default_text, positive=False)
+            fault = replace(fault, params=tuple(sorted((*fault.params, (name, value)))))
     elif kind in ("vpn_drop", "mdc_power_loss"):
         if not mdc_names:
             raise ScenarioError(table.key("kind"), kind, "an [[mdc]] to act on")

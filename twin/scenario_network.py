@@ -160,6 +160,12 @@ def parse_vpn(table: Table) -> VpnSpec:
         )
     d = TunnelDynamics()
     drop_mtbf = table.raw("drop_mtbf", "none")
+    if drop_mtbf == "none" and "drop_mttr" in table.data:
+        raise ScenarioError(
+            table.key("drop_mttr"),
+            table.data["drop_mttr"],
+            "no drop_mttr without random drops: set drop_mtbf too (it is 'none')",
+        )
     dynamics = TunnelDynamics(
         rekey_interval_s=table.duration_s("rekey", f"{d.rekey_interval_s}s"),
         rekey_pause_s=table.duration_s("rekey_pause", f"{d.rekey_pause_s}s", positive=False),

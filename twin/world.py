@@ -174,7 +174,7 @@ class World:
         self.hostile: dict[str, list[tuple[float, int]]] = {}
         for index, fault in enumerate(scenario.faults):
             entry: dict[str, Any] = {"index": index, "kind": fault.kind, "at_s": fault.at_s}
-            network_entry = self.net.apply_fault(fault, seed, index)
+            network_entry = self.net.apply_fault(fault, seed)
             if network_entry is not None:
                 entry |= network_entry
             elif fault.kind in ("vpn_drop", "mdc_power_loss"):
@@ -435,10 +435,14 @@ class World:
             else:
                 k, backbone_s = target
                 handshake = net.sessions.handshake(m, k, env.now)
+                attempt_s = env.now
                 result = yield from cell.attempt(len(body), rng, ce_level, handshake)
                 if result.delivered:
                     net.sessions.established(m, k, env.now, handshake)
-                    net.hops.add("cellular", env.now - started_s)
+                    # the radio hop is the delivering attempt; what came before it (failed
+                    # attempts, backoff, waiting for a dead cell) is the meter's wait
+                    net.hops.add("cellular", env.now - attempt_s)
+                    net.hops.add("meter_wait", attempt_s - started_s)
                     acknowledged = yield from self._deliver(
                         m, lo, hi, seq, body, fault, k, backbone_s, result.ack_lost, cycle
                     )
@@ -648,7 +652,6 @@ class World:
         try:
             yield from mdc.serve(work, size, (m, seq), on_commit=on_commit, admitted=admitted)
         except JobLost as lost:
-            self.counters.uploads_lost_at_mdc += 1
             if lost.record.work_done:
                 # The real pipeline call had run, and the call is the commit: the rows are
                 # in the store and the ledger counted them. The simulated service time
@@ -656,6 +659,7 @@ class World:
                 # uncommitted (with ack "commit", the acknowledgement is lost: the meter's
                 # timer runs out and it re-sends, a duplicate).
                 return
+            self.counters.uploads_lost_at_mdc += 1
             # acknowledged on receipt: the data is gone; after commit: the meter re-sends
             self.ledger.drop_copy(m, lo, hi, mdc.loss_cause_on_crash())
             if committed is not None and not committed.triggered:

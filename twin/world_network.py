@@ -139,24 +139,31 @@ class WorldNetwork:
         return None
 
     # -- faults ----------------------------------------------------------------------------
-    def apply_fault(self, fault: FaultSpec, seed: int, index: int) -> dict[str, Any] | None:
+    def apply_fault(self, fault: FaultSpec, seed: int) -> dict[str, Any] | None:
         """Put a network fault into the cells; returns its entry for ``results.faults``
         (None if ``fault`` is not a cell fault)."""
         kind = fault.kind
         end_s = fault.at_s + fault.duration_s
         entry: dict[str, Any] = {"region": fault.region, "duration_s": fault.duration_s}
+        cells = self.cells.get(fault.region, [])  # none for an MDC or VPN fault
+        hit = cells if fault.cell < 0 else cells[fault.cell : fault.cell + 1]  # -1: every cell
         if kind == "cell_outage":
-            self.cells[fault.region][fault.cell].add_outage(fault.at_s, end_s)
+            for cell in hit:
+                cell.add_outage(fault.at_s, end_s)
             entry["cell"] = fault.cell
         elif kind == "regional_outage":
             for cell in self.cells[fault.region]:
                 cell.add_outage(fault.at_s, end_s)
         elif kind == "cell_flapping":
             p = fault.param_dict
-            rng = component_rng(seed, f"fault/{index}/cell_flapping")
+            # keyed by what the fault is, not by its place in the list (DESIGN §3)
+            rng = component_rng(
+                seed, f"fault/cell_flapping/{fault.region}/{fault.cell}/{fault.at_s:g}"
+            )
             windows = markov_outages(p["mtbf_s"], p["mttr_s"], end_s, rng, fault.at_s).windows
             for a, b in windows:
-                self.cells[fault.region][fault.cell].add_outage(a, min(b, end_s))
+                for cell in hit:
+                    cell.add_outage(a, min(b, end_s))
             entry |= {"cell": fault.cell, "outages": len(windows)}
         elif kind == "degraded_coverage":
             p = fault.param_dict

@@ -131,3 +131,25 @@ def test_fault_meter_must_be_an_exact_id(tmp_path: Path) -> None:
 def test_negative_seed_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(BASELINE), "--seed", "-1", "--no-progress"]) == 2
     assert "--seed = -1: expected an integer >= 0" in capsys.readouterr().err
+
+
+def test_degraded_coverage_takes_its_extra_latency_as_a_duration(tmp_path: Path) -> None:
+    fault = (
+        '\n[[fault]]\nkind = "degraded_coverage"\nat = "1h"\nduration = "2h"\n'
+        'region = "north"\nextra_latency = "750ms"\nrate_factor = 0.25\n'
+    )
+    path = tmp_path / "s.toml"
+    path.write_text(BASELINE.read_text() + fault)
+    params = load_scenario(path).faults[0].param_dict
+    assert params == {"extra_latency_s": 0.75, "extra_loss_probability": 0.1, "rate_factor": 0.25}
+    path.write_text(BASELINE.read_text() + fault.replace('"750ms"', "0.75"))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert info.value.key == "fault.0.extra_latency" and "duration string" in info.value.expected
+
+
+def test_a_vpn_repair_time_without_random_drops_is_refused() -> None:
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(BASELINE, ['network.vpn.drop_mttr="5min"'])
+    assert info.value.key == "network.vpn.drop_mttr" and "drop_mtbf" in info.value.expected
+    load_scenario(BASELINE, ['network.vpn.drop_mttr="5min"', 'network.vpn.drop_mtbf="12h"'])
