@@ -529,6 +529,14 @@ class ServerPool:
             event.succeed()
 
     # -- dispatch and service ------------------------------------------------------------
+    def until_available(self) -> simpy.Event:
+        """An event that fires when a server is up and not cordoned (at once if one is)."""
+        if self._available:
+            event = self.env.event()
+            event.succeed()
+            return event
+        return self._availability()
+
     def _availability(self) -> simpy.Event:
         if self._available_event is None:
             self._available_event = self.env.event()

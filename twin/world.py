@@ -631,11 +631,17 @@ class World:
 
         size = len(body)
         admitted = False
-        if not mdc.pool.would_admit(size):
-            # the MDC's ingest memory is full: it pushes back, and the upload waits in the
-            # gateway's bounded buffer (beside uploads for a tunnel that is down)
+        dark = not mdc.is_up(env.now)
+        if dark or not mdc.pool.would_admit(size):
+            # The MDC cannot take it now: it is down with no MDC to fail over to (the
+            # gateway stores and forwards), or its ingest memory is full (it pushes back).
+            # The upload waits in the gateway's bounded buffer, beside uploads for a tunnel
+            # that is down.
             buffer = net.gateways[self.mdcs.index(mdc)].buffer
-            net.pushed_back += 1
+            if dark:
+                net.held_for_mdc += 1
+            else:
+                net.pushed_back += 1
             if not buffer.hold(env.now, size):
                 net.pushback_overflows += 1
                 self.ledger.drop_copy(
@@ -645,6 +651,8 @@ class World:
                     committed.succeed(False)
                 return
             try:
+                while not mdc.is_up(env.now):
+                    yield mdc.pool.until_available()
                 yield mdc.pool.admit(size)
             finally:
                 buffer.free(size)

@@ -119,7 +119,8 @@ class WorldNetwork:
         self.hops = HopLatencies()
         self.gateway_overflows = 0  # uploads lost in a full gateway buffer
         self.pushed_back = 0  # uploads that waited in a gateway for the MDC's memory
-        self.pushback_overflows = 0  # ... that found the gateway's buffer full
+        self.pushback_overflows = 0  # ... or for a dark MDC, and found the buffer full
+        self.held_for_mdc = 0  # uploads the gateway kept while its MDC was down
 
     def _healthy(self, name: str, t_s: float) -> bool:
         k = self.index[name]
@@ -214,6 +215,7 @@ class WorldNetwork:
             "no_healthy_mdc": self.router.unroutable,  # routings that found none healthy
             "pushed_back_uploads": self.pushed_back,
             "pushback_overflows": self.pushback_overflows,
+            "held_for_mdc_uploads": self.held_for_mdc,
             "vpn": [
                 {
                     "mdc": g.name,

@@ -167,3 +167,33 @@ def test_failover_keeps_loss_at_zero_while_one_mdc_is_down(ack: str) -> None:
     # the southern MDC carried the northern meters while north was dark
     assert results.kpis.utilization["south/server-0"] > results.kpis.utilization["north/server-0"]
     assert results.faults[0]["pending"] == 0 and results.faults[0]["lost"] == 0
+
+
+def test_uploads_the_gateway_holds_wait_for_a_dark_mdc_instead_of_being_lost(
+    tmp_path: Path,
+) -> None:
+    """A tunnel drop overlapping a power loss of the only MDC: the uploads the gateway
+    buffered during the drop come out while the MDC is dark, with no MDC to fail over to.
+    The gateway (store and forward) keeps them until the MDC is back: nothing is lost,
+    not even when acknowledged on receipt."""
+    text = (SCENARIOS / "vpn_flap.toml").read_text() + (
+        '\n[[fault]]\nkind = "mdc_power_loss"\nmdc = "north"\nat = "200min"\nduration = "1h"\n'
+    )
+    path = tmp_path / "dark.toml"
+    path.write_text(text)
+    scenario = load_scenario(
+        path,
+        [
+            "fleet.pv.count=30",
+            "fleet.wind.count=4",
+            'scenario.duration="8h"',
+            'fault.0.at="3h"',
+        ],
+    )
+    assert [f.kind for f in scenario.faults] == ["vpn_drop", "mdc_power_loss"]
+    assert {m.ack for m in scenario.mdcs} == {"receipt"}
+    results = run(scenario, audit_every_s=300.0)
+    assert results.ledger["balanced"]
+    assert results.kpis.readings_lost_total == 0
+    assert results.network["held_for_mdc_uploads"] > 0
+    assert results.mdcs[0]["power_losses"] == 1
