@@ -203,7 +203,12 @@ class Ledger:
         """How the backlog of ``meters`` drained after a fault that ended at ``end_s``: of
         their readings whose interval ended by then, ``drain_s`` is the time from ``end_s``
         to the last commit (None if none was committed after it), ``pending`` the number
-        still in flight at ``until_s`` and ``lost`` the number lost."""
+        still in flight at ``until_s`` and ``lost`` the number lost.
+
+        These are bounds on the fault's effect, not its exact share: ``drain_s`` includes
+        the meters' normal upload interval (a reading taken just before ``end_s`` waits for
+        the next window even without a fault), and ``lost`` counts every loss of those
+        readings, also one of an earlier, unrelated cause."""
         last_commit_s = -np.inf
         pending = lost = 0
         for m in np.asarray(meters, dtype=np.int64).tolist():

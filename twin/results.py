@@ -223,9 +223,10 @@ def summary_text(results: Results) -> str:
     for fault in results.faults:
         if "drain_s" in fault:
             lines.append(
-                f"  after {fault['kind']} at {_fmt_s(fault['at_s'])}: backlog of "
-                f"{fault['meters_affected']:,} meters drained in {_fmt_s(fault['drain_s'])}"
-                f" (lost {fault['lost']:,}, pending {fault['pending']:,})"
+                f"  {fault['kind']} at {_fmt_s(fault['at_s'])}: {fault['meters_affected']:,} "
+                f"meters cut off; their readings up to its end all stored "
+                f"{_fmt_s(fault['drain_s'])} after it (lost {fault['lost']:,}, "
+                f"pending {fault['pending']:,})"
             )
     if k.upload_windows_skipped:
         lines.append(

@@ -1,7 +1,8 @@
 """Property (hypothesis): random network settings and fault schedules (cell outages and
 flapping, degraded coverage, VPN drops against small gateway buffers, MDC power losses,
-hostile uploads) never unbalance the ledger, checked every simulated minute and against
-the store's row count at the end."""
+hostile uploads), on one MDC or two with a backbone between them (failover) and one or
+two cells per region, never unbalance the ledger, checked every simulated minute and
+against the store's row count at the end."""
 
 from __future__ import annotations
 
@@ -15,10 +16,22 @@ from twin.runner import run
 from twin.scenario import FaultSpec, Scenario, load_scenario
 from twin.scenario_mdc import FailureSpec
 
-BASELINE = Path(__file__).resolve().parents[2] / "scenarios" / "baseline.toml"
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 HORIZON_S = 3 * 3600.0
 _BASE = load_scenario(
-    BASELINE, ["fleet.pv.count=3", "fleet.wind.count=1", 'scenario.duration="3h"']
+    SCENARIOS / "baseline.toml",
+    ["fleet.pv.count=3", "fleet.wind.count=1", 'scenario.duration="3h"'],
+)
+#: Two MDCs (north, south) joined by a backbone link, meters in both regions.
+_FAILOVER = load_scenario(
+    SCENARIOS / "mdc_failover.toml",
+    [
+        "fleet.pv.count=3",
+        "fleet.pvsouth.count=1",
+        "fleet.wind.count=1",
+        'scenario.duration="3h"',
+        'fault.0.at="1h"',  # replaced by the drawn faults
+    ],
 )
 
 outages = st.builds(
@@ -70,6 +83,7 @@ malformed = st.builds(
 
 @st.composite
 def scenarios(draw: st.DrawFn) -> Scenario:
+    base = draw(st.sampled_from([_BASE, _FAILOVER]))
     cellular = replace(
         _BASE.cellular,
         loss_probability=draw(st.sampled_from([0.0, 0.1, 0.5, 0.9, 1.0])),
@@ -80,14 +94,14 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         uplink_rate_bps=draw(st.sampled_from([100.0, 10_000.0, 187_500.0])),
     )
     buffer = draw(st.sampled_from([1, 7, 16, 40, 2880]))
-    fleets = tuple(replace(f, meter=replace(f.meter, buffer_readings=buffer)) for f in _BASE.fleets)
-    mdc = replace(
-        _BASE.mdcs[0],
-        sku=None,
-        ack=draw(st.sampled_from(["receipt", "commit"])),
-        failures=draw(st.sampled_from([None, FailureSpec("exponential", 1800.0, 300.0, None)])),
-        cores_per_server=draw(st.integers(1, 4)),
-        speed_factor=draw(st.sampled_from([1e-7, 1e-3, 1.0])),
+    fleets = tuple(replace(f, meter=replace(f.meter, buffer_readings=buffer)) for f in base.fleets)
+    ack = draw(st.sampled_from(["receipt", "commit"]))
+    failures = draw(st.sampled_from([None, FailureSpec("exponential", 1800.0, 300.0, None)]))
+    cores = draw(st.integers(1, 4))
+    speed = draw(st.sampled_from([1e-7, 1e-3, 1.0]))
+    mdcs = tuple(
+        replace(m, sku=None, ack=ack, failures=failures, cores_per_server=cores, speed_factor=speed)
+        for m in base.mdcs
     )
     faults = draw(
         st.lists(st.one_of(outages, flapping, degraded, mdc_faults, malformed), max_size=4)
@@ -98,23 +112,24 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         backoff_jitter=draw(st.sampled_from(["none", "full", "equal", "decorrelated"])),
     )
     network = replace(
-        _BASE.network,
+        base.network,
+        cells_per_region=draw(st.integers(1, 2)),
         vpn=replace(
-            _BASE.network.vpn,
+            base.network.vpn,
             buffer_bytes=draw(st.sampled_from([0, 3000, 20_000, 50_000_000])),
             dynamics=replace(
-                _BASE.network.vpn.dynamics,
+                base.network.vpn.dynamics,
                 drop_mtbf_s=draw(st.sampled_from([None, 600.0, 3600.0])),
                 rekey_interval_s=draw(st.sampled_from([600.0, 8 * 3600.0])),
             ),
         ),
     )
     return replace(
-        _BASE,
+        base,
         network=network,
         cellular=cellular,
         fleets=fleets,
-        mdcs=(mdc,),
+        mdcs=mdcs,
         faults=tuple(faults),
         seed=draw(st.integers(0, 1000)),
     )
@@ -125,7 +140,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 def test_random_fault_schedules_never_unbalance_the_ledger(scenario: Scenario) -> None:
     results = run(scenario, audit_every_s=60.0)  # audits raise LedgerError on imbalance
     k = results.kpis
-    assert k.readings_generated == 4 * 180
+    assert k.readings_generated == sum(f.count for f in scenario.fleets) * 180
     assert k.readings_generated == k.readings_stored + k.readings_lost_total + k.readings_in_flight
     assert results.ledger["store_rows"] == k.readings_stored + results.ledger["committing_at_end"]
     rejected = sum(r["readings"] for r in results.rejections)
