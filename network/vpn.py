@@ -307,10 +307,7 @@ class GatewayBuffer:
     def settle(self, t_s: float) -> None:
         """Release everything due by ``t_s``."""
         while self._releases and self._releases[0][0] <= t_s:
-            _, _, size = heapq.heappop(self._releases)
-            self.held_bytes -= size
-            self.released_bytes += size
-            self.released_uploads += 1
+            self.free(heapq.heappop(self._releases)[2])
 
     def hold(self, t_s: float, size_bytes: int) -> bool:
         """Hold an upload until :meth:`free` (the MDC pushes back: it waits for memory
@@ -333,15 +330,10 @@ class GatewayBuffer:
         self.released_uploads += 1
 
     def offer(self, t_s: float, size_bytes: int, release_s: float) -> bool:
-        self.settle(t_s)
-        if self.held_bytes + size_bytes > self.capacity_bytes:
-            self.overflowed_bytes += size_bytes
-            self.overflowed_uploads += 1
+        """Hold an upload until ``release_s`` (its tunnel is down until then); False,
+        counted as an overflow, if it does not fit."""
+        if not self.hold(t_s, size_bytes):
             return False
-        self.held_bytes += size_bytes
-        self.peak_bytes = max(self.peak_bytes, self.held_bytes)
-        self.accepted_bytes += size_bytes
-        self.accepted_uploads += 1
         heapq.heappush(self._releases, (release_s, self._seq, size_bytes))
         self._seq += 1
         return True
