@@ -540,10 +540,7 @@ class World:
         sent_s = env.now
         if not delivery.accepted:  # the gateway's buffer was full
             net.gateway_overflows += 1
-            cause = None if committed is not None else "vpn_down_buffer_overflow"
-            self.ledger.drop_copy(m, lo, hi, cause)
-            if committed is not None:
-                committed.succeed(False)
+            self._gone_past_gateway(m, lo, hi, committed, "vpn_down_buffer_overflow")
             return
         if delivery.arrival_s == float("inf"):
             return  # the tunnel stays down past the horizon: in flight at the end
@@ -644,11 +641,7 @@ class World:
                 net.pushed_back += 1
             if not buffer.hold(env.now, size):
                 net.pushback_overflows += 1
-                self.ledger.drop_copy(
-                    m, lo, hi, None if committed is not None else "gateway_buffer_overflow"
-                )
-                if committed is not None:
-                    committed.succeed(False)
+                self._gone_past_gateway(m, lo, hi, committed, "gateway_buffer_overflow")
                 return
             try:
                 while not mdc.is_up(env.now):
@@ -668,10 +661,18 @@ class World:
                 # timer runs out and it re-sends, a duplicate).
                 return
             self.counters.uploads_lost_at_mdc += 1
-            # acknowledged on receipt: the data is gone; after commit: the meter re-sends
-            self.ledger.drop_copy(m, lo, hi, mdc.loss_cause_on_crash())
-            if committed is not None and not committed.triggered:
-                committed.succeed(False)
+            cause = mdc.loss_cause_on_crash()  # None after commit: the meter still has it
+            self._gone_past_gateway(m, lo, hi, committed, cause)
+
+    def _gone_past_gateway(
+        self, m: int, lo: int, hi: int, committed: simpy.Event | None, cause: str | None
+    ) -> None:
+        """The copy of readings [lo, hi) the gateway took is gone. Acknowledged on receipt
+        (``committed`` None), its readings are lost as ``cause``; acknowledged after commit,
+        the meter still holds them and re-sends (no loss; the commit event fails)."""
+        self.ledger.drop_copy(m, lo, hi, cause if committed is None else None)
+        if committed is not None and not committed.triggered:
+            committed.succeed(False)
 
     def fault_meters(self, fault: FaultSpec) -> np.ndarray | None:
         """Meter indices a network or MDC fault cuts off (None for other faults)."""
