@@ -1,37 +1,51 @@
 # Two commands do all set-up on a fresh machine: `make run` and `make test`.
+# Installs take the exact versions pinned in requirements/*.lock (written by `make lock`),
+# with uv (itself pinned) for speed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+UV := $(BIN)/uv pip install --python $(BIN)/python --quiet
 SCENARIO ?= scenarios/baseline.toml
 OUT ?= out/baseline
 
-.PHONY: run test bench lint calibrate clean
+.PHONY: run test bench lint lock calibrate clean
 
-$(BIN)/python:
+$(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed: $(BIN)/uv requirements/run.lock pyproject.toml
+	$(UV) -r requirements/run.lock
+	$(UV) --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[dev]'
+$(VENV)/.installed-dev: $(BIN)/uv requirements/dev.lock pyproject.toml
+	$(UV) -r requirements/dev.lock
+	$(UV) --no-deps -e .
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
 	$(BIN)/twin run $(SCENARIO) --out $(OUT)
 
-test: $(VENV)/.installed-dev
+lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
+
+test: lint
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/pytest bench --benchmark-only -p no:cacheprovider -o testpaths=bench
 
+# Re-pin every dependency after a change to pyproject.toml (needs the registry).
+lock: $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 -q -o requirements/run.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements/dev.lock
+
 calibrate: $(VENV)/.installed
 	$(BIN)/twin calibrate --out twin/data/cost_model.json
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .benchmarks
+	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache .benchmarks .import_linter_cache
