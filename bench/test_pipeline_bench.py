@@ -4,9 +4,9 @@ upload, a single-channel and a five-channel upload with local time from the twin
 (meters.espi.encode_meter_upload), and a sealed (HMAC) upload; and stored uploads per
 second with a commit per upload against a commit per group of `GROUP` uploads.
 
-Fetch+process is `Pipeline.fetch_process`, the fetch and process stages of
-`Pipeline.handle` (without a keyring for plain uploads). For the sealed upload
-(``pipeline.auth`` envelope: header line, then the document) the reference is
+Fetch+process is `pipeline.service.UploadService.fetch_process`, the fetch and process
+stages of `UploadService.handle` (without a keyring for plain uploads). For the sealed
+upload (``pipeline.fetch.auth`` envelope: header line, then the document) the reference is
 ``fromstring`` of the same document, the bytes inside the envelope: the ratio is the cost
 of envelope check, HMAC-SHA256, parse and process against a bare parse of that XML.
 
@@ -26,10 +26,9 @@ import pytest
 from lxml import etree
 
 from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
-from pipeline.auth import Keyring, seal
-from pipeline.fetch import parse_upload
-from pipeline.process import extract_batches
-from pipeline.service import Pipeline
+from pipeline import Keyring, Pipeline, seal
+from pipeline.fetch.parse import parse_upload
+from pipeline.process.upload import extract_batches
 from twin.calibrate import sample_upload
 
 UPLOAD = sample_upload("pv-00042", 15)  # the twin's upload: a 15-minute window of 1-min readings
@@ -172,7 +171,7 @@ def test_fetch_process(
 ) -> None:
     record_median(name)
     pipeline = Pipeline(tmp_path / "plain.sqlite")
-    batches = run(benchmark, name, lambda: pipeline.fetch_process(body))
+    batches = run(benchmark, name, lambda: pipeline.uploads.fetch_process(body))
     assert len(batches) == n_series and all(b.n_readings == 15 for b in batches)
     # the same batches as the process stage on its own tree (no shortcut changes them)
     reference = extract_batches(parse_upload(body))
@@ -180,7 +179,7 @@ def test_fetch_process(
     benchmark.extra_info["size_bytes"] = len(body)
     ratio = interleaved_ratio(
         f"{name} / fromstring",
-        lambda: pipeline.fetch_process(body),
+        lambda: pipeline.uploads.fetch_process(body),
         lambda: etree.fromstring(body),
     )
     benchmark.extra_info["ratio_vs_fromstring_interleaved"] = ratio
@@ -197,7 +196,7 @@ def test_fetch_process_sealed(benchmark: Any, tmp_path: Path) -> None:
     pipeline = Pipeline(tmp_path / "auth.sqlite", keyring=Keyring({"pv-00042": KEY}))
 
     def fetch_process() -> Any:
-        return pipeline.fetch_process(SEALED)
+        return pipeline.uploads.fetch_process(SEALED)
 
     batches = run(benchmark, "fetch_process_sealed", fetch_process)
     benchmark.extra_info["size_bytes"] = len(SEALED)
@@ -238,7 +237,7 @@ def test_uploads_per_second(benchmark: Any, tmp_path: Path, name: str, commit_ev
 
     outcomes = benchmark.pedantic(handle_group, rounds=rounds, iterations=1, warmup_rounds=1)
     _MEDIANS_S[name] = benchmark.stats.stats.median
-    assert pipeline.pending_uploads == 0
+    assert pipeline.uploads.pending_uploads == 0
     pipeline.close()
     assert all(o.accepted and o.inserted == 15 for o in outcomes)
     assert outcomes[-1].committed

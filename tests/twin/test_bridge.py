@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.auth import Keyring, seal
-from pipeline.service import STAGES, Pipeline
+from pipeline import STAGES, Keyring, Pipeline, seal
 from twin.bridge import SERVICE_TIME_MODES, CostModel, load_cost_model
 from twin.calibrate import CALIBRATION_KEY, _fit_nonnegative, calibrate, sample_upload
 from twin.cli import main
