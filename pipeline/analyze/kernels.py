@@ -1,4 +1,4 @@
-"""Rolling-window kernels on one series: median, MAD, mean, standard deviation, robust z.
+"""Rolling-window kernels on one series: median, MAD, maximum, robust z.
 
 Every function takes a 1-D array ``x`` (any real dtype; computed in float64) and a window
 length in samples, and returns float64 arrays of the same length. Window conventions, the
@@ -26,9 +26,6 @@ Algorithms:
   smallest deviation is the larger of the block's two end deviations. Results equal
   ``np.median`` of the window (and of its absolute deviations) exactly, bit for bit: the
   even case is ``(a + b) / 2`` like numpy's mean of the two middle values.
-- Mean and standard deviation use running sums of ``x - x_ref`` (``x_ref`` the first valid
-  value, to limit cancellation) that are recomputed from scratch every ``window`` steps,
-  so rounding does not drift over long series.
 - The robust z-score is the modified z-score of Iglewicz & Hoaglin (1993),
   ``(x - median) / (1.4826 * max(MAD, mad_floor))``; 1.4826 = 1/Φ⁻¹(3/4) scales the MAD to
   the standard deviation of normal data (`MAD_TO_SIGMA`). With a
@@ -37,9 +34,8 @@ Algorithms:
   R. K. Pearson, "Outliers in process modeling and identification", IEEE TCST 10, 2002).
 
 Speed (DESIGN §7): a numpy ``sliding_window_view`` median costs a partition per window; the
-sorted-window robust z-score ran at 11 M points/s, 18x the numpy median+MAD reference, on a
-1-minute series with a 61-sample window on this project's 2-core machine
-(``bench/test_analytics_bench.py``).
+sorted window does not (``bench/test_analytics_bench.py`` measures the robust z-score
+against that numpy reference).
 
 Only numpy, numba and the standard library are imported here (DESIGN §2).
 """
@@ -52,7 +48,6 @@ import numpy as np
 __all__ = [
     "MAD_TO_SIGMA",
     "rolling_max",
-    "rolling_mean_std",
     "rolling_median",
     "rolling_median_mad",
     "rolling_robust_z",
@@ -225,56 +220,6 @@ def _robust_z_kernel(
 
 
 @numba.njit(cache=True, nogil=True)
-def _mean_std_kernel(
-    x: np.ndarray, window: int, min_periods: int, ddof: int
-) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
-    n = x.shape[0]
-    mean = np.full(n, np.nan)
-    std = np.full(n, np.nan)
-    x_ref = 0.0
-    for i in range(n):
-        if _is_valid(x[i]):
-            x_ref = x[i]
-            break
-    s1 = 0.0
-    s2 = 0.0
-    cnt = 0
-    for i in range(n):
-        if i % window == 0 and i > 0:
-            # recompute the sums of the window ending at i - 1 from scratch
-            s1 = 0.0
-            s2 = 0.0
-            cnt = 0
-            for j in range(max(0, i - window), i):
-                v = x[j]
-                if _is_valid(v):
-                    d = v - x_ref
-                    s1 += d
-                    s2 += d * d
-                    cnt += 1
-        v = x[i]
-        if _is_valid(v):
-            d = v - x_ref
-            s1 += d
-            s2 += d * d
-            cnt += 1
-        if i >= window:
-            v = x[i - window]
-            if _is_valid(v):
-                d = v - x_ref
-                s1 -= d
-                s2 -= d * d
-                cnt -= 1
-        if cnt >= min_periods and cnt > 0:
-            mu = s1 / cnt
-            mean[i] = mu + x_ref
-            if cnt - ddof > 0:
-                var = (s2 - s1 * mu) / (cnt - ddof)
-                std[i] = np.sqrt(var) if var > 0.0 else 0.0
-    return mean, std
-
-
-@numba.njit(cache=True, nogil=True)
 def _max_kernel(x: np.ndarray, window: int, min_periods: int) -> np.ndarray:  # pragma: no cover
     """Trailing-window max with a monotone deque of indices (each index pushed and popped
     once: O(n)); missing values are skipped."""
@@ -370,28 +315,6 @@ def rolling_max(
     conventions of `rolling_median`; equal to ``np.max`` of each window's valid values."""
     arr, mp, lag = _prepare(x, window, center, min_periods)
     return _max_kernel(arr, int(window), mp)[lag:]
-
-
-def rolling_mean_std(
-    x: np.ndarray,
-    window: int,
-    *,
-    center: bool = False,
-    min_periods: int | None = None,
-    ddof: int = 1,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rolling mean and standard deviation (running sums, resynchronised every window).
-
-    Same window arguments as `rolling_median`; ``ddof`` is the delta degrees of freedom of
-    the standard deviation (1: sample standard deviation, as pandas; 0: population, as
-    ``np.std``); NaN where fewer than ``ddof + 1`` valid values. Agrees with ``np.mean`` and
-    ``np.std(..., ddof=ddof)`` of each window to rounding (relative 1e-9 on meter series).
-    """
-    if ddof < 0:
-        raise ValueError(f"ddof must be >= 0, got {ddof}")
-    arr, mp, lag = _prepare(x, window, center, min_periods)
-    mean, std = _mean_std_kernel(arr, int(window), mp, int(ddof))
-    return mean[lag:], std[lag:]
 
 
 def rolling_robust_z(

@@ -1,5 +1,5 @@
-"""`Store`: one MDC's SQLite store, its repositories by concern over one connection and
-its transactions (`pipeline.store.database`).
+"""`Store`: one MDC's SQLite store, its connection and transactions
+(`pipeline.store.database.Database`) with the repositories by concern over them:
 
 - `Store.readings`: interval readings, raw and validated (`pipeline.store.readings`);
 - `Store.alerts`: the batch analysis' detections (`pipeline.store.alerts`);
@@ -23,8 +23,9 @@ from pipeline.store.sites import SiteRepository
 __all__ = ["Store"]
 
 
-class Store:
-    """The SQLite store of one MDC (schema in `pipeline.store.schema`).
+class Store(Database):
+    """The SQLite store of one MDC (schema in `pipeline.store.schema`): a `Database` and
+    its repositories.
 
     Args:
         path: database file, created with its tables if missing (``":memory:"`` works for
@@ -34,40 +35,16 @@ class Store:
         ValueError: the file holds a database of another schema version.
 
     Each repository write is one unit of work; between `begin` and `commit` they share one
-    transaction (see `pipeline.store.database`). Use from one thread at a time (the
-    connection may be handed between threads).
+    transaction. Use from one thread at a time (the connection may be handed between
+    threads).
     """
 
     def __init__(self, path: str | Path) -> None:
-        self._db = Database(path)
-        self.path = self._db.path
-        self.readings = ReadingRepository(self._db)
-        self.alerts = AlertRepository(self._db)
-        self.sites = SiteRepository(self._db)
-        self.local_times = LocalTimeRepository(self._db)
-
-    @property
-    def in_transaction(self) -> bool:
-        """True between `begin` and `commit` (or `rollback`)."""
-        return self._db.in_transaction
-
-    def begin(self) -> None:
-        """Open a transaction that the following writes share, until `commit` (nothing
-        happens if one is open)."""
-        self._db.begin()
-
-    def commit(self) -> None:
-        """Commit the open transaction, if any."""
-        self._db.commit()
-
-    def rollback(self) -> None:
-        """Drop everything written since `begin`."""
-        self._db.rollback()
-
-    def close(self) -> None:
-        """Commit an open transaction and close the connection: everything written is then
-        on disk (WAL included)."""
-        self._db.close()
+        super().__init__(path)
+        self.readings = ReadingRepository(self)
+        self.alerts = AlertRepository(self)
+        self.sites = SiteRepository(self)
+        self.local_times = LocalTimeRepository(self)
 
     def __enter__(self) -> Store:
         return self
