@@ -135,7 +135,7 @@ def seal(meter_id: str, sequence_no: int, body: bytes, key: bytes) -> bytes:
 
 class Envelope(NamedTuple):
     """A parsed envelope (not yet verified): header fields and the body. Immutable (a
-    named tuple: 0.15 µs to make, against 0.5 µs for a frozen dataclass, on the hot path)."""
+    named tuple: cheaper to make than a frozen dataclass, on the hot path)."""
 
     meter_id: str
     sequence_no: int
@@ -310,8 +310,7 @@ class Authenticator:
         self._seen: dict[str, _Seen] = {}
         #: meter id -> (key, SHA-256 states after ``K0 ^ ipad`` and ``K0 ^ opad``): the
         #: keyed HMAC states (RFC 2104 §2), so that a MAC costs two state copies and the
-        #: hashing of the message, not the key schedule again (3.1 µs against 4.3 µs for
-        #: ``hmac.digest`` on a 4 kB upload)
+        #: hashing of the message, not the key schedule again (``hmac.digest`` redoes it)
         self._keyed: dict[str, tuple[bytes, Any, Any]] = {}
 
     def _mac(self, meter_id: str, sequence_no: int, body: bytes, key: bytes) -> bytes:

@@ -106,7 +106,7 @@ def _parser() -> etree.XMLParser:
     """This thread's parser, created on first use.
 
     The document goes through the parser's push interface (``feed`` then ``close``), which
-    is ~2.5 µs (8 %) cheaper than ``etree.fromstring`` on a 4 KB upload. Between ``feed``
+    is cheaper than ``etree.fromstring`` on an upload. Between ``feed``
     and ``close`` the parser holds that document's state, so: one parser per thread (lxml
     parsers must not be shared by concurrent threads), the whole body in one ``feed``, and
     a parser whose parse failed is dropped, never reused (`parse_upload`). After a

@@ -74,7 +74,7 @@ class ReadingBatch:
         """A batch of the series (`meter_id`, `reading_type`).
 
         Fills the instance dict in one update instead of the generated frozen ``__init__``
-        (one ``object.__setattr__`` per field: 1.9 µs against 0.6 µs, on the hot path of
+        (one ``object.__setattr__`` per field, several times slower, on the hot path of
         every upload); the result is the same frozen dataclass, `reading_type` included.
         """
         rt = reading_type

@@ -3,9 +3,9 @@
 `_scan_upload`); `pipeline.process.upload.extract_batches` is its only caller, and its
 general XPath path stays the reference and the fallback.
 
-XPath costs about 0.2 µs per text node it returns and 1.5 µs per link it reads, while
-lxml serializes a tree at about 2.5 ns a byte and a compiled loop (numba) reads the text
-at about 1 ns a byte. So a multi-channel upload is serialized once and scanned
+XPath pays a fixed cost per text node it returns and per link it reads, while lxml
+serializes a tree and a compiled loop (numba) reads the text at a few ns a byte. So a
+multi-channel upload is serialized once and scanned
 (`scan_feed`: resources, feed id, links, ReadingType spans and readings in one pass, the
 channels resolved by the same rules as the general path), and the one IntervalBlock of a
 single-channel upload is scanned instead of read by three XPaths (`scan_block`): in the
@@ -785,7 +785,7 @@ _NO_NAMESPACE = "{}*"
 #:   namespace, so the text would not say what it is (only a tree built or changed through
 #:   the API can have one; a parsed one has ``xmlns=""`` written where it matters);
 #: - a ReadingQuality: `block_quality` reads those (the scanner would decline them anyway,
-#:   but only after a serialization; the C-level walk finds one in 0.5 to 3 µs).
+#:   but only after a serialization; the C-level walk finds one without it).
 _SCAN_BLOCKERS = (_NO_NAMESPACE, ESPI + "ReadingQuality")
 
 
@@ -821,8 +821,8 @@ def block_in_source(source: bytes, block: etree._Element) -> bytes | None:
     than it opened, which it never accepts.
 
     Cost: byte searches, ``!`` and ``?`` first (single bytes, which CPython finds with
-    memchr, where the two-byte ``<!`` is a slower search): a few µs for an upload, less
-    than serializing the block.
+    memchr, where the two-byte ``<!`` is a slower search): less than serializing the
+    block.
     """
     if block.prefix is not None:
         return None
