@@ -2,7 +2,7 @@
 least 5 million points per second).
 
 The gate is a ratio measured in the same run, never an absolute time: the sorted-window
-rolling robust z-score (`pipeline.kernels.rolling_robust_z`, 2 M points) against a bare
+rolling robust z-score (`pipeline.analyze.kernels.rolling_robust_z`, 2 M points) against a bare
 numpy reference on the same data (``sliding_window_view`` + ``np.median`` for the median
 and the MAD, on the first 200 k points, per point). DESIGN §7 measured 26 s for numpy and
 2.4 s for a numba sorted window on 14.4 M points (10.8x); the gate asks for 5x. Absolute
@@ -27,11 +27,10 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pipeline.analytics import SiteMeta, expected_energy_wh
-from pipeline.kernels import MAD_TO_SIGMA, rolling_median, rolling_robust_z
-from pipeline.process import ReadingBatch, ReadingType
-from pipeline.service import Pipeline
-from pipeline.vee import VeeLimits, vee
+from pipeline import Pipeline, ReadingBatch, ReadingType, SiteMeta
+from pipeline.analyze.clearsky import expected_energy_wh
+from pipeline.analyze.kernels import MAD_TO_SIGMA, rolling_median, rolling_robust_z
+from pipeline.analyze.vee import VeeLimits, vee
 
 N = 2_000_000  # points of the kernel benchmark: ~4 years of 1-minute readings
 REF_N = 200_000  # points of the numpy reference (it is ~40x slower)
@@ -171,7 +170,7 @@ def test_pipeline_analyze_steady_state(benchmark: Any) -> None:
                 batch = ReadingBatch.of(
                     meter_id, lo, rt, starts[lo:hi], np.full(hi - lo, step, np.int64), v[lo:hi]
                 )
-                pipe._analyze((batch,), pipe.store.upsert_batches([batch]))
+                pipe.analysis.mark_new((batch,), pipe.store.readings.upsert_batches([batch]))
 
         deliver(0, n)
         t = time.perf_counter()

@@ -1,12 +1,13 @@
 """The pipeline on meter uploads beside a bare ``lxml.etree.fromstring`` of the same bytes
 (DESIGN.md §7 budget: fetch+process at most 2x the bare parse), for the twin's typical
-upload, a single-channel and a five-channel upload with local time from the twin's encoder
-(meters.espi.encode_meter_upload), and a sealed (HMAC) upload; and stored uploads per
-second with a commit per upload against a commit per group of `GROUP` uploads.
+upload, a single-channel and a five-channel upload with local time from the meters' encoder
+(meters.espi.encode_meter_upload), and a sealed (HMAC) upload; stored uploads per second
+with a commit per upload against a commit per group of `GROUP` uploads; and the rejection
+of hostile bodies against a bare parse of a genuine upload of the same size.
 
-Fetch+process is `Pipeline.fetch_process`, the fetch and process stages of
-`Pipeline.handle` (without a keyring for plain uploads). For the sealed upload
-(``pipeline.auth`` envelope: header line, then the document) the reference is
+Fetch+process is `pipeline.service.UploadService.fetch_process`, the fetch and process
+stages of `UploadService.handle` (without a keyring for plain uploads). For the sealed
+upload (``pipeline.fetch.auth`` envelope: header line, then the document) the reference is
 ``fromstring`` of the same document, the bytes inside the envelope: the ratio is the cost
 of envelope check, HMAC-SHA256, parse and process against a bare parse of that XML.
 
@@ -26,10 +27,9 @@ import pytest
 from lxml import etree
 
 from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
-from pipeline.auth import Keyring, seal
-from pipeline.fetch import parse_upload
-from pipeline.process import extract_batches
-from pipeline.service import Pipeline
+from pipeline import Keyring, Limits, Pipeline, RejectedUpload, seal
+from pipeline.fetch.parse import parse_upload
+from pipeline.process.upload import extract_batches
 from twin.calibrate import sample_upload
 
 UPLOAD = sample_upload("pv-00042", 15)  # the twin's upload: a 15-minute window of 1-min readings
@@ -49,8 +49,8 @@ KEY = bytes(range(32))
 
 
 def meter_upload(meter_id: str, seq: int, n_channels: int, n: int = 15) -> bytes:
-    """An upload of `n_channels` channels of `n` 1-min readings from the twin's encoder
-    (the contract's layout, with LocalTimeParameters)."""
+    """An upload of `n_channels` channels of `n` 1-min readings from the meters' encoder
+    (docs/upload-format.md, with LocalTimeParameters)."""
     starts = EPOCH_S + 60 * (seq * n + np.arange(n, dtype=np.int64))
     channels = [
         Channel(spec, (500 + 100 * np.sin(np.arange(n) / 30.0 + k)).astype(np.int64))
@@ -122,13 +122,17 @@ def _write_ratios(reporter: Any) -> None:
 
 
 def interleaved_ratio(
-    label: str, fn: Callable[[], Any], reference: Callable[[], Any], number: int = 200
+    label: str,
+    fn: Callable[[], Any],
+    reference: Callable[[], Any],
+    number: int = 200,
+    blocks: int = 15,
 ) -> float:
-    """`fn` / `reference` from the fastest of 15 alternating blocks of `number` calls each:
-    both see the same load on a shared machine (medians of separately run benchmarks do
-    not when the load changes between them)."""
+    """`fn` / `reference` from the fastest of `blocks` alternating blocks of `number` calls
+    each: both see the same load on a shared machine (medians of separately run benchmarks
+    do not when the load changes between them)."""
     best = [float("inf"), float("inf")]
-    for _ in range(15):
+    for _ in range(blocks):
         for k, f in enumerate((fn, reference)):
             t0 = time.perf_counter()
             for _ in range(number):
@@ -172,7 +176,7 @@ def test_fetch_process(
 ) -> None:
     record_median(name)
     pipeline = Pipeline(tmp_path / "plain.sqlite")
-    batches = run(benchmark, name, lambda: pipeline.fetch_process(body))
+    batches = run(benchmark, name, lambda: pipeline.uploads.fetch_process(body))
     assert len(batches) == n_series and all(b.n_readings == 15 for b in batches)
     # the same batches as the process stage on its own tree (no shortcut changes them)
     reference = extract_batches(parse_upload(body))
@@ -180,7 +184,7 @@ def test_fetch_process(
     benchmark.extra_info["size_bytes"] = len(body)
     ratio = interleaved_ratio(
         f"{name} / fromstring",
-        lambda: pipeline.fetch_process(body),
+        lambda: pipeline.uploads.fetch_process(body),
         lambda: etree.fromstring(body),
     )
     benchmark.extra_info["ratio_vs_fromstring_interleaved"] = ratio
@@ -197,7 +201,7 @@ def test_fetch_process_sealed(benchmark: Any, tmp_path: Path) -> None:
     pipeline = Pipeline(tmp_path / "auth.sqlite", keyring=Keyring({"pv-00042": KEY}))
 
     def fetch_process() -> Any:
-        return pipeline.fetch_process(SEALED)
+        return pipeline.uploads.fetch_process(SEALED)
 
     batches = run(benchmark, "fetch_process_sealed", fetch_process)
     benchmark.extra_info["size_bytes"] = len(SEALED)
@@ -238,8 +242,54 @@ def test_uploads_per_second(benchmark: Any, tmp_path: Path, name: str, commit_ev
 
     outcomes = benchmark.pedantic(handle_group, rounds=rounds, iterations=1, warmup_rounds=1)
     _MEDIANS_S[name] = benchmark.stats.stats.median
-    assert pipeline.pending_uploads == 0
+    assert pipeline.uploads.pending_uploads == 0
     pipeline.close()
     assert all(o.accepted and o.inserted == 15 for o in outcomes)
     assert outcomes[-1].committed
     benchmark.extra_info["uploads_per_s"] = GROUP / benchmark.stats.stats.median
+
+
+#: A meter upload's feed element, as hostile bodies open it.
+_FEED_OPEN = UPLOAD[UPLOAD.index(b"<feed") : UPLOAD.index(b"<title>")]
+
+
+def normal_upload(approx_bytes: int) -> bytes:
+    """A genuine one-channel meter upload of about `approx_bytes` (the encoder's)."""
+    per_reading = (len(meter_upload("m-1", 0, 1, 1001)) - len(meter_upload("m-1", 0, 1, 1))) / 1000
+    return meter_upload("m-1", 0, 1, max(1, int(approx_bytes / per_reading)))
+
+
+#: Hostile bodies the fetch stage must refuse fast (DESIGN §9), and the most their
+#: rejection may cost against a bare ``fromstring`` of a genuine upload of the same size:
+#: a DOCTYPE and a body over the size limit are refused before any parsing, a flood of
+#: elements by counting start tags, a deep nesting by libxml2 at depth 256.
+HOSTILE: list[tuple[str, Callable[[], bytes], float]] = [
+    ("doctype", lambda: b"<!DOCTYPE feed>" + normal_upload(1_000_000), 0.2),
+    ("oversized", lambda: b"<" * 4_000_001, 0.05),
+    ("element flood", lambda: _FEED_OPEN + b"<a/>" * 990_000 + b"</feed>", 0.75),
+    ("40,000-deep", lambda: _FEED_OPEN + b"<a>" * 40_000 + b"</a>" * 40_000 + b"</feed>", 0.5),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "max_ratio"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_upload_rejection(
+    benchmark: Any, name: str, make: Callable[[], bytes], max_ratio: float
+) -> None:
+    """Rejection of a hostile body / a bare parse of a genuine upload of the same size."""
+    body = make()
+    reference = normal_upload(min(len(body), Limits().max_size_bytes))
+
+    def reject() -> str:
+        try:
+            parse_upload(body)
+        except RejectedUpload as exc:
+            return exc.code
+        raise AssertionError(f"{name} was accepted")
+
+    code = run(benchmark, f"hostile {name}", reject)
+    assert code in ("dtd_forbidden", "too_large", "too_many_elements", "too_deep")
+    ratio = interleaved_ratio(
+        f"hostile {name} / fromstring", reject, lambda: etree.fromstring(reference), 1, 5
+    )
+    benchmark.extra_info["ratio_vs_fromstring_interleaved"] = ratio
+    assert ratio <= max_ratio, f"{name}: {ratio:.2f}x a bare parse of its size"

@@ -1,18 +1,19 @@
 """Standalone ingest of Green Button files into a pipeline database (no simulator).
 
 ``python -m pipeline ingest FILE... --db PATH [--json]`` (see `pipeline.__main__`) reads
-each file with the hardened parser (`pipeline.fetch.parse_upload`, with `INGEST_LIMITS`:
-a utility's download is larger than a meter's upload), extracts every (UsagePoint,
-ReadingType) series (`pipeline.greenbutton.extract_series`) and stores each series as one
-`ReadingBatch` through `pipeline.store.Store`: meter id the UsagePoint's self href, series
-identity its ReadingType fields (see `pipeline.greenbutton.Series`), ESPI ReadingQuality
-codes (or the ReadingType's defaultQuality) as the readings' raw quality.
+each file with the hardened parser (`pipeline.fetch.parse.parse_upload`, with
+`INGEST_LIMITS`: a utility's download is larger than a meter's upload), extracts every
+(UsagePoint, ReadingType) series (`pipeline.process.greenbutton.extract_series`) and stores
+each series as one `ReadingBatch` through `pipeline.store.store.Store`: meter id the
+UsagePoint's self href, series identity its ReadingType fields (see
+`pipeline.process.greenbutton.GreenButtonSeries`), ESPI ReadingQuality codes (or the
+ReadingType's defaultQuality) as the readings' raw quality.
 
 Storing is idempotent: ingesting a file again stores nothing twice. Each file is stored in
 one transaction (a series rejected by the store is left out, the others of the file kept).
 The local time of each usage point with a stored series (its LocalTimeParameters, see
-`pipeline.greenbutton`) is recorded in the same transaction in table
-``local_time_parameters`` (`pipeline.localtime`), keyed by the meter id of its readings;
+`pipeline.process.greenbutton`) is recorded in the same transaction
+(`pipeline.store.local_times`), keyed by the meter id of its readings;
 a later file's local time for the same usage point replaces it. The ``--json`` report does
 not show it (its shape is fixed); the table output does.
 
@@ -32,10 +33,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.fetch import Limits, RejectedUpload, parse_upload
-from pipeline.greenbutton import RejectedPart, Series, extract_series
-from pipeline.localtime import LocalTime, ensure_local_time_table, write_local_time
-from pipeline.store import Store
+from pipeline.espi.localtime import LocalTime
+from pipeline.fetch.limits import Limits
+from pipeline.fetch.parse import parse_upload
+from pipeline.fetch.rejection import RejectedUpload
+from pipeline.process.greenbutton import GreenButtonSeries, RejectedPart, extract_series
+from pipeline.store.store import Store
 
 __all__ = [
     "INGEST_LIMITS",
@@ -119,7 +122,7 @@ def _read(path: Path, limits: Limits) -> bytes:
     return body
 
 
-def _series_sum(series: Series) -> float:
+def _series_sum(series: GreenButtonSeries) -> float:
     """The series' sum in its uom (`ReadingBatch.total`); RejectedUpload when it is beyond
     float64 (a powerOfTenMultiplier of 309 or more: the schema allows any Int16, no unit
     needs one), so that the report, and its JSON, always hold a finite number."""
@@ -132,7 +135,9 @@ def _series_sum(series: Series) -> float:
         ) from None
 
 
-def _series_report(series: Series, inserted: int, duplicates: int, total: float) -> SeriesReport:
+def _series_report(
+    series: GreenButtonSeries, inserted: int, duplicates: int, total: float
+) -> SeriesReport:
     batch = series.batch
     return SeriesReport(
         usage_point=series.usage_point,
@@ -177,7 +182,7 @@ def ingest_file(path: str | Path, store: Store, limits: Limits = INGEST_LIMITS) 
         for series in extraction.series:
             try:
                 total = _series_sum(series)
-                inserted, duplicates = store.upsert_readings(series.batch)
+                inserted, duplicates = store.readings.upsert_batch(series.batch)
             except RejectedUpload as exc:
                 report.rejected.append(
                     RejectedPart(
@@ -209,13 +214,8 @@ def _store_local_times(store: Store, series: list[SeriesReport]) -> None:
     """Record the local time of every usage point with a stored series, in the store's
     open transaction."""
     local_times = {s.usage_point: s.local_time for s in series if s.local_time is not None}
-    if not local_times:
-        return
-    # the store's own connection, so that the rows share the file's transaction
-    conn = store._conn
-    ensure_local_time_table(conn)
     for usage_point, local_time in local_times.items():
-        write_local_time(conn, usage_point, local_time)
+        store.local_times.put(usage_point, local_time)
 
 
 def ingest_files(

@@ -20,7 +20,7 @@ from typing import Any, Protocol, overload
 
 import numpy as np
 
-from pipeline.service import STAGES, AnalysisOutcome, Pipeline, UploadOutcome
+from pipeline import STAGES, AnalysisOutcome, Pipeline, UploadOutcome
 from twin.errors import ScenarioError
 
 DEFAULT_COST_MODEL = "default"

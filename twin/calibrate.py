@@ -20,9 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from meters.espi import ReadingTypeSpec, encode_upload
-from pipeline.analytics import SiteMeta
-from pipeline.auth import Keyring, seal
-from pipeline.service import STAGES, Pipeline
+from pipeline import STAGES, Keyring, Pipeline, SiteMeta, seal
 from twin.bridge import AnalyticsCost, CostModel, StageCost
 
 READINGS_PER_UPLOAD = (1, 4, 15, 60, 240, 960)

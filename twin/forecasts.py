@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.service import ForecastRecord
+from pipeline import ForecastRecord
 from twin.fleet import FleetData
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipeline.auth import seal
+from pipeline import seal
 
 
 def billion_laughs(body: bytes) -> bytes:

@@ -13,9 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.analytics import SiteMeta
-from pipeline.auth import Keyring
-from pipeline.service import Pipeline
+from pipeline import Keyring, Pipeline, SiteMeta
 from twin.bridge import SERVICE_TIME_MODES, load_cost_model
 from twin.errors import ScenarioError
 from twin.fleet import FleetData, build_fleets
@@ -128,7 +126,7 @@ def run(
         finally:
             if bar is not None:
                 bar.close()
-        stored_rows = pipeline.store.count_readings()
+        stored_rows = pipeline.store.readings.count()
         recommendations = pipeline.recommendations(world.epoch_s + int(scenario.duration_s))
         pipeline.close()
     snapshot = world.ledger.audit(scenario.duration_s)

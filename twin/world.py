@@ -23,8 +23,7 @@ from meters.device import MeterBuffers, upload_schedule
 from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
 from network.faults import OutageSchedule
 from network.vpn import VpnDelivery
-from pipeline.auth import seal
-from pipeline.service import ForecastRecord, Pipeline
+from pipeline import ForecastRecord, Pipeline, seal
 from twin.bridge import ServiceTime
 from twin.fleet import FleetData
 from twin.hostile import HOSTILE_PAYLOADS, TAMPERED_ENVELOPES

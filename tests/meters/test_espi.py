@@ -35,10 +35,10 @@ from meters.espi import (
     encode_meter_upload,
     encode_upload,
 )
+from pipeline.espi.namespaces import ATOM_NS as A
+from pipeline.espi.namespaces import ESPI_NS as E
 
-A = "http://www.w3.org/2005/Atom"
-E = "http://naesb.org/espi"
-NS = {"a": A, "e": E}
+NS = {"a": A, "e": E}  # prefixes of this file's paths
 _Strings = Callable[[etree._Element], list[str]]
 
 
@@ -64,7 +64,7 @@ RT_FIELDS = {
     "argument": "argument",
 }  # fmt: skip
 
-# Typical channels (CONTRACTS "Meter upload format"; codes from espiDerived.xsd).
+# Typical channels (docs/upload-format.md; codes from espiDerived.xsd).
 DELIVERED = ReadingTypeSpec(interval_length_s=900, power_of_ten_multiplier=-3)
 RECEIVED = ReadingTypeSpec(interval_length_s=900, power_of_ten_multiplier=-3, flow_direction=19)
 VOLTAGE = ReadingTypeSpec(

@@ -2,23 +2,24 @@
 and every mutation of one is either stored exactly as a reference parse of the mutated
 document says, or rejected with a reason, never raising and never storing part of it.
 
-Documents follow the "Meter upload format" of CONTRACTS.md, built here with f-strings (and,
-in one property, by the meter encoder `meters.espi.encode_meter_upload`). The reference
-parse (`reference`) is written from the contract, the ESPI schema's lexical rules (XML
-Schema integers: an optional sign and ASCII digits) and the documented rules of
-`pipeline.process` (channel resolution, ReadingQuality, first stored version kept), with
-plain lxml element loops: one reading at a time, not the pipeline's batched XPaths.
+Documents follow the meter upload format of docs/upload-format.md, built with the tests'
+ESPI feed builder (`tests.espi_feeds`; in one property, by the meter encoder
+`meters.espi.encode_meter_upload`). The reference parse (`reference`) is written from the
+format, the ESPI schema's lexical rules (XML Schema integers: an optional sign and ASCII
+digits) and the documented rules of `pipeline.process.upload` (channel resolution,
+ReadingQuality, first stored version kept), with plain lxml element loops: one reading at
+a time, not the pipeline's batched XPaths.
 
 Outcome of the reference parse:
 - `Rows`: the document is valid; the pipeline must accept it and store exactly these rows;
-- `MustReject`: the document breaks the contract; the pipeline must reject it, storing
+- `MustReject`: the document breaks the format; the pipeline must reject it, storing
   nothing;
   (numbers only Python's ``int`` reads, such as ``1_000``, ``١٢`` or NBSP around
   digits, and readings whose fields only line up by position across readings, included:
   see the tests at the end);
 - `Rows.lenient`: valid except for an empty ``<quality/>`` (no code, and not an
   unsignedShort either): the pipeline may reject it, or store the reading without it;
-- `Unknowable`: the schema forbids it and the contract does not say how it reads: only
+- `Unknowable`: the schema forbids it and the format does not say how it reads: only
   the invariants (never raising, all or nothing) are checked.
 """
 
@@ -38,22 +39,20 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from meters.espi import CODE_TABLES, Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
-from pipeline.fetch import parse_upload
-from pipeline.greenbutton import extract_series
+from pipeline import Pipeline, ReadingType, Store
+from pipeline.espi.codes import QUALITY_MIXED as MIXED
+from pipeline.espi.localtime import LocalTime
+from pipeline.espi.namespaces import ATOM as A
+from pipeline.espi.namespaces import ESPI as E
+from pipeline.espi.namespaces import ESPI_NS, NAMESPACES
+from pipeline.fetch.parse import parse_upload
 from pipeline.ingest import ingest_file
-from pipeline.localtime import LocalTime
-from pipeline.process import ReadingType
-from pipeline.service import Pipeline
-from pipeline.store import Store
+from pipeline.process.batch import QUALITY_NONE
+from pipeline.process.greenbutton import extract_series
+from tests import espi_feeds
+from tests.espi_feeds import local_time_parameters, meter_upload
 
-ATOM_NS = "http://www.w3.org/2005/Atom"
-ESPI_NS = "http://naesb.org/espi"
-A = f"{{{ATOM_NS}}}"
-E = f"{{{ESPI_NS}}}"
-RB = "/espi/1_1/resource"
 INT64 = (-(2**63), 2**63 - 1)
-QUALITY_NONE = -1  # what Store.read_series gives for a reading stored without quality
-MIXED = 13  # ESPI QualityOfReading "mixed"
 PROPERTY_SETTINGS = settings(
     max_examples=150,
     deadline=None,
@@ -61,7 +60,7 @@ PROPERTY_SETTINGS = settings(
 )
 
 RT9 = tuple[int, int, int, int, int, int, int, int, int]  # the series identity
-#: ReadingType elements in the order of `pipeline.process.ReadingType` (then
+#: ReadingType elements in the order of `pipeline.espi.reading_type.ReadingType` (then
 #: defaultQuality), with the range of their XSD type (UInt16, Int16, UInt32 > 0).
 RT_FIELDS: tuple[tuple[str, int, int], ...] = (
     ("uom", 0, 65535),
@@ -105,76 +104,35 @@ class UploadSpec:
         return self.channels[0].rt[2]
 
 
-def reading_xml(start: int, duration: int, value: int, quality: int | None) -> str:
-    rq = "" if quality is None else f"<ReadingQuality><quality>{quality}</quality></ReadingQuality>"
-    return (
-        f"<IntervalReading>{rq}<timePeriod><duration>{duration}</duration><start>{start}</start>"
-        f"</timePeriod><value>{value}</value></IntervalReading>"
-    )
-
-
 def build_upload(spec: UploadSpec) -> bytes:
-    """The upload of CONTRACTS.md "Meter upload format", as the twin's meters send it."""
-    m, seq, d = spec.meter, spec.seq, spec.interval_s
-    up = f"{RB}/UsagePoint/{m}"
-    ltp = f"{RB}/LocalTimeParameters/{m}"
-    espi = f'xmlns="{ESPI_NS}"'
-    parts = [
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="{ATOM_NS}">'
-        f"<id>urn:imdc:upload:{m}:{seq}</id><title>upload</title>",
-        f'<entry><id>urn:x:up</id><link rel="self" href="{up}"/>'
-        f'<link rel="up" href="{RB}/UsagePoint"/><link rel="related" href="{up}/MeterReading"/>'
-        + (f'<link rel="related" href="{ltp}"/>' if spec.local_time else "")
-        + f"<content><UsagePoint {espi}><ServiceCategory><kind>0</kind></ServiceCategory>"
-        "</UsagePoint></content></entry>",
+    """The meter upload of docs/upload-format.md, as meters send it."""
+    lt = spec.local_time
+    channels = [
+        espi_feeds.Channel(
+            {
+                name: value
+                for (name, _, _), value in zip(
+                    RT_FIELDS, (*channel.rt, channel.default_quality), strict=True
+                )
+                if value is not None
+            },
+            channel.values,
+            {i: [q] for i, q in enumerate(channel.quality) if q is not None},
+        )
+        for channel in spec.channels
     ]
-    if spec.local_time is not None:
-        lt = spec.local_time
-        parts.append(
-            f'<entry><id>urn:x:ltp</id><link rel="self" href="{ltp}"/>'
-            f'<link rel="up" href="{RB}/LocalTimeParameters"/><content>'
-            f"<LocalTimeParameters {espi}><dstEndRule>{lt.dst_end_rule:08X}</dstEndRule>"
-            f"<dstOffset>{lt.dst_offset_s}</dstOffset>"
-            f"<dstStartRule>{lt.dst_start_rule:08X}</dstStartRule>"
-            f"<tzOffset>{lt.tz_offset_s}</tzOffset></LocalTimeParameters></content></entry>"
-        )
-    n = len(spec.starts)
-    cuts = [round(n * b / spec.blocks) for b in range(spec.blocks + 1)]
-    for k, channel in enumerate(spec.channels, 1):
-        mr = f"{up}/MeterReading/{k}"
-        rt = f"{RB}/ReadingType/{m}/{k}"
-        fields = [
-            f"<{name}>{value}</{name}>"
-            for (name, _, _), value in zip(
-                RT_FIELDS, (*channel.rt, channel.default_quality), strict=True
-            )
-            if value is not None
-        ]
-        parts.append(
-            f'<entry><id>urn:x:mr{k}</id><link rel="self" href="{mr}"/>'
-            f'<link rel="up" href="{up}/MeterReading"/>'
-            f'<link rel="related" href="{mr}/IntervalBlock"/><link rel="related" href="{rt}"/>'
-            f"<content><MeterReading {espi}/></content></entry>"
-            f'<entry><id>urn:x:rt{k}</id><link rel="self" href="{rt}"/>'
-            f'<link rel="up" href="{RB}/ReadingType"/>'
-            f"<content><ReadingType {espi}>{''.join(fields)}</ReadingType></content></entry>"
-        )
-        for b, (lo, hi) in enumerate(itertools.pairwise(cuts)):
-            if lo == hi:
-                continue
-            readings = "".join(
-                reading_xml(spec.starts[i], d, channel.values[i], channel.quality[i])
-                for i in range(lo, hi)
-            )
-            parts.append(
-                f'<entry><id>urn:x:ib{k}.{b}</id><link rel="self" href="{mr}/IntervalBlock/{seq}"/>'
-                f'<link rel="up" href="{mr}/IntervalBlock"/><content><IntervalBlock {espi}>'
-                f"<interval><duration>{spec.starts[hi - 1] + d - spec.starts[lo]}</duration>"
-                f"<start>{spec.starts[lo]}</start></interval>{readings}</IntervalBlock>"
-                "</content></entry>"
-            )
-    parts.append("</feed>\n")
-    return "".join(parts).encode()
+    return meter_upload(
+        spec.meter,
+        spec.seq,
+        spec.starts,
+        channels,
+        local_time=None
+        if lt is None
+        else local_time_parameters(
+            lt.tz_offset_s, lt.dst_offset_s, f"{lt.dst_start_rule:08X}", f"{lt.dst_end_rule:08X}"
+        ),
+        blocks=spec.blocks,
+    )
 
 
 def codes(kind: str) -> st.SearchStrategy[int]:
@@ -369,7 +327,7 @@ def reference(body: bytes) -> Rows:
 
     meter_id: str | None = None
     sequence_no: int | None = None
-    ids = root.xpath("atom:id/text()", namespaces={"atom": ATOM_NS})
+    ids = root.xpath("atom:id/text()", namespaces=NAMESPACES)
     doc_id = str(ids[0]).strip() if ids else ""  # type: ignore[index]
     if doc_id.startswith("urn:imdc:upload:"):
         meter, _, seq = doc_id[len("urn:imdc:upload:") :].rpartition(":")
@@ -516,7 +474,7 @@ def stored(pipe: Pipeline, meter_id: str, rts: Sequence[RT9]) -> StoredRows:
     """The stored rows of the series `rts` of `meter_id`, as `Rows.rows`."""
     out: StoredRows = {}
     for rt9 in rts:
-        rows = pipe.store.read_series(meter_id, ReadingType(*rt9))
+        rows = pipe.store.readings.read_series(meter_id, ReadingType(*rt9))
         for s, d, v, q in zip(
             rows.start_s.tolist(), rows.duration_s.tolist(), rows.raw_value.tolist(),
             rows.raw_quality.tolist(), strict=True,
@@ -541,11 +499,11 @@ def check_upload(pipe: Pipeline, body: bytes) -> str:
         expected, must_reject = None, False
     keys = [] if expected is None else sorted({rt for rt, _ in expected.rows})
     before_rows = {} if expected is None else stored(pipe, expected.meter_id, keys)
-    before = pipe.store.count_readings()
+    before = pipe.store.readings.count()
 
     outcome = pipe.handle(body)  # must not raise
 
-    after = pipe.store.count_readings()
+    after = pipe.store.readings.count()
     if not outcome.accepted:
         assert outcome.reason is not None and REASON.fullmatch(outcome.reason), outcome.reason
         assert after == before, "a rejected upload stored readings"
@@ -567,13 +525,13 @@ def check_upload(pipe: Pipeline, body: bytes) -> str:
 
 
 def check_ingest(store: Store, folder: Path, body: bytes) -> None:
-    """The standalone ingest path (`pipeline.greenbutton`): never raises for the document,
+    """The standalone ingest path (`pipeline.process.greenbutton`): never raises for the document,
     and stores exactly what its report says (nothing for a rejected file)."""
     path = folder / "doc.xml"
     path.write_bytes(body)
-    before = store.count_readings()
+    before = store.readings.count()
     report = ingest_file(path, store)
-    after = store.count_readings()
+    after = store.readings.count()
     assert after - before == sum(s.inserted for s in report.series)
     for part in report.rejected:
         assert REASON.fullmatch(part.reason), part.reason
@@ -589,21 +547,21 @@ def check_ingest(store: Store, folder: Path, body: bytes) -> None:
 def test_valid_uploads_round_trip_exactly(pipe: Pipeline, spec: UploadSpec) -> None:
     spec = unique(spec)
     body = build_upload(spec)
-    before = pipe.store.count_readings()
+    before = pipe.store.readings.count()
     outcome = pipe.handle(body)
     assert outcome.accepted, outcome.reason
     n, k = len(spec.starts), len(spec.channels)
     assert (outcome.meter_id, outcome.sequence_no, outcome.n_series) == (spec.meter, spec.seq, k)
     assert (outcome.n_readings, outcome.inserted, outcome.duplicates) == (n * k, n * k, 0)
-    assert pipe.store.count_readings() - before == n * k
+    assert pipe.store.readings.count() - before == n * k
     for channel in spec.channels:
-        rows = pipe.store.read_series(spec.meter, ReadingType(*channel.rt))
+        rows = pipe.store.readings.read_series(spec.meter, ReadingType(*channel.rt))
         assert rows.start_s.tolist() == list(spec.starts)
         assert rows.duration_s.tolist() == [spec.interval_s] * n
         assert rows.raw_value.tolist() == list(channel.values)
         default = QUALITY_NONE if channel.default_quality is None else channel.default_quality
         assert rows.raw_quality.tolist() == [default if q is None else q for q in channel.quality]
-    assert {rt for m, rt in pipe.store.series() if m == spec.meter} == {
+    assert {rt for m, rt in pipe.store.readings.series() if m == spec.meter} == {
         ReadingType(*c.rt) for c in spec.channels
     }
     assert reference(body).rows == {
@@ -705,7 +663,7 @@ def test_meter_encoder_uploads_round_trip_exactly(pipe: Pipeline, upload: Encode
             spec.kind, spec.accumulation_behaviour, spec.commodity, spec.phase or 0,
             spec.data_qualifier or 0,
         )  # fmt: skip
-        rows = pipe.store.read_series(meter, rt)
+        rows = pipe.store.readings.read_series(meter, rt)
         assert rows.start_s.tolist() == starts.tolist()
         assert rows.raw_value.tolist() == channel.values.tolist()
         quality = np.full(len(starts), -1) if channel.quality is None else channel.quality.copy()
@@ -915,6 +873,10 @@ def test_process_rejects_numbers_xml_schema_does_not_allow(pipe: Pipeline, text:
     assert outcome.reason_code == "non_integer", outcome.reason
 
 
+#: The series of `one_channel`.
+ENERGY_60_S = ReadingType(72, 0, 60, 1, 12, 4, 1)
+
+
 def one_channel(values_xml: str) -> bytes:
     """A valid one-channel upload whose IntervalBlock readings are replaced by `values_xml`."""
     spec = UploadSpec(
@@ -954,22 +916,22 @@ def test_process_keeps_quality_codes_with_their_reading(pipe: Pipeline) -> None:
     body = one_channel(MISALIGNED_QUALITY)
     outcome = pipe.handle(body)
     assert outcome.accepted, outcome.reason  # reading 1 is mixed (13), reading 2 has none
-    rows = pipe.store.read_series(outcome.meter_id or "", ReadingType(72, 0, 60, 1, 12, 4, 1))
+    rows = pipe.store.readings.read_series(outcome.meter_id or "", ENERGY_60_S)
     assert rows.raw_quality.tolist() == [MIXED, QUALITY_NONE]  # by position it was [8, 9]
 
 
 def test_ingest_rejects_misaligned_readings_alone(tmp_path: Path) -> None:
-    """The utility-file path (pipeline.greenbutton) keeps every field with its reading:
+    """The utility-file path (pipeline.process.greenbutton) keeps every field with its reading:
     the reading without a value and the one with two are rejected, nothing misaligned."""
     path = tmp_path / "f.xml"
-    path.write_bytes(one_channel(MISALIGNED_VALUES + reading_xml(120, 60, 5, None)))
+    path.write_bytes(one_channel(MISALIGNED_VALUES + espi_feeds.interval_reading(120, 60, 5)))
     with Store(tmp_path / "db.sqlite") as store:
         report = ingest_file(path, store)
         [series] = report.series
         assert [r.reason.partition(":")[0] for r in report.rejected] == [
             "no_value", "ambiguous_reading",
         ]  # fmt: skip
-        rows = store.read_series(series.usage_point, ReadingType(72, 0, 60, 1, 12, 4, 1))
+        rows = store.readings.read_series(series.usage_point, ENERGY_60_S)
     assert list(zip(rows.start_s.tolist(), rows.raw_value.tolist(), strict=True)) == [(120, 5)]
 
 
@@ -980,5 +942,5 @@ def test_ingest_keeps_quality_codes_with_their_reading(tmp_path: Path) -> None:
     with Store(tmp_path / "db.sqlite") as store:
         report = ingest_file(path, store)
         assert report.status == "ok", report.rejected
-        rows = store.read_series(report.series[0].usage_point, ReadingType(72, 0, 60, 1, 12, 4, 1))
+        rows = store.readings.read_series(report.series[0].usage_point, ENERGY_60_S)
     assert rows.raw_quality.tolist() == [MIXED, QUALITY_NONE]

@@ -1,5 +1,5 @@
-"""The pipeline service end to end: stored, deduplicated, rejected, alerted, timed; uploads
-of several channels; batched commits."""
+"""The pipeline service end to end: stored, deduplicated, rejected, timed; uploads of
+several channels; batched commits."""
 
 from __future__ import annotations
 
@@ -16,12 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline.service as service
-from pipeline.analyze import RobustZScoreDetector
-from pipeline.fetch import Limits
-from pipeline.service import STAGES, Pipeline
+from pipeline import STAGES, Pipeline
+from tests.espi_feeds import BILLION_LAUGHS, Channel, meter_upload
 
-ATOM_NS = "http://www.w3.org/2005/Atom"
-ESPI_NS = "http://naesb.org/espi"
 T0 = 1_782_000_000
 STEP_S = 60
 
@@ -36,40 +33,19 @@ def upload(
     uom: int = 72,
     duration_s: int = STEP_S,
 ) -> bytes:
-    """A twin-style upload of `values` for intervals first, first+1, ... (60 s each)."""
-    seq = first if seq is None else seq
-    readings = "".join(
-        f"<IntervalReading><timePeriod><duration>{duration_s}</duration>"
-        f"<start>{T0 + STEP_S * (first + i)}</start></timePeriod><value>{int(v)}</value>"
-        "</IntervalReading>"
-        for i, v in enumerate(values)
+    """A single-channel meter upload of `values` for intervals first, first+1, ... (60 s
+    each)."""
+    fields = {
+        "flowDirection": flow_direction,
+        "intervalLength": STEP_S,
+        "powerOfTenMultiplier": 0,
+        "uom": uom,
+    }
+    starts = [T0 + STEP_S * (first + i) for i in range(len(values))]
+    channel = Channel(fields, [int(v) for v in values])
+    return meter_upload(
+        meter_id, first if seq is None else seq, starts, [channel], duration_s=duration_s
     )
-    up = f"/espi/1_1/resource/UsagePoint/{meter_id}"
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="{ATOM_NS}">'
-        f"<id>urn:imdc:upload:{meter_id}:{seq}</id><title>upload</title>"
-        f'<entry><id>urn:x:1</id><link rel="self" href="{up}"/><content>'
-        f'<UsagePoint xmlns="{ESPI_NS}"><ServiceCategory><kind>0</kind></ServiceCategory>'
-        "</UsagePoint></content></entry>"
-        f'<entry><id>urn:x:2</id><link rel="self" href="/espi/1_1/resource/ReadingType/1"/>'
-        f'<content><ReadingType xmlns="{ESPI_NS}"><flowDirection>{flow_direction}'
-        f"</flowDirection><intervalLength>{STEP_S}</intervalLength>"
-        f"<powerOfTenMultiplier>0</powerOfTenMultiplier><uom>{uom}</uom></ReadingType>"
-        "</content></entry>"
-        f'<entry><id>urn:x:3</id><link rel="self" href="{up}/MeterReading/1/IntervalBlock/1"/>'
-        f'<content><IntervalBlock xmlns="{ESPI_NS}">{readings}</IntervalBlock></content>'
-        "</entry></feed>"
-    ).encode()
-
-
-BILLION_LAUGHS = (
-    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-    + b"".join(
-        f'<!ENTITY lol{i} "{("&lol" + ("" if i == 1 else str(i - 1)) + ";") * 10}">'.encode()
-        for i in range(1, 10)
-    )
-    + f']><feed xmlns="{ATOM_NS}"><id>&lol9;</id></feed>'.encode()
-)
 
 
 def quiet(n: int, seed: int = 5) -> np.ndarray:
@@ -94,10 +70,10 @@ def test_good_upload_is_stored_and_counted(pipe: Pipeline, db: Path) -> None:
     assert outcome.reason is None
     assert (outcome.meter_id, outcome.sequence_no) == ("pv-1", 41)
     assert (outcome.size_bytes, outcome.n_readings) == (len(body), 15)
-    assert (outcome.inserted, outcome.duplicates, outcome.alerts) == (15, 0, 0)
+    assert (outcome.inserted, outcome.duplicates) == (15, 0)
     assert (outcome.stage_ns, outcome.rejected_stage) == (None, None)
     assert (outcome.n_series, outcome.committed, outcome.reason_code) == (1, True, None)
-    assert pipe.store.count_readings() == 15
+    assert pipe.store.readings.count() == 15
     with sqlite3.connect(db) as conn:
         values = [v for (v,) in conn.execute("SELECT value FROM readings ORDER BY start_s")]
     assert values == quiet(15).tolist()
@@ -109,7 +85,7 @@ def test_same_upload_again_is_all_duplicates(pipe: Pipeline) -> None:
     again = pipe.handle(body)
     assert again.accepted
     assert (again.n_readings, again.inserted, again.duplicates) == (15, 0, 15)
-    assert pipe.store.count_readings() == 15
+    assert pipe.store.readings.count() == 15
 
 
 def test_billion_laughs_is_rejected_and_the_pipeline_goes_on(pipe: Pipeline) -> None:
@@ -121,7 +97,7 @@ def test_billion_laughs_is_rejected_and_the_pipeline_goes_on(pipe: Pipeline) -> 
     assert outcome.stage_ns is not None and set(outcome.stage_ns) == {"fetch"}
     assert outcome.rejected_stage == "fetch"
     assert (outcome.reason_code, outcome.committed) == ("dtd_forbidden", False)
-    assert pipe.rejections == {"dtd_forbidden": 1}
+    assert pipe.uploads.rejections == {"dtd_forbidden": 1}
     after = pipe.handle(upload(quiet(15)))
     assert after.accepted and after.inserted == 15
 
@@ -134,7 +110,7 @@ def test_rejection_in_process_names_the_upload(pipe: Pipeline) -> None:
     assert (outcome.meter_id, outcome.sequence_no) == ("pv-1", 9)
     assert outcome.stage_ns is not None and list(outcome.stage_ns) == ["fetch", "process"]
     assert outcome.rejected_stage == "process"
-    assert pipe.store.count_readings() == 0
+    assert pipe.store.readings.count() == 0
 
 
 def test_rejection_in_store_keeps_nothing(pipe: Pipeline) -> None:
@@ -143,15 +119,15 @@ def test_rejection_in_store_keeps_nothing(pipe: Pipeline) -> None:
     assert not outcome.accepted
     assert outcome.reason is not None and outcome.reason.startswith("invalid_reading:")
     assert (outcome.meter_id, outcome.rejected_stage) == ("pv-1", "store")
-    assert pipe.store.count_readings() == 5
-    assert pipe.rejections == {"invalid_reading": 1}
+    assert pipe.store.readings.count() == 5
+    assert pipe.uploads.rejections == {"invalid_reading": 1}
 
 
 def test_another_unit_of_one_meter_is_another_series(pipe: Pipeline) -> None:
     pipe.handle(upload(quiet(5)))
     outcome = pipe.handle(upload(quiet(5), uom=38))  # same meter and starts, W instead of Wh
     assert outcome.accepted and (outcome.inserted, outcome.duplicates) == (5, 0)
-    assert pipe.store.count_readings() == 10
+    assert pipe.store.readings.count() == 10
 
 
 def test_stage_costs_with_a_clock(pipe: Pipeline) -> None:
@@ -165,48 +141,24 @@ def test_stage_costs_with_a_clock(pipe: Pipeline) -> None:
     assert outcome.stage_ns == dict.fromkeys(STAGES, 10)
 
 
-def test_no_per_upload_alerts_by_default(pipe: Pipeline, db: Path) -> None:
-    """Per-upload scoring is opt-in: the default pipeline raises nothing in `handle`, even
-    on a spike the opt-in detector catches (faults are found by `Pipeline.analyze`)."""
-    assert pipe.detector is None
+def test_uploads_raise_no_alerts(pipe: Pipeline, db: Path) -> None:
+    """Faults are found by the batch analysis (`Pipeline.analyze`) over the stored history,
+    never by `handle`, even on a spike."""
     values = quiet(120)
     values[100] += 500
     outcomes = [pipe.handle(upload(values[i : i + 15], i)) for i in range(0, 120, 15)]
-    assert [o.alerts for o in outcomes] == [0] * 8
     assert all(o.accepted and o.inserted == 15 for o in outcomes)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM alerts").fetchone()[0] == 0
 
 
-def test_spike_alert_is_stored_with_the_opt_in_detector(db: Path) -> None:
-    values = quiet(120)
-    values[100] += 500
-    with Pipeline(db, detector=RobustZScoreDetector()) as pipe:
-        outcomes = [pipe.handle(upload(values[i : i + 15], i)) for i in range(0, 120, 15)]
-        assert [o.alerts for o in outcomes] == [0] * 6 + [1, 0]
-        with sqlite3.connect(db) as conn:
-            rows = conn.execute("SELECT meter_id, start_s, kind, value FROM alerts").fetchall()
-        assert rows == [("pv-1", T0 + STEP_S * 100, "robust_z_spike", float(values[100]))]
-        # a re-delivered upload stores nothing and alerts nothing
-        again = pipe.handle(upload(values[90:105], 90))
-        assert (again.inserted, again.alerts) == (0, 0)
-
-
-def test_flow_directions_get_their_own_detector(db: Path) -> None:
-    detector = RobustZScoreDetector(window=20)
-    with Pipeline(db, Limits(), detector) as pipe:
-        delivered, received = quiet(60, seed=1), quiet(60, seed=2) + 4000
-        received[40] += 1500  # a spike well past the 2 % relative MAD floor
-        alerts = []
-        for i in range(0, 60, 15):
-            a = pipe.handle(upload(delivered[i : i + 15], i, flow_direction=1))
-            b = pipe.handle(upload(received[i : i + 15], i, flow_direction=19))
-            alerts.append((a.alerts, b.alerts))
-        # one shared series would have jumped by 4000 at every upload, or ignored the
-        # received readings as not newer than the delivered ones
-        assert alerts == [(0, 0), (0, 0), (0, 1), (0, 0)]
-        assert pipe.store.count_readings() == 120
-        assert pipe.detector is detector
+def test_flow_directions_are_separate_series(pipe: Pipeline) -> None:
+    delivered, received = quiet(60, seed=1), quiet(60, seed=2) + 4000
+    for i in range(0, 60, 15):
+        a = pipe.handle(upload(delivered[i : i + 15], i, flow_direction=1))
+        b = pipe.handle(upload(received[i : i + 15], i, flow_direction=19))
+        assert (a.inserted, b.inserted) == (15, 15)
+    assert pipe.store.readings.count() == 120
 
 
 def test_unforeseen_error_while_processing_is_a_rejection(
@@ -220,7 +172,7 @@ def test_unforeseen_error_while_processing_is_a_rejection(
     assert not outcome.accepted
     assert outcome.reason == "processing_error: TypeError: surprise"
     assert outcome.reason_code == "processing_error"
-    assert pipe.rejections == {"processing_error": 1}
+    assert pipe.uploads.rejections == {"processing_error": 1}
 
 
 def test_real_green_button_file(pipe: Pipeline, greenbutton_dir: Path) -> None:
@@ -285,13 +237,13 @@ def test_damaged_uploads_never_raise(
             else:
                 assert outcome.reason and ": " in outcome.reason
                 assert (outcome.n_readings, outcome.inserted) == (0, 0)
-            assert pipe.store.count_readings() == stored
+            assert pipe.store.readings.count() == stored
         # and a good upload still goes through afterwards
         good = pipe.handle(upload(quiet(15), 100, meter_id="fresh-meter"))
         assert good.accepted and good.inserted == 15
 
 
-# --- uploads of several channels (CONTRACTS.md "Meter upload format") -------------------------
+# --- uploads of several channels (docs/upload-format.md) -------------------------------------
 
 #: (uom, flowDirection, kind, powerOfTenMultiplier) of a net meter's channels: energy
 #: delivered and received (Wh), voltage (V), current (A), power factor (cosTheta).
@@ -301,44 +253,22 @@ NET_METER = [(72, 1, 12, 0), (72, 19, 12, 0), (29, 0, 54, -3), (5, 0, 4, -3), (6
 def channels_upload(
     columns: dict[int, list[int]], first: int, *, meter_id: str = "net-1", seq: int | None = None
 ) -> bytes:
-    """An upload in the contract's layout with channel k (index into `NET_METER`) carrying
-    `columns[k]` at intervals first, first+1, ... (60 s each)."""
-    seq = first if seq is None else seq
-    rb = "/espi/1_1/resource"
-    up = f"{rb}/UsagePoint/{meter_id}"
-    ns = f'xmlns="{ESPI_NS}"'
-    entries = [
-        f'<entry><id>urn:x:up</id><link rel="self" href="{up}"/>'
-        f'<link rel="up" href="{rb}/UsagePoint"/><content><UsagePoint {ns}>'
-        "<ServiceCategory><kind>0</kind></ServiceCategory></UsagePoint></content></entry>"
-    ]
+    """A meter upload with channel k (index into `NET_METER`) carrying `columns[k]` at
+    intervals first, first+1, ... (60 s each)."""
+    n = len(next(iter(columns.values())))
+    channels = []
     for k, values in columns.items():
         uom, flow, kind, p10 = NET_METER[k]
-        mr, rt = f"{up}/MeterReading/{k + 1}", f"{rb}/ReadingType/{meter_id}/{k + 1}"
-        readings = "".join(
-            f"<IntervalReading><timePeriod><duration>{STEP_S}</duration>"
-            f"<start>{T0 + STEP_S * (first + i)}</start></timePeriod><value>{v}</value>"
-            "</IntervalReading>"
-            for i, v in enumerate(values)
-        )
-        entries.append(
-            f'<entry><id>urn:x:mr{k}</id><link rel="self" href="{mr}"/>'
-            f'<link rel="up" href="{up}/MeterReading"/>'
-            f'<link rel="related" href="{mr}/IntervalBlock"/><link rel="related" href="{rt}"/>'
-            f"<content><MeterReading {ns}/></content></entry>"
-            f'<entry><id>urn:x:rt{k}</id><link rel="self" href="{rt}"/>'
-            f'<link rel="up" href="{rb}/ReadingType"/><content><ReadingType {ns}>'
-            f"<flowDirection>{flow}</flowDirection><intervalLength>{STEP_S}</intervalLength>"
-            f"<kind>{kind}</kind><powerOfTenMultiplier>{p10}</powerOfTenMultiplier>"
-            f"<uom>{uom}</uom></ReadingType></content></entry>"
-            f'<entry><id>urn:x:ib{k}</id><link rel="self" href="{mr}/IntervalBlock/{seq}"/>'
-            f'<link rel="up" href="{mr}/IntervalBlock"/><content><IntervalBlock {ns}>'
-            f"{readings}</IntervalBlock></content></entry>"
-        )
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="{ATOM_NS}">'
-        f"<id>urn:imdc:upload:{meter_id}:{seq}</id>{''.join(entries)}</feed>"
-    ).encode()
+        fields = {
+            "flowDirection": flow,
+            "intervalLength": STEP_S,
+            "kind": kind,
+            "powerOfTenMultiplier": p10,
+            "uom": uom,
+        }
+        channels.append(Channel(fields, values))
+    starts = [T0 + STEP_S * (first + i) for i in range(n)]
+    return meter_upload(meter_id, first if seq is None else seq, starts, channels)
 
 
 def net_meter_columns(n: int, seed: int = 3) -> dict[int, np.ndarray]:
@@ -379,7 +309,7 @@ def test_multi_channel_round_trip(pipe: Pipeline, db: Path) -> None:
         assert outcome.accepted, outcome.reason
         assert (outcome.n_series, outcome.n_readings, outcome.inserted) == (5, 75, 75)
         assert outcome.duplicates == 0
-    assert pipe.store.count_readings() == 150
+    assert pipe.store.readings.count() == 150
     series = stored_series(db)
     assert len(series) == 5
     for k, (uom, flow, kind, _) in enumerate(NET_METER):
@@ -401,36 +331,15 @@ def test_mixed_channel_duplicates(pipe: Pipeline) -> None:
     assert (second.inserted, second.duplicates) == (5 + 5 + 10, 5 + 5)
     again = pipe.handle(channels_upload(window(columns, 5, 15, (0, 2, 3)), 5, seq=2))
     assert (again.inserted, again.duplicates) == (0, 30)
-    assert pipe.store.count_readings() == 15 + 15 + 10
-
-
-def test_each_channel_has_its_own_detector(db: Path) -> None:
-    """A spike in the voltage channel alerts on the voltage series only; energy and voltage
-    states never mix (one shared state would jump by 229,500 counts at every upload)."""
-    columns = net_meter_columns(60)
-    # +80 V: above 8 robust sigmas, whose floor is 2 % of the level (4.6 V) times 1.4826
-    columns[2][40] += 80_000
-    with Pipeline(db, Limits(), RobustZScoreDetector(window=20)) as pipe:
-        alerts = [
-            pipe.handle(channels_upload(window(columns, lo, lo + 15, (0, 2)), lo)).alerts
-            for lo in range(0, 60, 15)
-        ]
-    assert alerts == [0, 0, 1, 0]
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute(
-            "SELECT a.start_s, t.uom, a.value FROM alerts AS a "
-            "JOIN reading_types AS t USING (reading_type_key)"
-        ).fetchall()
-    assert rows == [(T0 + STEP_S * 40, 29, float(columns[2][40]))]
+    assert pipe.store.readings.count() == 15 + 15 + 10
 
 
 # --- batched commits ------------------------------------------------------------------------
 
 
 def mixed_workload() -> list[bytes]:
-    """Net-meter and single-channel uploads with re-deliveries, a spike and rejections."""
+    """Net-meter and single-channel uploads with re-deliveries and rejections."""
     columns = net_meter_columns(120)
-    columns[0][100] += 400
     bodies: list[bytes] = []
     for lo in range(0, 120, 15):
         body = channels_upload(window(columns, lo, lo + 15, (0, 1, 2)), lo)
@@ -442,16 +351,9 @@ def mixed_workload() -> list[bytes]:
     return bodies
 
 
-def database_content(db: Path) -> list[list[tuple[object, ...]]]:
+def database_content(db: Path) -> list[tuple[object, ...]]:
     with sqlite3.connect(db) as conn:
-        return [
-            conn.execute("SELECT * FROM readings ORDER BY 1, 2, 3, 4, 5, 11").fetchall(),
-            conn.execute(
-                "SELECT a.meter_id, t.uom, t.flow_direction, a.start_s, a.kind, a.score, a.value"
-                " FROM alerts AS a JOIN reading_types AS t USING (reading_type_key)"
-                " ORDER BY 1, 2, 3, 4"
-            ).fetchall(),
-        ]
+        return conn.execute("SELECT * FROM readings ORDER BY 1, 2, 3, 4, 5, 11").fetchall()
 
 
 def test_batched_commit_stores_exactly_what_per_upload_commit_stores(tmp_path: Path) -> None:
@@ -459,13 +361,13 @@ def test_batched_commit_stores_exactly_what_per_upload_commit_stores(tmp_path: P
     runs = []
     for every in (1, 4):
         db = tmp_path / f"every-{every}.sqlite"
-        with Pipeline(db, detector=RobustZScoreDetector(), commit_every=every) as pipe:
+        with Pipeline(db, commit_every=every) as pipe:
             outcomes = [pipe.handle(body) for body in bodies]
-            rejections = dict(pipe.rejections)
+            rejections = dict(pipe.uploads.rejections)
         runs.append((outcomes, rejections, database_content(db)))
     (per_upload, rejections_1, content_1), (batched, rejections_4, content_4) = runs
     assert content_4 == content_1
-    assert len(content_1[0]) > 0 and len(content_1[1]) == 1  # readings, and the spike's alert
+    assert len(content_1) > 0
     assert rejections_4 == rejections_1 == {"dtd_forbidden": 1, "invalid_reading": 1}
     assert [replace(o, committed=False) for o in batched] == [
         replace(o, committed=False) for o in per_upload
@@ -480,12 +382,12 @@ def test_batched_uploads_are_durable_only_after_the_commit(db: Path) -> None:
         for i in range(2):
             outcome = pipe.handle(upload(quiet(15), 15 * i))
             assert outcome.accepted and not outcome.committed
-        assert pipe.pending_uploads == 2
-        assert pipe.store.count_readings() == 30  # the pipeline's own connection sees them
+        assert pipe.uploads.pending_uploads == 2
+        assert pipe.store.readings.count() == 30  # the pipeline's own connection sees them
         with sqlite3.connect(db) as other:
             assert other.execute("SELECT count(*) FROM readings").fetchone()[0] == 0
-        assert pipe.flush() == 2
-        assert pipe.pending_uploads == 0
+        assert pipe.uploads.flush() == 2
+        assert pipe.uploads.pending_uploads == 0
         with sqlite3.connect(db) as other:
             assert other.execute("SELECT count(*) FROM readings").fetchone()[0] == 30
         pipe.handle(upload(quiet(15), 30))

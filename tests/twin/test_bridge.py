@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.auth import Keyring, seal
-from pipeline.service import STAGES, Pipeline
+from pipeline import STAGES, Keyring, Pipeline, seal
 from twin.bridge import SERVICE_TIME_MODES, CostModel, load_cost_model
 from twin.calibrate import CALIBRATION_KEY, _fit_nonnegative, calibrate, sample_upload
 from twin.cli import main
@@ -82,7 +81,7 @@ def test_model_mode_runs_the_pipeline_on_a_deterministic_sample(tmp_path: Path) 
         store = Pipeline(tmp_path / f"model-{name}.sqlite", keyring=keyring)
         runs.append([sampled.upload(store, body, n) for body, n in uploads])
         assert sampled.uploads_run + sampled.uploads_modelled == len(uploads)
-        assert store.store.count_readings() == sum(
+        assert store.store.readings.count() == sum(
             n for (o, _), (_, n) in zip(runs[-1], uploads, strict=True) if o is not None
         )
     ran = [outcome is not None for outcome, _ in runs[0]]

@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.auth import Keyring, seal
-from pipeline.service import Pipeline
+from pipeline import Keyring, Pipeline, seal
 from twin.bridge import SERVICE_TIME_MODES, CostModel
 from twin.calibrate import (
     CALIBRATION_KEY,

@@ -1,0 +1,1 @@
+"""Sinks stage: where new detections go besides the store (`pipeline.sinks.webhook`)."""

@@ -1,0 +1,58 @@
+"""`Store`: one MDC's SQLite store, its connection and transactions
+(`pipeline.store.database.Database`) with the repositories by concern over them:
+
+- `Store.readings`: interval readings, raw and validated (`pipeline.store.readings`);
+- `Store.alerts`: the batch analysis' detections (`pipeline.store.alerts`);
+- `Store.sites`: the site registry (`pipeline.store.sites`);
+- `Store.local_times`: the meters' local time (`pipeline.store.local_times`).
+
+Only numpy, numba, lxml and the standard library may be imported here (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+
+from pipeline.store.alerts import AlertRepository
+from pipeline.store.database import Database
+from pipeline.store.local_times import LocalTimeRepository
+from pipeline.store.readings import ReadingRepository
+from pipeline.store.sites import SiteRepository
+
+__all__ = ["Store"]
+
+
+class Store(Database):
+    """The SQLite store of one MDC (schema in `pipeline.store.schema`): a `Database` and
+    its repositories.
+
+    Args:
+        path: database file, created with its tables if missing (``":memory:"`` works for
+            experiments, without WAL).
+
+    Raises:
+        ValueError: the file holds a database of another schema version.
+
+    Each repository write is one unit of work; between `begin` and `commit` they share one
+    transaction. Use from one thread at a time (the connection may be handed between
+    threads).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(path)
+        self.readings = ReadingRepository(self)
+        self.alerts = AlertRepository(self)
+        self.sites = SiteRepository(self)
+        self.local_times = LocalTimeRepository(self)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
