@@ -30,7 +30,7 @@ from pipeline.auth import Keyring, seal
 from pipeline.fetch import parse_upload
 from pipeline.process import extract_batches
 from pipeline.service import Pipeline
-from twin.calibrate import sample_upload
+from twin.sil.calibrate import sample_upload
 
 UPLOAD = sample_upload("pv-00042", 15)  # the twin's upload: a 15-minute window of 1-min readings
 EPOCH_S = 1_781_913_600

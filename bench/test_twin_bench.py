@@ -16,7 +16,7 @@ import pytest
 
 from bench.conftest import RATIOS
 from twin.runner import run
-from twin.scenario import load_scenario
+from twin.scenario.loader import load_scenario
 
 BASELINE = Path(__file__).resolve().parents[1] / "scenarios" / "baseline.toml"
 SLICE = ["fleet.pv.count=60", "fleet.wind.count=6", 'scenario.duration="6h"']

@@ -62,9 +62,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from twin.results import summary_text
+    from twin.accounting.results import summary_text
     from twin.runner import run
-    from twin.scenario import load_scenario
+    from twin.scenario.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
     out_dir = args.out if args.out is not None else Path("out") / scenario.name
@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from twin.scenario import load_scenario
+    from twin.scenario.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
     sites = sum(f.count for f in scenario.fleets)
@@ -91,7 +91,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from twin.calibrate import calibrate
+    from twin.sil.calibrate import calibrate
 
     model = calibrate(repeats=args.repeats)
     model_path = args.out

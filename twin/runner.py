@@ -16,18 +16,18 @@ import numpy as np
 from pipeline.analytics import SiteMeta
 from pipeline.auth import Keyring
 from pipeline.service import Pipeline
-from twin.bridge import SERVICE_TIME_MODES, load_cost_model
+from twin.accounting.forecasts import score_forecasts
+from twin.accounting.ledger import LedgerError
+from twin.accounting.results import Kpis, LatencyStats, Results
+from twin.accounting.scoring import score_detections
 from twin.errors import ScenarioError
-from twin.fleet import FleetData, build_fleets
-from twin.forecasts import score_forecasts
-from twin.ledger import LedgerError
-from twin.progress import ProgressBar
-from twin.results import Kpis, LatencyStats, Results
+from twin.outputs.progress import ProgressBar
+from twin.outputs.timeseries import timeseries_table, write_csv, write_records
 from twin.rng import component_rng
-from twin.scenario import Scenario
-from twin.scoring import score_detections
-from twin.timeseries import timeseries_table, write_csv, write_records
-from twin.world import World
+from twin.scenario.loader import Scenario
+from twin.sil.service_time import SERVICE_TIME_MODES, load_cost_model
+from twin.world.fleet import FleetData, build_fleets
+from twin.world.world import World
 
 STORE_NAME = "store.sqlite"
 
@@ -154,7 +154,7 @@ def run(
         if truth:
             extra["ground_truth"] = str(write_records(Path(out_dir) / "ground_truth.csv", truth))
     if plots and out_dir is not None:
-        from twin.plots import overview_png
+        from twin.outputs.plots import overview_png
 
         png = overview_png(
             Path(out_dir) / "overview.png", fleets, world.ledger, scenario.duration_s

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from twin.accounting.results import Results
 from twin.cli import main
-from twin.fleet import build_fleets
-from twin.results import Results
 from twin.runner import run
-from twin.scenario import FaultSpec, Scenario, load_scenario
+from twin.scenario.faults import FaultSpec
+from twin.scenario.loader import Scenario, load_scenario
+from twin.world.fleet import build_fleets
 
 BASELINE = Path(__file__).resolve().parents[2] / "scenarios" / "baseline.toml"
 SMALL = ["fleet.pv.count=20", "fleet.wind.count=4", 'scenario.duration="6h"']

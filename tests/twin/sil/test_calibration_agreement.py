@@ -1,0 +1,88 @@
+"""Software in the loop (DESIGN.md §4, issue 5): a cost model fitted on this machine and the
+real thread CPU time of the same uploads agree on the mean service time within 20 %.
+
+The model is fitted by ``twin calibrate`` (least squares per stage on the medians of each
+upload shape) on a small sample; then the same set of sealed uploads of several sizes goes
+through the ``calibrated`` and the ``measured`` modes, each on fresh stores (so every
+upload is stored, none a duplicate). Machine noise is kept out by a warm-up pass (numba's
+JIT, lxml and SQLite caches) and by taking the median over repeats of each mode's mean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.auth import Keyring, seal
+from pipeline.service import Pipeline
+from twin.sil.calibrate import (
+    CALIBRATION_KEY,
+    PADDING_BYTES,
+    READINGS_PER_UPLOAD,
+    calibrate,
+    sample_upload,
+)
+from twin.sil.service_time import SERVICE_TIME_MODES, CostModel
+
+UPLOADS_PER_SHAPE = 8
+REPEATS = 3
+#: Uploads per shape in the calibration: 40 keeps its medians within a few per cent
+#: run to run on the dev machine (10 drifted by up to 16 %).
+CALIBRATION_REPEATS = 40
+AGREEMENT = 0.20  # issue 5: calibrated and measured agree within 20 %
+
+
+def _uploads() -> list[tuple[str, bytes]]:
+    """Sealed uploads of every calibration shape (readings x padding), fresh meter ids."""
+    uploads = []
+    for n in READINGS_PER_UPLOAD:
+        for pad in PADDING_BYTES:
+            for r in range(UPLOADS_PER_SHAPE):
+                meter_id = f"agree-{n}-{pad}-{r}"
+                body = seal(meter_id, 0, sample_upload(meter_id, n, pad), CALIBRATION_KEY)
+                uploads.append((meter_id, body))
+    return uploads
+
+
+def _mean_service_s(
+    mode: str, model: CostModel, uploads: list[tuple[str, bytes]], db: Path
+) -> tuple[float, list[int]]:
+    """Mean service time (s at speed 1) of ``uploads`` on a fresh store, and the readings
+    stored per upload."""
+    keyring = Keyring({meter_id: CALIBRATION_KEY for meter_id, _ in uploads})
+    pipeline = Pipeline(db, keyring=keyring)
+    service_time = SERVICE_TIME_MODES[mode](model)
+    seconds, inserted = [], []
+    for _, body in uploads:
+        outcome, service_s = service_time.upload(pipeline, body)
+        seconds.append(service_s)
+        inserted.append(outcome.inserted)
+    pipeline.close()
+    return float(np.mean(seconds)), inserted
+
+
+def test_calibrated_and_measured_agree_on_mean_service_time(tmp_path: Path) -> None:
+    uploads = _uploads()
+    # warm-up: JIT-compile and fill the caches before anything is timed, the calibration's
+    # own path included (a first, cold calibration over-estimated by up to 20 %)
+    _mean_service_s("measured", CostModel({}, {}), uploads[:: len(PADDING_BYTES)], tmp_path / "w")
+    calibrate(repeats=3)
+    model = calibrate(repeats=CALIBRATION_REPEATS)
+    assert model.machine["cpu"] and model.machine["cores"]  # fitted here, and says where
+    means: dict[str, list[float]] = {"calibrated": [], "measured": []}
+    for repeat in range(REPEATS):
+        for mode, runs in means.items():
+            mean_s, inserted = _mean_service_s(
+                mode, model, uploads, tmp_path / f"{mode}-{repeat}.sqlite"
+            )
+            # the same uploads, all stored in full by the real pipeline in both modes
+            assert inserted == [n for n in READINGS_PER_UPLOAD for _ in
+                                range(len(PADDING_BYTES) * UPLOADS_PER_SHAPE)]  # fmt: skip
+            runs.append(mean_s)
+    assert len(set(means["calibrated"])) == 1  # the calibrated mode is deterministic
+    calibrated_s = means["calibrated"][0]
+    measured_s = float(np.median(means["measured"]))
+    assert calibrated_s > 0 and measured_s > 0
+    assert measured_s == pytest.approx(calibrated_s, rel=AGREEMENT), (calibrated_s, measured_s)
