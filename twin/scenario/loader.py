@@ -30,6 +30,7 @@ from twin.scenario.mdc import MdcSpec, parse_mdc
 from twin.scenario.network import NetworkSpec, check_backbone, parse_network
 from twin.scenario.schema import Table
 from twin.sil.service_time import load_cost_model
+from twin.world.faults import WORLD_FAULTS
 
 SERVICE_TIME_MODES = ("calibrated", "measured", "model")
 
@@ -189,7 +190,8 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
         for t in root.tables("fault")
     )
     for index, fault in enumerate(faults):
-        if fault.kind == "tampered_upload" and not pipeline.authenticate:
+        upload = WORLD_FAULTS[fault.kind].on_upload if fault.kind in WORLD_FAULTS else None
+        if upload is not None and upload.needs_authentication and not pipeline.authenticate:
             raise ScenarioError(
                 f"fault.{index}.kind", fault.kind, "pipeline.authenticate = true (uploads sealed)"
             )

@@ -71,3 +71,23 @@ TAMPERED_ENVELOPES: dict[str, Callable[[bytes, str, int, bytes], bytes]] = {
     "unknown_meter": unknown_meter,
     "replayed_sequence": replayed_sequence,
 }
+
+#: (payload name, genuine body, meter id, sequence number, meter key or b"") -> the bytes
+#: the meter sends instead of its genuine upload.
+UploadRewrite = Callable[[str, bytes, str, int, bytes], bytes]
+
+
+def sealed(body: bytes, meter_id: str, seq: int, key: bytes) -> bytes:
+    """What a meter sends: ``body`` in its HMAC envelope (``pipeline.auth.seal``) when it
+    has a key (``b""``: none, the body goes bare)."""
+    return seal(meter_id, seq, body, key) if key else body
+
+
+def malformed_upload(payload: str, body: bytes, meter_id: str, seq: int, key: bytes) -> bytes:
+    """The document of :data:`HOSTILE_PAYLOADS` ``payload``, sealed as the meter seals."""
+    return sealed(HOSTILE_PAYLOADS[payload](body), meter_id, seq, key)
+
+
+def tampered_upload(payload: str, body: bytes, meter_id: str, seq: int, key: bytes) -> bytes:
+    """The envelope of :data:`TAMPERED_ENVELOPES` ``payload`` around the genuine body."""
+    return TAMPERED_ENVELOPES[payload](body, meter_id, seq, key)

@@ -21,7 +21,7 @@ import simpy
 
 from network.backbone import Backbone, BackboneLink, Router
 from network.cellular import SharedCell
-from network.faults import Degradation, markov_outages, peak_rate_per_s
+from network.faults import peak_rate_per_s
 from network.hops import HopLatencies
 from network.radio import assign_coverage
 from network.transport import SessionTable
@@ -29,6 +29,7 @@ from network.vpn import TunnelTimeline, VpnGateway
 from twin.rng import component_rng
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import Scenario
+from twin.world.faults import WORLD_FAULTS, MdcEffect
 from twin.world.fleet import FleetData
 
 
@@ -88,7 +89,8 @@ class WorldNetwork:
         names = [m.name for m in self.mdcs]
         drops: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
         for fault in scenario.faults:
-            if fault.kind == "vpn_drop":
+            kind = WORLD_FAULTS.get(fault.kind)
+            if kind is not None and kind.on_mdc is MdcEffect.TUNNEL_DOWN:
                 drops[fault.mdc].append((fault.at_s, fault.duration_s))
         vpn = spec.vpn
         self.gateways = [
@@ -141,48 +143,23 @@ class WorldNetwork:
         return None
 
     # -- faults ----------------------------------------------------------------------------
-    def apply_fault(self, fault: FaultSpec, seed: int) -> dict[str, Any] | None:
-        """Put a network fault into the cells; returns its entry for ``results.faults``
-        (None if ``fault`` is not a cell fault)."""
-        kind = fault.kind
-        end_s = fault.at_s + fault.duration_s
-        entry: dict[str, Any] = {"region": fault.region, "duration_s": fault.duration_s}
-        cells = self.cells.get(fault.region, [])  # none for an MDC or VPN fault
-        hit = cells if fault.cell < 0 else cells[fault.cell : fault.cell + 1]  # -1: every cell
-        if kind == "cell_outage":
-            for cell in hit:
-                cell.add_outage(fault.at_s, end_s)
-            entry["cell"] = fault.cell
-        elif kind == "regional_outage":
-            for cell in self.cells[fault.region]:
-                cell.add_outage(fault.at_s, end_s)
-        elif kind == "cell_flapping":
-            p = fault.param_dict
-            # keyed by what the fault is, not by its place in the list (DESIGN §3)
-            rng = component_rng(
-                seed, f"fault/cell_flapping/{fault.region}/{fault.cell}/{fault.at_s:g}"
-            )
-            windows = markov_outages(p["mtbf_s"], p["mttr_s"], end_s, rng, fault.at_s).windows
-            for a, b in windows:
-                for cell in hit:
-                    cell.add_outage(a, min(b, end_s))
-            entry |= {"cell": fault.cell, "outages": len(windows)}
-        elif kind == "degraded_coverage":
-            p = fault.param_dict
-            for cell in self.cells[fault.region]:
-                cell.add_degradation(
-                    Degradation(
-                        fault.at_s,
-                        end_s,
-                        p["extra_loss_probability"],
-                        p["extra_latency_s"],
-                        p["rate_factor"],
-                    )
-                )
-            entry |= dict(fault.params)
-        else:
+    def apply_fault(self, fault: FaultSpec, seed: int) -> dict[str, float] | None:
+        """Put a fault that acts on cells into the cells it hits; returns what it reports of
+        itself besides its target (None if ``fault`` does not act on cells). A fault draws
+        from its own generator, keyed by what it is, not by its place in the list (DESIGN
+        §3)."""
+        kind = WORLD_FAULTS.get(fault.kind)
+        if kind is None or kind.on_cells is None:
             return None
-        return entry
+        hit = kind.target.cells_hit(self.cells[fault.region], fault.cell)
+        key = f"fault/{fault.kind}/{fault.region}/{fault.cell}/{fault.at_s:g}"
+        return kind.on_cells(
+            hit,
+            fault.at_s,
+            fault.at_s + fault.duration_s,
+            fault.param_dict,
+            lambda: component_rng(seed, key),
+        )
 
     def reconnect_peak_per_s(self, cells: Sequence[SharedCell], t0_s: float, t1_s: float) -> float:
         """Peak random-access attempts per second over ``cells`` in [t0_s, t1_s) (1 s bins):

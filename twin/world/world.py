@@ -23,15 +23,15 @@ from meters.device import MeterBuffers, upload_schedule
 from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
 from network.faults import OutageSchedule
 from network.vpn import VpnDelivery
-from pipeline.auth import seal
 from pipeline.service import ForecastRecord, Pipeline
 from twin.accounting.ledger import Ledger, LedgerError
 from twin.rng import component_rng
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import Scenario
 from twin.sil.service_time import ServiceTime
+from twin.world.faults import WORLD_FAULTS, MdcEffect, Target
 from twin.world.fleet import FleetData
-from twin.world.hostile import HOSTILE_PAYLOADS, TAMPERED_ENVELOPES
+from twin.world.hostile import sealed
 from twin.world.mdc import Mdc, renewable_supply
 from twin.world.network import WorldNetwork
 
@@ -148,7 +148,8 @@ class World:
         self.rng = {m: component_rng(seed, f"meter/{m}/network") for m in self.meter_ids}
         power_losses: dict[str, list[tuple[float, float]]] = {m.name: [] for m in scenario.mdcs}
         for fault in scenario.faults:
-            if fault.kind == "mdc_power_loss":
+            kind = WORLD_FAULTS.get(fault.kind)
+            if kind is not None and kind.on_mdc is MdcEffect.DARK:
                 power_losses[fault.mdc].append((fault.at_s, fault.at_s + fault.duration_s))
         dark = {
             name: [(a, b - a) for a, b in OutageSchedule(windows).windows]  # overlaps merged
@@ -174,24 +175,25 @@ class World:
         # Pending malformed uploads per meter, earliest first: (at_s, fault index).
         self.hostile: dict[str, list[tuple[float, int]]] = {}
         for index, fault in enumerate(scenario.faults):
-            entry: dict[str, Any] = {"index": index, "kind": fault.kind, "at_s": fault.at_s}
-            network_entry = self.net.apply_fault(fault, seed)
-            if network_entry is not None:
-                entry |= network_entry
-            elif fault.kind in ("vpn_drop", "mdc_power_loss"):
-                entry |= {"mdc": fault.mdc, "duration_s": fault.duration_s}
-            elif fault.kind in ("malformed_upload", "tampered_upload"):
-                self.hostile.setdefault(fault.meter, []).append((fault.at_s, index))
-                entry |= {
-                    "meter_id": fault.meter,
-                    "payload": fault.payload,
-                    "sent_at_s": None,
-                    "delivered": False,
-                }
-            elif fault.kind == "meter_power_loss":
-                entry |= {"meter_id": fault.meter, "duration_s": fault.duration_s}
-            else:
+            kind = WORLD_FAULTS.get(fault.kind)
+            if kind is None:
                 continue  # field faults: their ground truth comes with the fleet's data
+            entry: dict[str, Any] = {"index": index, "kind": fault.kind, "at_s": fault.at_s}
+            target = kind.target
+            if target is Target.CELL or target is Target.REGION:
+                entry["region"] = fault.region
+            if target is Target.CELL:
+                entry["cell"] = fault.cell
+            if target is Target.MDC:
+                entry["mdc"] = fault.mdc
+            if target is Target.METER:
+                entry["meter_id"] = fault.meter
+            if kind.timed:
+                entry["duration_s"] = fault.duration_s
+            entry |= self.net.apply_fault(fault, seed) or {}
+            if kind.on_upload is not None:
+                self.hostile.setdefault(fault.meter, []).append((fault.at_s, index))
+                entry |= {"payload": fault.payload, "sent_at_s": None, "delivered": False}
             self.fault_log.append(entry)
         for pending in self.hostile.values():
             pending.sort()
@@ -199,7 +201,8 @@ class World:
     # -- processes ---------------------------------------------------------------------
     def run(self) -> None:
         for fault in self.scenario.faults:
-            if fault.kind == "meter_power_loss":
+            kind = WORLD_FAULTS.get(fault.kind)
+            if kind is not None and kind.on_meter_power:
                 self.env.process(self._power_loss(self.index[fault.meter], fault))
         self.env.process(self._scheduler())
         self.env.process(self._analytics())
@@ -378,11 +381,10 @@ class World:
             index = pending.pop(0)[1]
             self.fault_log[index]["sent_at_s"] = self.env.now
             fault = self.scenario.faults[index]
-            if fault.kind == "tampered_upload":
-                return TAMPERED_ENVELOPES[fault.payload](body, meter_id, seq, key), index
-            body = HOSTILE_PAYLOADS[fault.payload](body)
-            return (seal(meter_id, seq, body, key) if key else body), index
-        return (seal(meter_id, seq, body, key) if key else body), None
+            hostile = WORLD_FAULTS[fault.kind].on_upload
+            assert hostile is not None  # only upload faults are pending
+            return hostile.rewrite(fault.payload, body, meter_id, seq, key), index
+        return sealed(body, meter_id, seq, key), None
 
     def _labels_s(self, m: int, lo: int, hi: int) -> np.ndarray:
         """Interval starts (s after the run's start) meter ``m`` writes for readings
@@ -676,20 +678,19 @@ class World:
             committed.succeed(False)
 
     def fault_meters(self, fault: FaultSpec) -> np.ndarray | None:
-        """Meter indices a network or MDC fault cuts off (None for other faults)."""
+        """Meter indices a fault cuts off the MDCs (None for faults that cut off none)."""
+        kind = WORLD_FAULTS.get(fault.kind)
+        if kind is None or not kind.cuts_off_meters:
+            return None
         net = self.net
-        if fault.kind in ("cell_outage", "cell_flapping", "regional_outage", "degraded_coverage"):
-            cells = net.cells[fault.region]
-            hit = {id(c) for c in (cells if fault.cell < 0 else [cells[fault.cell]])}
-            if fault.kind in ("regional_outage", "degraded_coverage"):
-                hit = {id(c) for c in cells}
-            return np.array([m for m, c in enumerate(net.cell_of) if id(c) in hit], dtype=np.int64)
-        if fault.kind in ("vpn_drop", "mdc_power_loss"):
+        if kind.target is Target.MDC:
             return np.array([m for m, h in enumerate(net.home) if h == fault.mdc], dtype=np.int64)
-        return None
+        hit = {id(c) for c in kind.target.cells_hit(net.cells[fault.region], fault.cell)}
+        return np.array([m for m, c in enumerate(net.cell_of) if id(c) in hit], dtype=np.int64)
 
     def drain_report(self) -> None:
-        """Add to each network/MDC fault's entry how the backlog it caused drained."""
+        """Add to the entry of each fault that cut meters off how the backlog it caused
+        drained."""
         for entry in self.fault_log:
             fault = self.scenario.faults[entry["index"]]
             meters = self.fault_meters(fault)
@@ -698,7 +699,7 @@ class World:
             end_s = fault.at_s + fault.duration_s
             entry["meters_affected"] = len(meters)
             entry |= self.ledger.drain_s(meters, end_s, self.scenario.duration_s)
-            if fault.kind in ("cell_outage", "regional_outage"):
+            if WORLD_FAULTS[fault.kind].reconnect_storm:
                 cells = list(
                     {id(self.net.cell_of[m]): self.net.cell_of[m] for m in meters}.values()
                 )
