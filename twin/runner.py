@@ -135,7 +135,7 @@ def run(
     # the database also holds readings whose (simulated) commit ends after the horizon: the
     # ledger counts those as in flight, but they are in its STORED state already
     expected_rows = int(np.dot(world.n_channels, world.ledger.stored_per_meter()))
-    modelled = world.modelled_rows  # model mode: counted as stored, never written
+    modelled = world.counters.rows_modelled  # model mode: counted as stored, never written
     if not stored_rows <= expected_rows <= stored_rows + modelled or (
         not modelled and stored_rows != expected_rows
     ):

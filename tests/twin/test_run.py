@@ -125,15 +125,15 @@ def test_hostile_upload_is_rejected_counted_and_the_run_goes_on(tmp_path: Path) 
     )
     results = run(load_scenario(fault, SMALL), audit_every_s=900.0)
     assert_balanced(results)
-    rejected = {r["meter_id"]: r for r in results.rejections}
+    rejected = {r.meter_id: r for r in results.rejections}
     assert set(rejected) == {"pv-00002", "wind-00001", "pv-00005"}
-    assert rejected["pv-00002"]["reason"].startswith("dtd_forbidden")
-    assert rejected["wind-00001"]["reason"].startswith("dtd_forbidden")
-    assert rejected["pv-00005"]["reason"].startswith("malformed")
-    assert all(r["stage"] == "fetch" for r in rejected.values())
+    assert rejected["pv-00002"].reason.startswith("dtd_forbidden")
+    assert rejected["wind-00001"].reason.startswith("dtd_forbidden")
+    assert rejected["pv-00005"].reason.startswith("malformed")
+    assert all(r.stage == "fetch" for r in rejected.values())
     assert [f["delivered"] for f in results.faults] == [True, True, True]
     assert results.kpis.readings_lost["rejected_invalid"] == sum(
-        r["readings"] for r in rejected.values()
+        r.readings for r in rejected.values()
     )
     assert results.kpis.readings_stored > 0.9 * results.kpis.readings_generated
 
@@ -213,10 +213,10 @@ def test_several_malformed_uploads_on_one_meter_all_fire_even_after_an_outage() 
     )
     results = run(_with_faults(scenario, *faults), audit_every_s=300.0)
     assert_balanced(results)
-    mine = [r for r in results.rejections if r["meter_id"] == "pv-00001"]
+    mine = [r for r in results.rejections if r.meter_id == "pv-00001"]
     assert len(mine) == 3
     # the first two were due during the outage: they went out after it, in order
-    assert all(r["t_s"] >= 6600.0 for r in mine[:2])
+    assert all(r.t_s >= 6600.0 for r in mine[:2])
     assert [f["delivered"] for f in results.faults[1:]] == [True, True, True]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from twin.accounting.counters import Rejection
 from twin.units import format_duration
 
 
@@ -75,7 +76,7 @@ class Results:
     seed: int
     kpis: Kpis
     ledger: dict[str, Any]
-    rejections: list[dict[str, Any]]
+    rejections: list[Rejection]
     faults: list[dict[str, Any]]  # each network/device fault and what became of it
     service_time: dict[str, Any]
     software: dict[str, str]
@@ -246,7 +247,7 @@ def summary_text(results: Results) -> str:
         lines.append(f"  recommend: {text}")
     for rejection in results.rejections[:5]:
         lines.append(
-            f"  rejected {rejection['meter_id']} #{rejection['sequence_no']}: {rejection['reason']}"
+            f"  rejected {rejection.meter_id} #{rejection.sequence_no}: {rejection.reason}"
         )
     if results.store_path:
         lines += ["", f"  store: {results.store_path}"]

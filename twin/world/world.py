@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,9 +21,9 @@ from hw_models.server import JobLost, Server, ServiceDemand
 from meters.device import MeterBuffers, upload_schedule
 from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
 from network.faults import OutageSchedule
-from network.vpn import VpnDelivery
 from pipeline.service import ForecastRecord, Pipeline
-from twin.accounting.ledger import Ledger, LedgerError
+from twin.accounting.counters import Counters
+from twin.accounting.ledger import Ledger
 from twin.rng import component_rng
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import Scenario
@@ -32,36 +31,12 @@ from twin.sil.service_time import ServiceTime
 from twin.world.faults import WORLD_FAULTS, MdcEffect, Target
 from twin.world.fleet import FleetData
 from twin.world.hostile import sealed
+from twin.world.journey import Upload, UploadPath
 from twin.world.mdc import Mdc, renewable_supply
 from twin.world.network import WorldNetwork
 
-
-@dataclass
-class Counters:
-    """Upload-level counts over the run."""
-
-    uploads_started: int = 0
-    uploads_delivered: int = 0  # copies that reached the MDC (retries and duplicates included)
-    uploads_acknowledged: int = 0
-    uploads_failed: int = 0  # retry budget exhausted; the readings stay in the meter
-    windows_skipped_busy: int = 0
-    uploads_rejected: int = 0
-    uploads_lost_at_mdc: int = 0  # in an MDC's memory when its server or power went
-    attempts_unroutable: int = 0  # no MDC could take the upload
-    upload_bytes_max: int = 0  # largest upload body sent
-    analyses: int = 0  # batch analytics runs
-    points_analysed: int = 0
-    rejections: list[dict[str, Any]] = field(default_factory=list)
-
-
 #: Interval of the run's time series (queue depth, busy cores, open sessions, cell state), s.
 SAMPLE_EVERY_S = 300.0
-
-#: Bytes the store writes to disk per reading row. Measured: the baseline run's
-#: store.sqlite holds 315,019 rows in 7.44 MB (23.6 B a row with indexes); SQLite in WAL
-#: mode writes each page twice (WAL, then the checkpoint), so 48 B.
-STORE_WRITE_BYTES_PER_ROW = 48
-
 
 def region_renewables(fleets: list[FleetData], region: str) -> SupplySeries | None:
     """The summed AC output of a region's fleets (W) as a supply series at the finest
@@ -168,12 +143,23 @@ class World:
             )
             for spec in scenario.mdcs
         ]
-        self.modelled_rows = 0  # rows counted as stored for uploads the model mode costed
         self.net = WorldNetwork(self.env, scenario, seed, fleets, self.mdcs)
+        self.path = UploadPath(
+            self.env,
+            self.net,
+            self.mdcs,
+            self.ledger,
+            self.buffers,
+            self.counters,
+            service_time,
+            pipeline,
+            self.n_channels,
+            self._discarded,
+        )
         # What happened to each injected fault, in scenario order (ground truth for results).
         self.fault_log: list[dict[str, Any]] = []
-        # Pending malformed uploads per meter, earliest first: (at_s, fault index).
-        self.hostile: dict[str, list[tuple[float, int]]] = {}
+        # Pending upload faults per meter, earliest first: their fault-log entries.
+        self.hostile: dict[str, list[dict[str, Any]]] = {}
         for index, fault in enumerate(scenario.faults):
             kind = WORLD_FAULTS.get(fault.kind)
             if kind is None:
@@ -192,11 +178,11 @@ class World:
                 entry["duration_s"] = fault.duration_s
             entry |= self.net.apply_fault(fault, seed) or {}
             if kind.on_upload is not None:
-                self.hostile.setdefault(fault.meter, []).append((fault.at_s, index))
                 entry |= {"payload": fault.payload, "sent_at_s": None, "delivered": False}
+                self.hostile.setdefault(fault.meter, []).append(entry)
             self.fault_log.append(entry)
         for pending in self.hostile.values():
-            pending.sort()
+            pending.sort(key=lambda e: (e["at_s"], e["index"]))
 
     # -- processes ---------------------------------------------------------------------
     def run(self) -> None:
@@ -364,8 +350,9 @@ class World:
         if int(self.buffers.power_cycles[m]) == cycle:  # else power_loss ended the session
             self.buffers.busy[m] = False
 
-    def _body(self, m: int, lo: int, hi: int, seq: int) -> tuple[bytes, int | None]:
-        """The upload's XML, or a malformed one when a fault is due; and that fault's index."""
+    def _body(self, m: int, lo: int, hi: int, seq: int) -> tuple[bytes, dict[str, Any] | None]:
+        """What the meter sends: its upload's XML, sealed, or what an upload fault due now
+        makes of it; and that fault's entry."""
         body = encode_meter_upload(
             self.meter_ids[m],
             seq,
@@ -377,13 +364,13 @@ class World:
         meter_id = self.meter_ids[m]
         key = self.keys[meter_id] if self.keys is not None else b""
         pending = self.hostile.get(meter_id)
-        if pending and self.env.now >= pending[0][0]:
-            index = pending.pop(0)[1]
-            self.fault_log[index]["sent_at_s"] = self.env.now
-            fault = self.scenario.faults[index]
+        if pending and self.env.now >= pending[0]["at_s"]:
+            entry = pending.pop(0)
+            entry["sent_at_s"] = self.env.now
+            fault = self.scenario.faults[entry["index"]]
             hostile = WORLD_FAULTS[fault.kind].on_upload
             assert hostile is not None  # only upload faults are pending
-            return hostile.rewrite(fault.payload, body, meter_id, seq, key), index
+            return hostile.rewrite(fault.payload, body, meter_id, seq, key), entry
         return sealed(body, meter_id, seq, key), None
 
     def _labels_s(self, m: int, lo: int, hi: int) -> np.ndarray:
@@ -406,276 +393,31 @@ class World:
         )
 
     def _upload(self, m: int, lo: int, hi: int, cycle: int) -> Generator[simpy.Event, Any, bool]:
-        """Send readings [lo, hi) with retries; True when the meter got its acknowledgement.
-        ``cycle`` is the meter's power cycle count at the session's start: a power loss
-        ends the session (the modem is off) and voids any acknowledgement after it.
-
-        Retries wait the profile's capped exponential backoff with jitter; a retry that
-        would start while the cell is down waits for it to come back plus the profile's
-        reconnect spread (the reconnect storm after an outage, ``network.faults``)."""
-        env, net, counters = self.env, self.net, self.counters
+        """Send readings [lo, hi) with retries (:class:`~twin.world.journey.UploadPath`);
+        True when the meter got its acknowledgement. ``cycle`` is the meter's power cycle
+        count at the session's start: a power loss ends the session (the modem is off) and
+        voids any acknowledgement after it."""
+        counters = self.counters
         counters.uploads_started += 1
+        meter_id = self.meter_ids[m]
         seq = self.buffers.take_sequence_no(m)
         body, fault = self._body(m, lo, hi, seq)
         counters.upload_bytes_max = max(counters.upload_bytes_max, len(body))
         # The session holds the upload in memory until it ends: a copy of its readings, so
         # that the meter evicting them from a full buffer meanwhile does not lose them.
         self.ledger.add_copy(m, lo, hi)
-        cell = net.cell_of[m]
-        profile = cell.profile
-        rng = self.rng[self.meter_ids[m]]
-        ce_level = int(net.ce_level[m])
-        started_s = env.now
-        previous_s = 0.0
-        acknowledged = False
-        for attempt in range(1, profile.max_attempts + 1):
-            if int(self.buffers.power_cycles[m]) != cycle:
-                break
-            target = net.route(m)
-            if target is None:  # no MDC can take it: nothing answers the meter
-                counters.attempts_unroutable += 1
-                yield env.timeout(profile.ack_timeout_s)
-            else:
-                k, backbone_s = target
-                handshake = net.sessions.handshake(m, k, env.now)
-                attempt_s = env.now
-                result = yield from cell.attempt(len(body), rng, ce_level, handshake)
-                if result.delivered:
-                    net.sessions.established(m, k, env.now, handshake)
-                    # the radio hop is the delivering attempt; what came before it (failed
-                    # attempts, backoff, waiting for a dead cell) is the meter's wait
-                    net.hops.add("cellular", env.now - attempt_s)
-                    net.hops.add("meter_wait", attempt_s - started_s)
-                    acknowledged = yield from self._deliver(
-                        m, lo, hi, seq, body, fault, k, backbone_s, result.ack_lost, cycle
-                    )
-                    if acknowledged:
-                        break
-                else:
-                    net.sessions.broken(m)
-            if attempt < profile.max_attempts:
-                previous_s = profile.backoff_s(attempt, rng, previous_s)
-                wait_s = previous_s
-                if not cell.is_up(env.now + wait_s):
-                    wait_s = (
-                        cell.next_up_s(env.now + wait_s) - env.now + profile.reconnect_delay_s(rng)
-                    )
-                yield env.timeout(wait_s)
+        upload = Upload(m, meter_id, seq, lo, hi, body, fault, cycle)
+        acknowledged = yield from self.path.send(upload, self.rng[meter_id])
         if not acknowledged:
             counters.uploads_failed += 1
-            if fault is not None and not self.fault_log[fault]["delivered"]:
+            if fault is not None and not fault["delivered"]:
                 # never reached an MDC: the malformed upload is still due next session
-                at_s = self.scenario.faults[fault].at_s
-                self.hostile[self.meter_ids[m]].insert(0, (at_s, fault))
-                self.fault_log[fault]["sent_at_s"] = None
+                self.hostile[meter_id].insert(0, fault)
+                fault["sent_at_s"] = None
         # the upload's in-memory copy is gone; the data's fate is with the meter's buffer
         # (acknowledged: handed on to the copy delivered to the MDC)
         self.ledger.drop_copy(m, lo, hi, None)
         return acknowledged
-
-    def _deliver(
-        self,
-        m: int,
-        lo: int,
-        hi: int,
-        seq: int,
-        body: bytes,
-        fault: int | None,
-        k: int,
-        backbone_s: float,
-        ack_lost: bool,
-        cycle: int,
-    ) -> Generator[simpy.Event, Any, bool]:
-        """The upload crossed the cell to MDC ``k``'s gateway: hand it to the tunnel and
-        wait for the acknowledgement. An MDC that acknowledges on receipt answers from the
-        gateway at once (a store-and-forward broker: what its buffer later drops is lost);
-        one that acknowledges after commit answers when the pipeline has stored it, back
-        across backbone, tunnel and cell, or never (then the meter's timer runs out)."""
-        env, net = self.env, self.net
-        mdc, gateway = self.mdcs[k], net.gateways[k]
-        rng = self.rng[self.meter_ids[m]]
-        cell, ce_level = net.cell_of[m], int(net.ce_level[m])
-        delivered_s = env.now
-        delivery = gateway.send(env.now, len(body))
-        self.ledger.add_copy(m, lo, hi)  # the copy on its way to the MDC
-        self.counters.uploads_delivered += 1
-        committed = env.event() if mdc.ack_after_commit else None
-        env.process(self._at_mdc(m, lo, hi, seq, body, fault, k, delivery, backbone_s, committed))
-        timeout_s = cell.profile.ack_timeout_s
-        if ack_lost:  # the meter will never see this acknowledgement
-            yield env.timeout(timeout_s)
-            return False
-        if committed is None:
-            yield env.timeout(cell.ack_latency_s(rng, ce_level))
-        else:
-            timer = env.timeout(timeout_s)
-            yield committed | timer
-            if not (committed.triggered and committed.value):
-                if not timer.processed:
-                    yield timer
-                return False
-            back_s = backbone_s + gateway.tunnel_at(env.now).latency_s
-            yield env.timeout(back_s + cell.ack_latency_s(rng, ce_level))
-        if int(self.buffers.power_cycles[m]) != cycle:
-            return False  # the modem went off before the acknowledgement arrived
-        for a, b in self.buffers.acknowledge_runs(m, lo, hi):
-            self.ledger.drop_copy(m, a, b, None)
-        self.counters.uploads_acknowledged += 1
-        net.hops.add("ack", env.now - delivered_s)  # gateway receipt to the meter's ack
-        return True
-
-    def _at_mdc(
-        self,
-        m: int,
-        lo: int,
-        hi: int,
-        seq: int,
-        body: bytes,
-        fault: int | None,
-        k: int,
-        delivery: VpnDelivery,
-        backbone_s: float,
-        committed: simpy.Event | None,
-    ) -> Generator[simpy.Event, Any, None]:
-        """The upload's way from the gateway to MDC ``k``'s pipeline: tunnel (and the
-        gateway buffer while the tunnel is down), backbone, RAM admission and a core."""
-        env, net, mdc = self.env, self.net, self.mdcs[k]
-        sent_s = env.now
-        if not delivery.accepted:  # the gateway's buffer was full
-            net.gateway_overflows += 1
-            self._gone_past_gateway(m, lo, hi, committed, "vpn_down_buffer_overflow")
-            return
-        if delivery.arrival_s == float("inf"):
-            return  # the tunnel stays down past the horizon: in flight at the end
-        yield env.timeout(delivery.arrival_s - sent_s)
-        net.hops.add("vpn", env.now - sent_s)
-        if backbone_s > 0.0:
-            transfer_s = net.backbone.transfer_s(net.home[m], mdc.name, len(body))
-            yield env.timeout(transfer_s)
-            net.hops.add("backbone", transfer_s)
-        if not mdc.is_up(env.now):  # it went down meanwhile: the gateway fails over
-            target = net.route(m)
-            if target is not None and target[0] != k:
-                other = self.mdcs[target[0]]
-                transfer_s = net.backbone.transfer_s(mdc.name, other.name, len(body))
-                yield env.timeout(transfer_s)
-                net.hops.add("backbone", transfer_s)
-                mdc = other
-        if fault is not None:
-            self.fault_log[fault]["delivered"] = True
-        arrived_s = env.now
-
-        def work(server: Server) -> ServiceDemand:
-            net.hops.add("mdc_queue", env.now - arrived_s)
-            channels = int(self.n_channels[m])
-            outcome, service_s = self.service_time.upload(
-                self.pipeline,
-                body,
-                n_readings=channels * (hi - lo),
-                force=fault is not None,
-                key=f"{self.meter_ids[m]}/{seq}",
-            )
-            rows = 0
-            if outcome is None:  # model mode, not sampled: costed, counted as stored
-                fresh = self.ledger.store(
-                    m, lo, hi, env.now + service_s / server.speed_factor, self._discarded(m, lo, hi)
-                )
-                rows = channels * fresh
-                self.modelled_rows += rows
-            elif outcome.accepted:
-                if outcome.n_readings != channels * (hi - lo):
-                    raise LedgerError(
-                        f"{self.meter_ids[m]} seq {seq}: pipeline read {outcome.n_readings} "
-                        f"readings, the meter sent {hi - lo} x {channels} channels"
-                    )
-                fresh = self.ledger.store(
-                    m, lo, hi, env.now + service_s / server.speed_factor, self._discarded(m, lo, hi)
-                )
-                rows = outcome.inserted
-                # once model mode has counted readings as stored that the database lacks, a
-                # real copy of them inserts rows the ledger calls duplicates: then the rows
-                # inserted lie between the new readings' and the upload's (the end-of-run
-                # row check covers the totals)
-                low = channels * fresh
-                high = channels * (hi - lo) if self.modelled_rows else low
-                if not low <= outcome.inserted <= high:
-                    raise LedgerError(
-                        f"{self.meter_ids[m]} seq {seq}: store inserted {outcome.inserted}, "
-                        f"ledger expected {fresh} new readings x {channels} channels"
-                        + (f" (at most {high} rows in model mode)" if high != low else "")
-                    )
-            else:
-                auth = (outcome.reason or "").startswith("auth_")
-                self.ledger.drop_copy(m, lo, hi, "rejected_auth" if auth else "rejected_invalid")
-                self.counters.uploads_rejected += 1
-                self.counters.rejections.append(
-                    {
-                        "meter_id": self.meter_ids[m],
-                        "sequence_no": seq,
-                        "t_s": env.now,
-                        "readings": hi - lo,
-                        "reason": outcome.reason,
-                        "stage": outcome.rejected_stage,
-                    }
-                )
-            write_bytes = rows * STORE_WRITE_BYTES_PER_ROW
-            net.hops.add(
-                "pipeline",
-                service_s / server.speed_factor + write_bytes / server.disk_write_bps,
-            )
-            return ServiceDemand({"pipeline": service_s}, write_bytes=write_bytes)
-
-        def on_commit(server: Server) -> None:
-            if committed is not None:
-                committed.succeed(True)
-
-        size = len(body)
-        admitted = False
-        dark = not mdc.is_up(env.now)
-        if dark or not mdc.pool.would_admit(size):
-            # The MDC cannot take it now: it is down with no MDC to fail over to (the
-            # gateway stores and forwards), or its ingest memory is full (it pushes back).
-            # The upload waits in the gateway's bounded buffer, beside uploads for a tunnel
-            # that is down.
-            buffer = net.gateways[self.mdcs.index(mdc)].buffer
-            if dark:
-                net.held_for_mdc += 1
-            else:
-                net.pushed_back += 1
-            if not buffer.hold(env.now, size):
-                net.pushback_overflows += 1
-                self._gone_past_gateway(m, lo, hi, committed, "gateway_buffer_overflow")
-                return
-            try:
-                while not mdc.is_up(env.now):
-                    yield mdc.pool.until_available()
-                yield mdc.pool.admit(size)
-            finally:
-                buffer.free(size)
-            admitted = True
-        try:
-            yield from mdc.serve(work, size, (m, seq), on_commit=on_commit, admitted=admitted)
-        except JobLost as lost:
-            if lost.record.work_done:
-                # The real pipeline call had run, and the call is the commit: the rows are
-                # in the store and the ledger counted them. The simulated service time
-                # that follows is the CPU the call took; a crash in it finds nothing
-                # uncommitted (with ack "commit", the acknowledgement is lost: the meter's
-                # timer runs out and it re-sends, a duplicate).
-                return
-            self.counters.uploads_lost_at_mdc += 1
-            cause = mdc.loss_cause_on_crash()  # None after commit: the meter still has it
-            self._gone_past_gateway(m, lo, hi, committed, cause)
-
-    def _gone_past_gateway(
-        self, m: int, lo: int, hi: int, committed: simpy.Event | None, cause: str | None
-    ) -> None:
-        """The copy of readings [lo, hi) the gateway took is gone. Acknowledged on receipt
-        (``committed`` None), its readings are lost as ``cause``; acknowledged after commit,
-        the meter still holds them and re-sends (no loss; the commit event fails)."""
-        self.ledger.drop_copy(m, lo, hi, cause if committed is None else None)
-        if committed is not None and not committed.triggered:
-            committed.succeed(False)
 
     def fault_meters(self, fault: FaultSpec) -> np.ndarray | None:
         """Meter indices a fault cuts off the MDCs (None for faults that cut off none)."""

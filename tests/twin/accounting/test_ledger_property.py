@@ -144,5 +144,5 @@ def test_random_fault_schedules_never_unbalance_the_ledger(scenario: Scenario) -
     assert k.readings_generated == sum(f.count for f in scenario.fleets) * 180
     assert k.readings_generated == k.readings_stored + k.readings_lost_total + k.readings_in_flight
     assert results.ledger["store_rows"] == k.readings_stored + results.ledger["committing_at_end"]
-    rejected = sum(r["readings"] for r in results.rejections)
+    rejected = sum(r.readings for r in results.rejections)
     assert k.readings_lost["rejected_invalid"] <= rejected

@@ -24,12 +24,12 @@ def test_forged_envelopes_are_rejected_and_counted(tmp_path: Path) -> None:
         for i, p in enumerate(("bad_signature", "unknown_meter", "replayed_sequence"))
     )
     results = run(dataclasses.replace(scenario, faults=faults), out_dir=tmp_path)
-    reasons = sorted(r["reason"].split(":")[0] for r in results.rejections)
+    reasons = sorted(r.reason.split(":")[0] for r in results.rejections)
     assert reasons == ["auth_bad_signature", "auth_replay", "auth_unknown_meter"]
-    assert all(r["stage"] == "fetch" for r in results.rejections)
+    assert all(r.stage == "fetch" for r in results.rejections)
     # each forged upload carried one 15-min window of 1-min readings (or a backlog chunk)
     lost = results.kpis.readings_lost
-    assert lost["rejected_auth"] == sum(r["readings"] for r in results.rejections) > 0
+    assert lost["rejected_auth"] == sum(r.readings for r in results.rejections) > 0
     assert sum(lost.values()) == lost["rejected_auth"]
     # honest retransmissions after lost acknowledgements pass authentication: duplicates
     assert results.kpis.duplicates_discarded > 0
