@@ -199,11 +199,11 @@ class Ledger:
 
     def drain_s(
         self, meters: np.ndarray, end_s: float, until_s: float
-    ) -> dict[str, float | int | None]:
+    ) -> tuple[float | None, int, int]:
         """How the backlog of ``meters`` drained after a fault that ended at ``end_s``: of
-        their readings whose interval ended by then, ``drain_s`` is the time from ``end_s``
-        to the last commit (None if none was committed after it), ``pending`` the number
-        still in flight at ``until_s`` and ``lost`` the number lost.
+        their readings whose interval ended by then, (the time from ``end_s`` to the last
+        commit, s, None if none was committed after it; the number still in flight at
+        ``until_s``; the number lost).
 
         These are bounds on the fault's effect, not its exact share: ``drain_s`` includes
         the meters' normal upload interval (a reading taken just before ``end_s`` waits for
@@ -221,7 +221,7 @@ class Ledger:
             lost += int(np.count_nonzero(final > STORED))
             pending += int(n - np.count_nonzero(done) - np.count_nonzero(final > STORED))
         drain = last_commit_s - end_s if last_commit_s > end_s else None
-        return {"drain_s": drain, "pending": pending, "lost": lost}
+        return drain, pending, lost
 
     def latencies_s(self, until_s: float = np.inf) -> np.ndarray:
         """End of interval to commit, s, for every reading committed by ``until_s``."""

@@ -15,10 +15,12 @@ that fault (:data:`DETECTOR_FOR`; an ``anomaly`` detection may match any fault),
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from twin.accounting.records import DetectionRecord
 
 #: Ground-truth fault kind -> the detection kind (pipeline.analytics) meant to find it.
 DETECTOR_FOR: dict[str, str] = {
@@ -48,12 +50,15 @@ class KindScore:
     delay_s_median: float | None
     delay_s_max: float | None
 
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
-def _overlaps(d: dict[str, Any], t: dict[str, Any], tolerance_s: float) -> bool:
+
+def _overlaps(d: DetectionRecord, t: dict[str, Any], tolerance_s: float) -> bool:
     return bool(
-        d["series_id"] == t["meter_id"]
-        and d["start_s"] <= t["end_s"] + tolerance_s
-        and d["end_s"] >= t["start_s"] - tolerance_s
+        d.series_id == t["meter_id"]
+        and d.start_s <= t["end_s"] + tolerance_s
+        and d.end_s >= t["start_s"] - tolerance_s
     )
 
 
@@ -63,16 +68,16 @@ def _explains(detection_kind: str, fault_kind: str) -> bool:
 
 def score_detections(
     truth: Sequence[dict[str, Any]],
-    detections: Sequence[dict[str, Any]],
+    detections: Sequence[DetectionRecord],
     tolerance_s: float = DEFAULT_TOLERANCE_S,
 ) -> list[KindScore]:
     """Scores per fault kind (sorted by kind), then one per detection kind that no injected
     fault kind maps to (its precision: every such detection that no fault explains is false,
     e.g. inverter trips reported in a run without any).
 
-    ``truth``: records with ``kind``, ``meter_id``, ``start_s``, ``end_s``; ``detections``:
-    records with ``kind``, ``series_id``, ``start_s``, ``end_s``, ``detected_s``, all on the
-    same time base (the twin uses s after the scenario start)."""
+    ``truth``: ground-truth records (``meters.faults.GROUND_TRUTH_FIELDS``: ``kind``,
+    ``meter_id``, ``start_s``, ``end_s`` are used), on the detections' time base (s after
+    the scenario's start)."""
     scores = []
     for fault_kind in sorted({t["kind"] for t in truth}):
         faults = [t for t in truth if t["kind"] == fault_kind]
@@ -83,12 +88,12 @@ def score_detections(
             hits = [
                 d
                 for d in detections
-                if _explains(d["kind"], fault_kind) and _overlaps(d, fault, tolerance_s)
+                if _explains(d.kind, fault_kind) and _overlaps(d, fault, tolerance_s)
             ]
             if hits:
                 found += 1
-                delays.append(min(d["detected_s"] for d in hits) - fault["start_s"])
-        own = [d for d in detections if d["kind"] == detection_kind]
+                delays.append(min(d.detected_s for d in hits) - fault["start_s"])
+        own = [d for d in detections if d.kind == detection_kind]
         true = sum(any(_overlaps(d, t, tolerance_s) for t in faults) for d in own)
         scores.append(
             KindScore(
@@ -105,8 +110,8 @@ def score_detections(
             )
         )
     covered = {s.detection_kind for s in scores}
-    for detection_kind in sorted({d["kind"] for d in detections} - covered):
-        own = [d for d in detections if d["kind"] == detection_kind]
+    for detection_kind in sorted({d.kind for d in detections} - covered):
+        own = [d for d in detections if d.kind == detection_kind]
         true = sum(
             any(
                 _explains(detection_kind, t["kind"]) and _overlaps(d, t, tolerance_s) for t in truth

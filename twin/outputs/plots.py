@@ -7,28 +7,28 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from twin.accounting.ledger import Ledger
-from twin.world.fleet import FleetData
+from twin.accounting.results import Results
+
+#: Bin of the "readings stored" panel, s.
+STORED_BIN_S = 900.0
 
 
-def overview_png(path: Path, fleets: list[FleetData], ledger: Ledger, horizon_s: float) -> Path:
+def overview_png(path: Path, results: Results) -> Path:
     """Three panels over simulated time: generation by fleet (kW), readings stored per
     15 min, and the distribution of end-to-end latency (s)."""
+    series = results.series
     fig = Figure(figsize=(9, 9), layout="constrained")  # no pyplot: no global state
     gen, flow, lat = fig.subplots(3, 1)
-    for fleet in fleets:
-        step_s = fleet.spec.meter.sample_s
-        t_h = (np.arange(fleet.power_w.shape[1]) + 0.5) * step_s / 3600
-        (line,) = gen.plot(
-            t_h, fleet.power_w.sum(axis=0) / 1000, label=f"{fleet.spec.name} ({fleet.spec.kind})"
-        )
+    for fleet in series.fleets:
+        t_h = (np.arange(fleet.power_w.size) + 0.5) * fleet.sample_s / 3600
+        (line,) = gen.plot(t_h, fleet.power_w / 1000, label=f"{fleet.name} ({fleet.kind})")
         if fleet.load_w is not None:
             gen.plot(
                 t_h,
-                fleet.load_w.sum(axis=0) / 1000,
+                fleet.load_w / 1000,
                 color=line.get_color(),
                 linestyle="--",
-                label=f"{fleet.spec.name} load",
+                label=f"{fleet.name} load",
             )
     gen.set(
         ylabel="power, kW",
@@ -37,22 +37,35 @@ def overview_png(path: Path, fleets: list[FleetData], ledger: Ledger, horizon_s:
     )
     gen.legend(loc="upper left")
 
-    stored_at_s = ledger.stored_at_s[np.isfinite(ledger.stored_at_s)]
-    bins_s = np.arange(0.0, horizon_s + 900.0, 900.0)
-    counts, edges = np.histogram(stored_at_s, bins=bins_s)
-    flow.bar(edges[:-1] / 3600, counts, width=0.25, align="edge", color="tab:green")
+    table = series.timeseries
+    t_s = table.rows[:, table.columns.index("t_s")]
+    stored = table.rows[:, table.columns.index("readings_stored")]
+    bins = (t_s // STORED_BIN_S).astype(np.int64)
+    counts = np.bincount(bins, weights=stored) if len(bins) else np.zeros(0)
+    flow.bar(
+        np.arange(len(counts)) * STORED_BIN_S / 3600,
+        counts,
+        width=STORED_BIN_S / 3600,
+        align="edge",
+        color="tab:green",
+    )
     flow.set(
         ylabel="readings stored / 15 min",
         xlabel="simulated time, h",
         title="What the pipeline stored",
     )
 
-    latency_s = ledger.latencies_s()
-    if latency_s.size:
-        lat.hist(latency_s, bins=60, color="tab:purple")
-        for q, style in ((50, "-"), (95, "--"), (99, ":")):
-            value = float(np.percentile(latency_s, q))
-            lat.axvline(value, color="black", linestyle=style, label=f"p{q} {value:.0f} s")
+    latency = series.latency
+    if latency.counts.size:
+        lat.hist(latency.edges_s[:-1], bins=latency.edges_s, weights=latency.counts,
+                 color="tab:purple")  # fmt: skip
+        for q, value, style in (
+            (50, latency.p50_s, "-"),
+            (95, latency.p95_s, "--"),
+            (99, latency.p99_s, ":"),
+        ):
+            if value is not None:
+                lat.axvline(value, color="black", linestyle=style, label=f"p{q} {value:.0f} s")
         lat.legend()
     lat.set(xlabel="end of interval -> stored, s", ylabel="readings", title="End-to-end latency")
     fig.savefig(path, dpi=110)

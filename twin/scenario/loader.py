@@ -8,6 +8,7 @@ one :class:`~twin.errors.ScenarioError` naming the key, the value and what was e
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -75,6 +76,12 @@ class Scenario:
     @property
     def regions(self) -> tuple[str, ...]:
         return tuple(sorted({f.region for f in self.fleets}))
+
+    def to_json(self) -> dict[str, Any]:
+        """The resolved scenario as plain JSON types (times in s, start as ISO 8601)."""
+        data = dataclasses.asdict(self)
+        data["start"] = self.start.isoformat().replace("+00:00", "Z")
+        return data
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:

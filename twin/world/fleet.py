@@ -42,6 +42,7 @@ from meters.wind import (
     turbine_power_curve,
     wind_power_w,
 )
+from twin.accounting.series import FleetSeries
 from twin.rng import component_rng
 from twin.scenario.field import FleetSpec, meter_ids
 from twin.scenario.loader import Scenario
@@ -103,6 +104,31 @@ class FleetData:
     def values(self) -> np.ndarray:
         """Register values of the first (energy) channel."""
         return self.channels[0].values
+
+    def energy_generated_kwh(self) -> float:
+        """True AC energy of the fleet's sources over the run, kWh."""
+        return float(np.sum(self.power_w) * self.spec.meter.sample_s / 3.6e6)
+
+    def energy_consumed_kwh(self) -> float | None:
+        """Energy its facilities drew over the run, kWh (None without loads)."""
+        if self.load_w is None:
+            return None
+        return float(np.sum(self.load_w) * self.spec.meter.sample_s / 3.6e6)
+
+    def series(self) -> FleetSeries:
+        """The fleet's summed output and load over the run."""
+        return FleetSeries(
+            self.spec.name,
+            self.spec.kind,
+            self.spec.meter.sample_s,
+            self.power_w.sum(axis=0),
+            None if self.load_w is None else self.load_w.sum(axis=0),
+        )
+
+    def site_power(self) -> dict[str, tuple[np.ndarray, float]]:
+        """Per meter: its site's true AC output, W [n_steps], and the step, s."""
+        step_s = self.spec.meter.sample_s
+        return {m: (self.power_w[i], step_s) for i, m in enumerate(self.meter_ids)}
 
 
 _PARAM_NAMES = {

@@ -24,6 +24,7 @@ from network.vpn import VpnDelivery
 from pipeline.service import Pipeline
 from twin.accounting.counters import Counters, Rejection
 from twin.accounting.ledger import Ledger, LedgerError
+from twin.accounting.records import FaultRecord
 from twin.sil.service_time import ServiceTime
 from twin.world.mdc import Mdc
 from twin.world.network import WorldNetwork
@@ -48,7 +49,7 @@ class Upload:
     lo: int
     hi: int
     body: bytes
-    fault: dict[str, Any] | None
+    fault: FaultRecord | None
     cycle: int
 
 
@@ -179,8 +180,8 @@ class UploadPath:
                 yield env.timeout(transfer_s)
                 net.hops.add("backbone", transfer_s)
                 mdc = other
-        if upload.fault is not None:
-            upload.fault["delivered"] = True
+        if upload.fault is not None and upload.fault.hostile is not None:
+            upload.fault.hostile.delivered = True
         arrived_s = env.now
 
         def work(server: Server) -> ServiceDemand:

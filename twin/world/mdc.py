@@ -54,6 +54,7 @@ from hw_models.little import LittleLawMonitor
 from hw_models.power import J_PER_WH
 from hw_models.power_supply import Battery, GridOutages, PowerController, SupplySeries
 from hw_models.server import Server, ServerPool, ServiceDemand
+from twin.accounting.mdc_report import BrownoutReport, EnergyCheck, LittleCheck, MdcReport
 from twin.scenario.mdc import ACK_LOSS_CAUSE, MdcSpec
 
 #: Relative tolerance of the energy check: both sides are sums of the same piecewise-constant
@@ -277,7 +278,7 @@ class Mdc:
         return tuple(values)
 
     # -- results -------------------------------------------------------------------------
-    def energy_check(self, horizon_s: float) -> dict[str, Any]:
+    def energy_check(self, horizon_s: float) -> EnergyCheck:
         """Simulated facility energy of the servers vs the utilisation-weighted formula
         (module docstring), Wh; the accelerator is metered apart (``gpu_energy_wh``)."""
         formula_j = 0.0
@@ -290,13 +291,13 @@ class Mdc:
             simulated_j += server.energy_j(horizon_s)
         pue = self.pool.pue
         error = abs(simulated_j - formula_j) / formula_j if formula_j > 0 else abs(simulated_j)
-        return {
-            "energy_check_simulated_wh": pue * simulated_j / J_PER_WH,
-            "energy_check_formula_wh": pue * formula_j / J_PER_WH,
-            "energy_check_relative_error": error,
-            "energy_check_tolerance": ENERGY_CHECK_TOLERANCE,
-            "energy_check_ok": error <= ENERGY_CHECK_TOLERANCE,
-        }
+        return EnergyCheck(
+            energy_check_simulated_wh=pue * simulated_j / J_PER_WH,
+            energy_check_formula_wh=pue * formula_j / J_PER_WH,
+            energy_check_relative_error=error,
+            energy_check_tolerance=ENERGY_CHECK_TOLERANCE,
+            energy_check_ok=error <= ENERGY_CHECK_TOLERANCE,
+        )
 
     def serve(
         self,
@@ -319,7 +320,7 @@ class Mdc:
         finally:
             self.stopwatch.leave(token, self.env.now)
 
-    def little_check(self, horizon_s: float) -> dict[str, Any]:
+    def little_check(self, horizon_s: float) -> LittleCheck:
         """Little's law over the run: the usual L, lambda, W (W of the uploads that left)
         and their relative error (edge effects included: uploads still inside at the end),
         and the sample-path check (module docstring): L from the pool's N(t) integral
@@ -339,29 +340,29 @@ class Mdc:
             check_error = abs(measured - expected) / measured
         else:
             check_error = 0.0 if expected == 0 else math.inf
-        return {
-            "little_window_s": report.window_s,
-            "little_arrivals": report.arrivals,
-            "little_arrivals_timed": timed,
-            "little_departures": report.departures,
-            "little_in_system_end": little.in_system,
-            "little_l": measured,
-            "little_lambda_per_s": report.arrival_rate_per_s,
-            "little_w_s": _finite_or_none(report.mean_sojourn_s),
-            "little_relative_error": _finite_or_none(report.relative_error),
-            "little_w_window_s": window_mean_s,
-            "little_check_relative_error": _finite_or_none(check_error),
-            "little_tolerance": LITTLE_CHECK_TOLERANCE,
-            "little_ok": check_error <= LITTLE_CHECK_TOLERANCE and timed == report.arrivals,
-        }
+        return LittleCheck(
+            little_window_s=report.window_s,
+            little_arrivals=report.arrivals,
+            little_arrivals_timed=timed,
+            little_departures=report.departures,
+            little_in_system_end=little.in_system,
+            little_l=measured,
+            little_lambda_per_s=report.arrival_rate_per_s,
+            little_w_s=_finite_or_none(report.mean_sojourn_s),
+            little_relative_error=_finite_or_none(report.relative_error),
+            little_w_window_s=window_mean_s,
+            little_check_relative_error=_finite_or_none(check_error),
+            little_tolerance=LITTLE_CHECK_TOLERANCE,
+            little_ok=check_error <= LITTLE_CHECK_TOLERANCE and timed == report.arrivals,
+        )
 
-    def brownout(self, horizon_s: float) -> dict[str, Any]:
-        """Brown-out figures of the power controller (empty without a ``power`` table),
+    def brownout(self, horizon_s: float) -> BrownoutReport | None:
+        """Brown-out figures of the power controller (None without a ``power`` table),
         settled to the horizon first (``env.run(until=horizon)`` stops before a settlement
         due at exactly the horizon): its energy accounts cover the whole run."""
         controller = self.controller
         if controller is None:
-            return {}
+            return None
         controller.settle_until(horizon_s)
         shed_since: dict[str, float] = {}
         shed_server_s = 0.0
@@ -376,26 +377,24 @@ class Mdc:
         battery = controller.battery
         socs = [battery.initial_soc_wh, *(r.soc_wh for r in controller.records)]
         capacity = battery.capacity_wh
-        return {
-            "power_settled_to_s": controller.records[-1].t_s if controller.records else 0.0,
-            "power_servers_shed_events": sheds,
-            "power_servers_shed_server_s": shed_server_s,
-            "power_unserved_wh": controller.unserved_wh,
-            "power_load_wh": controller.load_wh,
-            "power_grid_import_wh": controller.grid_import_wh,
-            "power_renewable_wh": controller.renewable_wh,
-            "power_renewable_used_wh": controller.renewable_used_wh,
-            "power_renewable_surplus_wh": controller.surplus_wh,
-            "power_battery_capacity_wh": capacity,
-            "power_battery_min_soc_wh": min(socs),
-            "power_battery_min_soc": min(socs) / capacity if capacity > 0 else None,
-            "power_battery_losses_wh": battery.losses_wh,
-        }
+        return BrownoutReport(
+            power_settled_to_s=controller.records[-1].t_s if controller.records else 0.0,
+            power_servers_shed_events=sheds,
+            power_servers_shed_server_s=shed_server_s,
+            power_unserved_wh=controller.unserved_wh,
+            power_load_wh=controller.load_wh,
+            power_grid_import_wh=controller.grid_import_wh,
+            power_renewable_wh=controller.renewable_wh,
+            power_renewable_used_wh=controller.renewable_used_wh,
+            power_renewable_surplus_wh=controller.surplus_wh,
+            power_battery_capacity_wh=capacity,
+            power_battery_min_soc_wh=min(socs),
+            power_battery_min_soc=min(socs) / capacity if capacity > 0 else None,
+            power_battery_losses_wh=battery.losses_wh,
+        )
 
-    def report(self, horizon_s: float) -> dict[str, Any]:
-        """Flat record of the MDC over [0, horizon_s] for results.json (call at
-        ``env.now == horizon_s``). Units in the key names; per-server figures are dicts
-        keyed by server name."""
+    def report(self, horizon_s: float) -> MdcReport:
+        """The MDC over [0, horizon_s] (call at ``env.now == horizon_s``)."""
         pool = self.pool
         spec = self.spec
         stats = pool.stats(horizon_s)
@@ -404,37 +403,37 @@ class Mdc:
         for lost in pool.lost:
             lost_by_phase[lost.phase] = lost_by_phase.get(lost.phase, 0) + 1
         gpu = pool.accelerator
-        return {
-            "name": self.name,
-            "region": self.region,
-            "sku": spec.sku,
-            "servers": spec.servers,
-            "cores": spec.cores,
-            "cores_per_server": spec.cores_per_server,
-            "speed_factor": spec.speed_factor,
-            "ack": spec.ack,
-            "pue": stats.pue,
-            "it_energy_wh": stats.it_energy_wh,
-            "facility_energy_wh": stats.facility_energy_wh,
-            "gpu_energy_wh": gpu.energy_j(horizon_s) / J_PER_WH if gpu is not None else 0.0,
-            **self.energy_check(horizon_s),
-            "server_utilisation": {s.name: s.utilisation for s in servers},
-            "server_availability": {s.name: s.availability for s in servers},
-            "server_jobs": {s.name: s.jobs for s in servers},
-            "server_energy_wh": {s.name: s.energy_wh for s in servers},
-            "queue_peak": stats.queue_peak,
-            "memory_peak_bytes": stats.memory_peak_bytes,
-            "ram_budget_bytes": stats.ram_budget_bytes,
-            "admission_waits": stats.admission_waits,
-            "admission_wait_s": stats.admission_wait_s,
-            "lost_jobs": stats.lost,
-            "lost_jobs_by_cause": stats.lost_by_cause,
-            "lost_jobs_by_phase": lost_by_phase,
-            "lost_jobs_work_done": sum(1 for r in pool.lost if r.work_done),
-            "power_losses": len(self.power_losses),
-            **self.little_check(horizon_s),
-            **self.brownout(horizon_s),
-        }
+        return MdcReport(
+            name=self.name,
+            region=self.region,
+            sku=spec.sku,
+            servers=spec.servers,
+            cores=spec.cores,
+            cores_per_server=spec.cores_per_server,
+            speed_factor=spec.speed_factor,
+            ack=spec.ack,
+            pue=stats.pue,
+            it_energy_wh=stats.it_energy_wh,
+            facility_energy_wh=stats.facility_energy_wh,
+            gpu_energy_wh=gpu.energy_j(horizon_s) / J_PER_WH if gpu is not None else 0.0,
+            server_utilisation={s.name: s.utilisation for s in servers},
+            server_availability={s.name: s.availability for s in servers},
+            server_jobs={s.name: s.jobs for s in servers},
+            server_energy_wh={s.name: s.energy_wh for s in servers},
+            queue_peak=stats.queue_peak,
+            memory_peak_bytes=stats.memory_peak_bytes,
+            ram_budget_bytes=stats.ram_budget_bytes,
+            admission_waits=stats.admission_waits,
+            admission_wait_s=stats.admission_wait_s,
+            lost_jobs=stats.lost,
+            lost_jobs_by_cause=stats.lost_by_cause,
+            lost_jobs_by_phase=lost_by_phase,
+            lost_jobs_work_done=sum(1 for r in pool.lost if r.work_done),
+            power_losses=len(self.power_losses),
+            energy=self.energy_check(horizon_s),
+            little=self.little_check(horizon_s),
+            brownout=self.brownout(horizon_s),
+        )
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -14,7 +14,7 @@ and fails like a lost one (the meter keeps its data and retries).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import simpy
@@ -26,6 +26,8 @@ from network.hops import HopLatencies
 from network.radio import assign_coverage
 from network.transport import SessionTable
 from network.vpn import TunnelTimeline, VpnGateway
+from twin.accounting.counters import Counters
+from twin.accounting.records import NetworkRecord, TunnelRecord
 from twin.rng import component_rng
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import Scenario
@@ -174,37 +176,40 @@ class WorldNetwork:
     def all_cells(self) -> list[SharedCell]:
         return [c for region in sorted(self.cells) for c in self.cells[region]]
 
-    def stats(self) -> dict[str, Any]:
-        """Flat counters of the network over the run, for ``results.json``."""
+    def stats(self, counters: Counters) -> NetworkRecord:
+        """Counts of the network over the run, with the upload counts that belong to it."""
         cells = self.all_cells()
-        return {
-            "cells": len(cells),
-            "coverage_meters": {
+        return NetworkRecord(
+            cells=len(cells),
+            coverage_meters={
                 c.name: int(np.count_nonzero(self.ce_level == c.ce_level))
                 for c in cells[0].profile.coverage
             }
             if cells
             else {},
-            "preamble_collisions": int(sum(sum(p.collisions for p in c.prach) for c in cells)),
-            "ra_failures": int(sum(c.ra_failures for c in cells)),
-            "full_handshakes": self.sessions.full_handshakes,
-            "resumed_handshakes": self.sessions.resumptions,
-            "failovers": self.router.failovers,
-            "no_healthy_mdc": self.router.unroutable,  # routings that found none healthy
-            "pushed_back_uploads": self.pushed_back,
-            "pushback_overflows": self.pushback_overflows,
-            "held_for_mdc_uploads": self.held_for_mdc,
-            "vpn": [
-                {
-                    "mdc": g.name,
-                    "down_s": g.timeline.down_s(),
-                    "rekeys": sum(e.cause == "rekey" for e in g.timeline.events),
-                    "drops": sum(e.cause == "drop" for e in g.timeline.events),
-                    "buffered_uploads": g.buffer.accepted_uploads,
-                    "buffer_peak_bytes": g.buffer.peak_bytes,
-                    "overflowed_uploads": g.buffer.overflowed_uploads,
-                    "wire_bytes": g.sent_wire_bytes,
-                }
+            preamble_collisions=int(sum(sum(p.collisions for p in c.prach) for c in cells)),
+            ra_failures=int(sum(c.ra_failures for c in cells)),
+            full_handshakes=self.sessions.full_handshakes,
+            resumed_handshakes=self.sessions.resumptions,
+            failovers=self.router.failovers,
+            no_healthy_mdc=self.router.unroutable,
+            pushed_back_uploads=self.pushed_back,
+            pushback_overflows=self.pushback_overflows,
+            held_for_mdc_uploads=self.held_for_mdc,
+            vpn=[
+                TunnelRecord(
+                    mdc=g.name,
+                    down_s=g.timeline.down_s(),
+                    rekeys=sum(e.cause == "rekey" for e in g.timeline.events),
+                    drops=sum(e.cause == "drop" for e in g.timeline.events),
+                    buffered_uploads=g.buffer.accepted_uploads,
+                    buffer_peak_bytes=g.buffer.peak_bytes,
+                    overflowed_uploads=g.buffer.overflowed_uploads,
+                    wire_bytes=g.sent_wire_bytes,
+                )
                 for g in self.gateways
             ],
-        }
+            upload_bytes_max=counters.upload_bytes_max,
+            attempts_unroutable=counters.attempts_unroutable,
+            uploads_lost_at_mdc=counters.uploads_lost_at_mdc,
+        )

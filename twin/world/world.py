@@ -24,6 +24,8 @@ from network.faults import OutageSchedule
 from pipeline.service import ForecastRecord, Pipeline
 from twin.accounting.counters import Counters
 from twin.accounting.ledger import Ledger
+from twin.accounting.records import DetectionRecord, DrainRecord, FaultRecord, HostileSend
+from twin.accounting.series import SAMPLE_EVERY_S
 from twin.rng import component_rng
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import Scenario
@@ -35,8 +37,6 @@ from twin.world.journey import Upload, UploadPath
 from twin.world.mdc import Mdc, renewable_supply
 from twin.world.network import WorldNetwork
 
-#: Interval of the run's time series (queue depth, busy cores, open sessions, cell state), s.
-SAMPLE_EVERY_S = 300.0
 
 def region_renewables(fleets: list[FleetData], region: str) -> SupplySeries | None:
     """The summed AC output of a region's fleets (W) as a supply series at the finest
@@ -72,7 +72,7 @@ class World:
         self.progress = progress
         self.audit_every_s = audit_every_s
         self.counters = Counters()
-        self.detections: list[dict[str, Any]] = []  # from the MDC's batch analytics
+        self.detections: list[DetectionRecord] = []  # from the MDC's batch analytics
         self.forecasts: list[ForecastRecord] = []  # issued by the batch analytics
         self.keys = keys  # per-meter HMAC keys: uploads are sealed when given
         self.samples: list[tuple[float, ...]] = []
@@ -156,33 +156,33 @@ class World:
             self.n_channels,
             self._discarded,
         )
-        # What happened to each injected fault, in scenario order (ground truth for results).
-        self.fault_log: list[dict[str, Any]] = []
-        # Pending upload faults per meter, earliest first: their fault-log entries.
-        self.hostile: dict[str, list[dict[str, Any]]] = {}
+        # What happened to each world fault, in scenario order (ground truth for results).
+        self.fault_log: list[FaultRecord] = []
+        # Pending upload faults per meter, earliest first.
+        self.hostile: dict[str, list[FaultRecord]] = {}
         for index, fault in enumerate(scenario.faults):
             kind = WORLD_FAULTS.get(fault.kind)
             if kind is None:
                 continue  # field faults: their ground truth comes with the fleet's data
-            entry: dict[str, Any] = {"index": index, "kind": fault.kind, "at_s": fault.at_s}
+            record = FaultRecord(index, fault.kind, fault.at_s)
             target = kind.target
             if target is Target.CELL or target is Target.REGION:
-                entry["region"] = fault.region
+                record.region = fault.region
             if target is Target.CELL:
-                entry["cell"] = fault.cell
+                record.cell = fault.cell
             if target is Target.MDC:
-                entry["mdc"] = fault.mdc
+                record.mdc = fault.mdc
             if target is Target.METER:
-                entry["meter_id"] = fault.meter
+                record.meter_id = fault.meter
             if kind.timed:
-                entry["duration_s"] = fault.duration_s
-            entry |= self.net.apply_fault(fault, seed) or {}
+                record.duration_s = fault.duration_s
+            record.effect = self.net.apply_fault(fault, seed) or {}
             if kind.on_upload is not None:
-                entry |= {"payload": fault.payload, "sent_at_s": None, "delivered": False}
-                self.hostile.setdefault(fault.meter, []).append(entry)
-            self.fault_log.append(entry)
+                record.hostile = HostileSend(fault.payload)
+                self.hostile.setdefault(fault.meter, []).append(record)
+            self.fault_log.append(record)
         for pending in self.hostile.values():
-            pending.sort(key=lambda e: (e["at_s"], e["index"]))
+            pending.sort(key=lambda r: (r.at_s, r.index))
 
     # -- processes ---------------------------------------------------------------------
     def run(self) -> None:
@@ -228,16 +228,16 @@ class World:
                 self.forecasts.extend(outcome.forecasts)
                 for d in outcome.detections:
                     self.detections.append(
-                        {
-                            "kind": d.kind,
-                            "series_id": d.series_id,
-                            "start_s": float(d.start_s - self.epoch_s),
-                            "end_s": float(d.end_s - self.epoch_s),
-                            "detected_s": float(d.detected_s - self.epoch_s),
-                            "reported_s": self.env.now + service_s / server.speed_factor,
-                            "confidence": float(d.confidence),
-                            "message": d.message,
-                        }
+                        DetectionRecord(
+                            kind=d.kind,
+                            series_id=d.series_id,
+                            start_s=float(d.start_s - self.epoch_s),
+                            end_s=float(d.end_s - self.epoch_s),
+                            detected_s=float(d.detected_s - self.epoch_s),
+                            reported_s=self.env.now + service_s / server.speed_factor,
+                            confidence=float(d.confidence),
+                            message=d.message,
+                        )
                     )
                 # the detectors run on the MDC's accelerator when it has one
                 return ServiceDemand({"analyze": service_s}, offload_items=outcome.points_analysed)
@@ -350,9 +350,9 @@ class World:
         if int(self.buffers.power_cycles[m]) == cycle:  # else power_loss ended the session
             self.buffers.busy[m] = False
 
-    def _body(self, m: int, lo: int, hi: int, seq: int) -> tuple[bytes, dict[str, Any] | None]:
+    def _body(self, m: int, lo: int, hi: int, seq: int) -> tuple[bytes, FaultRecord | None]:
         """What the meter sends: its upload's XML, sealed, or what an upload fault due now
-        makes of it; and that fault's entry."""
+        makes of it; and that fault's record."""
         body = encode_meter_upload(
             self.meter_ids[m],
             seq,
@@ -364,13 +364,14 @@ class World:
         meter_id = self.meter_ids[m]
         key = self.keys[meter_id] if self.keys is not None else b""
         pending = self.hostile.get(meter_id)
-        if pending and self.env.now >= pending[0]["at_s"]:
-            entry = pending.pop(0)
-            entry["sent_at_s"] = self.env.now
-            fault = self.scenario.faults[entry["index"]]
-            hostile = WORLD_FAULTS[fault.kind].on_upload
-            assert hostile is not None  # only upload faults are pending
-            return hostile.rewrite(fault.payload, body, meter_id, seq, key), entry
+        if pending and self.env.now >= pending[0].at_s:
+            record = pending.pop(0)
+            assert record.hostile is not None  # only upload faults are pending
+            record.hostile.sent_at_s = self.env.now
+            fault = self.scenario.faults[record.index]
+            rewrite = WORLD_FAULTS[fault.kind].on_upload
+            assert rewrite is not None
+            return rewrite.rewrite(fault.payload, body, meter_id, seq, key), record
         return sealed(body, meter_id, seq, key), None
 
     def _labels_s(self, m: int, lo: int, hi: int) -> np.ndarray:
@@ -410,10 +411,10 @@ class World:
         acknowledged = yield from self.path.send(upload, self.rng[meter_id])
         if not acknowledged:
             counters.uploads_failed += 1
-            if fault is not None and not fault["delivered"]:
-                # never reached an MDC: the malformed upload is still due next session
+            if fault is not None and fault.hostile is not None and not fault.hostile.delivered:
+                # never reached an MDC: the upload fault is still due next session
                 self.hostile[meter_id].insert(0, fault)
-                fault["sent_at_s"] = None
+                fault.hostile.sent_at_s = None
         # the upload's in-memory copy is gone; the data's fate is with the meter's buffer
         # (acknowledged: handed on to the copy delivered to the MDC)
         self.ledger.drop_copy(m, lo, hi, None)
@@ -433,22 +434,21 @@ class World:
     def drain_report(self) -> None:
         """Add to the entry of each fault that cut meters off how the backlog it caused
         drained."""
-        for entry in self.fault_log:
-            fault = self.scenario.faults[entry["index"]]
+        for record in self.fault_log:
+            fault = self.scenario.faults[record.index]
             meters = self.fault_meters(fault)
             if meters is None:
                 continue
             end_s = fault.at_s + fault.duration_s
-            entry["meters_affected"] = len(meters)
-            entry |= self.ledger.drain_s(meters, end_s, self.scenario.duration_s)
+            drain_s, pending, lost = self.ledger.drain_s(meters, end_s, self.scenario.duration_s)
+            peak_per_s = None
             if WORLD_FAULTS[fault.kind].reconnect_storm:
                 cells = list(
                     {id(self.net.cell_of[m]): self.net.cell_of[m] for m in meters}.values()
                 )
                 window_s = self.scenario.cellular.reconnect_window_s
-                entry["reconnect_peak_per_s"] = self.net.reconnect_peak_per_s(
-                    cells, end_s, end_s + window_s + 60.0
-                )
+                peak_per_s = self.net.reconnect_peak_per_s(cells, end_s, end_s + window_s + 60.0)
+            record.drain = DrainRecord(len(meters), drain_s, pending, lost, peak_per_s)
 
     def finish(self) -> None:
         """Bring every meter's buffer to the end of the run (late overflow counts too)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from twin.accounting.records import DetectionRecord
 from twin.accounting.scoring import score_detections
 
 
@@ -11,8 +12,8 @@ def _fault(kind: str, meter: str, start: float, end: float) -> dict[str, object]
     return {"kind": kind, "meter_id": meter, "start_s": start, "end_s": end}
 
 
-def _detection(kind: str, meter: str, start: float, end: float, at: float) -> dict[str, object]:
-    return {"kind": kind, "series_id": meter, "start_s": start, "end_s": end, "detected_s": at}
+def _detection(kind: str, meter: str, start: float, end: float, at: float) -> DetectionRecord:
+    return DetectionRecord(kind, meter, start, end, at, at, 1.0, "")
 
 
 def test_recall_precision_and_delay_per_kind() -> None:

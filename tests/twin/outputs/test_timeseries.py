@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from twin.outputs.files import write_outputs
 from twin.runner import run
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import load_scenario
@@ -20,8 +21,10 @@ def test_timeseries_add_up_to_the_kpis_and_show_the_outage(tmp_path: Path) -> No
         BASELINE, ["fleet.pv.count=20", "fleet.wind.count=4", 'scenario.duration="12h"']
     )
     outage = FaultSpec(kind="cell_outage", at_s=6 * 3600.0, duration_s=3600.0, region="north")
-    results = run(replace(scenario, faults=(outage,)), out_dir=tmp_path)
-    table = np.genfromtxt(tmp_path / "timeseries.csv", delimiter=",", names=True)
+    results = run(replace(scenario, faults=(outage,)))
+    files = write_outputs(results, tmp_path, plots=False)
+    assert files.timeseries == tmp_path / "timeseries.csv"
+    table = np.genfromtxt(files.timeseries, delimiter=",", names=True)
     assert len(table) == 12 * 12
     assert np.all(np.diff(table["t_s"]) == 300.0)
     # every committed reading is in exactly one bin

@@ -4,6 +4,7 @@ rejected with their reason and their readings are lost as ``rejected_auth``."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,15 +16,18 @@ from twin.scenario.loader import load_scenario
 
 BASELINE = Path(__file__).resolve().parents[3] / "scenarios" / "baseline.toml"
 SMALL = ['scenario.duration="6h"', "fleet.pv.count=6", "fleet.wind.count=0"]
+LedgerCheck = Callable[..., None]  # the ledger_check fixture (tests/twin/conftest.py)
 
 
-def test_forged_envelopes_are_rejected_and_counted(tmp_path: Path) -> None:
+def test_forged_envelopes_are_rejected_and_counted(
+    tmp_path: Path, ledger_check: LedgerCheck
+) -> None:
     scenario = load_scenario(BASELINE, [*SMALL, "network.cellular.ack_loss_probability=0.05"])
     faults = tuple(
         FaultSpec(kind="tampered_upload", at_s=3600.0 * (i + 1), meter=f"pv-0000{i}", payload=p)
         for i, p in enumerate(("bad_signature", "unknown_meter", "replayed_sequence"))
     )
-    results = run(dataclasses.replace(scenario, faults=faults), out_dir=tmp_path)
+    results = run(dataclasses.replace(scenario, faults=faults), store_dir=tmp_path)
     reasons = sorted(r.reason.split(":")[0] for r in results.rejections)
     assert reasons == ["auth_bad_signature", "auth_replay", "auth_unknown_meter"]
     assert all(r.stage == "fetch" for r in results.rejections)
@@ -33,7 +37,7 @@ def test_forged_envelopes_are_rejected_and_counted(tmp_path: Path) -> None:
     assert sum(lost.values()) == lost["rejected_auth"]
     # honest retransmissions after lost acknowledgements pass authentication: duplicates
     assert results.kpis.duplicates_discarded > 0
-    assert results.ledger["balanced"]
+    ledger_check(results, tmp_path)
 
 
 def test_unauthenticated_pipeline_cannot_have_tampering_faults(tmp_path: Path) -> None:

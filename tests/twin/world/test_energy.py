@@ -23,7 +23,7 @@ BASELINE = Path(__file__).resolve().parents[3] / "scenarios" / "baseline.toml"
 @pytest.mark.filterwarnings("ignore:DatetimeIndex.dayofyear")
 def test_stored_daily_pv_energy_within_1pct_of_pvlib(tmp_path: Path) -> None:
     scenario = load_scenario(BASELINE, ["fleet.pv.count=3", "fleet.wind.count=0"])
-    results = run(scenario, out_dir=tmp_path)
+    results = run(scenario, store_dir=tmp_path)
     assert results.kpis.readings_lost_total == 0
     pv = build_fleets(scenario)[0]
     weather = load_weather(scenario, 60.0)

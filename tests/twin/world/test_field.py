@@ -4,6 +4,7 @@ ground truth, meter power loss and clock jumps, each with the ledger balanced.""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from twin.world.fleet import build_fleets
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
 SMALL = ['scenario.duration="12h"', "fleet.wind.count=0", "fleet.pv.count=4"]
+LedgerCheck = Callable[..., None]  # the ledger_check fixture (tests/twin/conftest.py)
 
 
 def _with_fault(**kwargs: Any) -> Scenario:
@@ -64,7 +66,9 @@ def test_net_metering_channels_conserve_energy_within_the_accuracy_class() -> No
     assert not np.any((delivered.values > 0) & (received.values > 0))
 
 
-def test_field_faults_leave_ground_truth_and_change_only_their_window(tmp_path: Path) -> None:
+def test_field_faults_leave_ground_truth_and_change_only_their_window(
+    tmp_path: Path, ledger_check: LedgerCheck
+) -> None:
     scenario = load_scenario(SCENARIOS / "baseline.toml", SMALL)
     faulted = _with_fault(
         kind="inverter_trip", at_s=4 * 3600.0, duration_s=3 * 3600.0, meter="pv-00002"
@@ -78,7 +82,7 @@ def test_field_faults_leave_ground_truth_and_change_only_their_window(tmp_path: 
     rest[window] = False
     assert np.array_equal(faulted_pv.values[2, rest], clean_pv.values[2, rest])
     assert np.array_equal(faulted_pv.values[[0, 1, 3]], clean_pv.values[[0, 1, 3]])
-    results = run(faulted, out_dir=tmp_path)
+    results = run(faulted, store_dir=tmp_path)
     (truth,) = results.ground_truth
     assert (truth["kind"], truth["meter_id"], truth["start_s"], truth["end_s"]) == (
         "inverter_trip",
@@ -88,24 +92,26 @@ def test_field_faults_leave_ground_truth_and_change_only_their_window(tmp_path: 
     )
     lost_wh = interval_energy_wh(clean_pv.power_w[2, window], 60.0).sum()
     assert truth["energy_delta_wh"] == pytest.approx(-lost_wh, rel=1e-9)
-    assert results.ledger["balanced"]
+    ledger_check(results, tmp_path)
 
 
-def test_power_loss_loses_the_unflushed_ram_and_the_unpowered_hour(tmp_path: Path) -> None:
+def test_power_loss_loses_the_unflushed_ram_and_the_unpowered_hour(
+    tmp_path: Path, ledger_check: LedgerCheck
+) -> None:
     scenario = _with_fault(
         kind="meter_power_loss", at_s=10 * 3600.0 + 7 * 60.0, duration_s=3600.0, meter="pv-00001"
     )
-    results = run(scenario, out_dir=tmp_path, audit_every_s=60.0)
+    results = run(scenario, store_dir=tmp_path, audit_every_s=60.0)
     lost = results.kpis.readings_lost
     assert lost["meter_unpowered"] == 60  # one hour of 1-min readings never recorded
     # RAM held at most the 7 readings since the last 15-reading NVM flush at 10:00
     assert 0 <= lost["meter_power_loss"] <= 7
     assert sum(lost.values()) == lost["meter_unpowered"] + lost["meter_power_loss"]
-    assert results.ledger["balanced"]
+    ledger_check(results, tmp_path)
 
 
 def test_clock_jump_relabels_and_the_store_drops_the_colliding_true_readings(
-    tmp_path: Path,
+    tmp_path: Path, ledger_check: LedgerCheck
 ) -> None:
     scenario = _with_fault(
         kind="clock_jump",
@@ -114,11 +120,11 @@ def test_clock_jump_relabels_and_the_store_drops_the_colliding_true_readings(
         meter="pv-00000",
         params=(("offset_s", 3600.0),),
     )
-    results = run(scenario, out_dir=tmp_path, audit_every_s=300.0)
+    results = run(scenario, store_dir=tmp_path, audit_every_s=300.0)
     # the hour after the jump carries the labels of the hour after it; once the clock is
     # right again, those true readings collide with the relabelled ones and are dropped
     assert results.kpis.readings_lost["label_collision"] == 60
-    assert results.ledger["balanced"]
+    ledger_check(results, tmp_path)
     (truth,) = results.ground_truth
     assert truth["kind"] == "clock_jump" and truth["affected_readings"] == 60
 
@@ -153,7 +159,7 @@ def test_windstorm_cuts_turbines_out_and_the_truth_matches_the_zero_output() -> 
     assert {"turbine_curtailment", "icing"} <= kinds
 
 
-def test_the_mdc_analytics_find_an_inverter_trip_and_the_run_scores_them(tmp_path: Path) -> None:
+def test_the_mdc_analytics_find_an_inverter_trip_and_the_run_scores_them() -> None:
     scenario = load_scenario(
         SCENARIOS / "baseline.toml",
         ['scenario.duration="1d"', "fleet.wind.count=0", "fleet.pv.count=6"],
@@ -161,12 +167,13 @@ def test_the_mdc_analytics_find_an_inverter_trip_and_the_run_scores_them(tmp_pat
     trip = FaultSpec(
         kind="inverter_trip", at_s=13 * 3600.0, duration_s=3 * 3600.0, meter="pv-00004"
     )
-    results = run(dataclasses.replace(scenario, faults=(trip,)), out_dir=tmp_path)
-    scores = {s["fault_kind"]: s for s in results.analytics}
-    assert scores["inverter_trip"]["faults"] == 1
-    assert scores["inverter_trip"]["recall"] == 1.0
+    results = run(dataclasses.replace(scenario, faults=(trip,)))
+    scores = {s.fault_kind: s for s in results.analytics}
+    trip_score = scores["inverter_trip"]
+    assert trip_score.faults == 1
+    assert trip_score.recall == 1.0
     # found by the first hourly analysis after the evidence sufficed: within 2 h of the start
-    assert 0 < scores["inverter_trip"]["delay_s_median"] <= 2 * 3600
-    trips = [d for d in results.detections if d["kind"] == "inverter_trip"]
-    assert {d["series_id"] for d in trips} == {"pv-00004"}  # no false trip on a clean site
+    assert trip_score.delay_s_median is not None and 0 < trip_score.delay_s_median <= 2 * 3600
+    trips = [d for d in results.detections if d.kind == "inverter_trip"]
+    assert {d.series_id for d in trips} == {"pv-00004"}  # no false trip on a clean site
     assert results.kpis.alerts == len(results.detections)

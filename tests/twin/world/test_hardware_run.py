@@ -4,6 +4,7 @@ one server, the model mode, and the checks every run reports (Little's law, ener
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from twin.scenario.loader import Scenario, load_scenario
 from twin.scenario.mdc import FailureSpec, MaintenanceSpec
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
+LedgerCheck = Callable[..., None]  # the ledger_check fixture (tests/twin/conftest.py)
 
 
 def lost_causes(results: Results) -> dict[str, int]:
@@ -47,18 +49,22 @@ def crashing(ack: str) -> Scenario:
     return replace(scenario, mdcs=(slow,))
 
 
-def test_acknowledging_on_receipt_loses_crashed_uploads_and_after_commit_does_not() -> None:
-    receipt = run(crashing("receipt"), audit_every_s=300.0)
-    commit = run(crashing("commit"), audit_every_s=300.0)
-    for results in (receipt, commit):
-        assert results.ledger["balanced"]
-        assert results.mdcs[0]["lost_jobs"] > 0  # crashes did find uploads in memory
-        assert results.mdcs[0]["little_ok"] and results.mdcs[0]["energy_check_ok"]
+def test_acknowledging_on_receipt_loses_crashed_uploads_and_after_commit_does_not(
+    tmp_path: Path, ledger_check: LedgerCheck
+) -> None:
+    receipt = run(crashing("receipt"), store_dir=tmp_path / "receipt", audit_every_s=300.0)
+    commit = run(crashing("commit"), store_dir=tmp_path / "commit", audit_every_s=300.0)
+    for results, ack in ((receipt, "receipt"), (commit, "commit")):
+        ledger_check(results, tmp_path / ack)
+        assert results.mdcs[0].lost_jobs > 0  # crashes did find uploads in memory
+        assert results.mdcs[0].little.little_ok and results.mdcs[0].energy.energy_check_ok
     assert set(lost_causes(receipt)) == {"mdc_crash_unpersisted"}
     assert commit.kpis.readings_lost_total == 0
     # after commit the meter waits for the pipeline: acknowledgements take longer
-    assert commit.kpis.hop_latency_s["ack"]["p50"] > 10 * receipt.kpis.hop_latency_s["ack"]["p50"]
-    availability = receipt.mdcs[0]["server_availability"]
+    commit_ack_s, receipt_ack_s = (r.kpis.hop_latency_s["ack"].p50 for r in (commit, receipt))
+    assert commit_ack_s is not None and receipt_ack_s is not None
+    assert commit_ack_s > 10 * receipt_ack_s
+    availability = receipt.mdcs[0].server_availability
     # MTBF / (MTBF + MTTR) = 6/7 in the long run; 12 h is short, so only roughly
     assert all(0.5 < a < 1.0 for a in availability.values())
 
@@ -70,8 +76,8 @@ def test_planned_maintenance_drains_the_server_and_loses_nothing() -> None:
     )
     results = run(replace(scenario, mdcs=(mdc,)), audit_every_s=300.0)
     assert results.kpis.readings_lost_total == 0
-    assert results.mdcs[0]["lost_jobs"] == 0
-    availability = results.mdcs[0]["server_availability"]
+    assert results.mdcs[0].lost_jobs == 0
+    availability = results.mdcs[0].server_availability
     assert availability["north/server-0"] == 1.0
     assert availability["north/server-1"] == pytest.approx(11 / 12, abs=0.01)
 
@@ -86,18 +92,20 @@ def brownout(*extra: str) -> Results:
 def test_brownout_sheds_servers_delays_but_loses_nothing() -> None:
     dark = brownout()
     lit = brownout("mdc.north.power.grid_outages=[]")
-    mdc = dark.mdcs[0]
-    assert mdc["power_servers_shed_server_s"] > 3600.0  # the battery ran out
-    assert mdc["power_battery_min_soc"] < 0.05
-    assert lit.mdcs[0]["power_servers_shed_server_s"] == 0.0
+    mdc, lit_power = dark.mdcs[0], lit.mdcs[0].brownout
+    power = mdc.brownout
+    assert power is not None and lit_power is not None
+    assert power.power_servers_shed_server_s > 3600.0  # the battery ran out
+    assert power.power_battery_min_soc is not None and power.power_battery_min_soc < 0.05
+    assert lit_power.power_servers_shed_server_s == 0.0
     assert dark.kpis.readings_lost_total == 0 == lit.kpis.readings_lost_total
     # the meters held their readings while the MDC was dark: latency, not loss
     assert dark.kpis.latency_s.p99 is not None and lit.kpis.latency_s.p99 is not None
     assert dark.kpis.latency_s.p99 > 3 * lit.kpis.latency_s.p99
-    assert dark.network["attempts_unroutable"] > 0
-    assert mdc["energy_check_ok"] and mdc["little_ok"]
+    assert dark.network.attempts_unroutable > 0
+    assert mdc.energy.energy_check_ok and mdc.little.little_ok
     # the energy side: less drawn from the grid while it was out
-    assert mdc["power_grid_import_wh"] < lit.mdcs[0]["power_grid_import_wh"]
+    assert power.power_grid_import_wh < lit_power.power_grid_import_wh
 
 
 def growth(factor: int, *extra: str) -> Results:
@@ -118,7 +126,7 @@ def test_three_times_the_fleet_is_three_times_the_work_and_energy() -> None:
     one, three = growth(1), growth(3)
     for results in (one, three):
         assert results.kpis.readings_lost_total == 0
-        assert results.mdcs[0]["little_ok"] and results.mdcs[0]["energy_check_ok"]
+        assert results.mdcs[0].little.little_ok and results.mdcs[0].energy.energy_check_ok
     busy_1 = one.kpis.utilization["north/server-0"]
     busy_3 = three.kpis.utilization["north/server-0"]
     assert busy_3 / busy_1 == pytest.approx(3.0, rel=0.1)
@@ -130,19 +138,25 @@ def test_three_times_the_fleet_is_three_times_the_work_and_energy() -> None:
     assert three.kpis.mdc_queue_peak >= one.kpis.mdc_queue_peak
 
 
-def test_model_mode_runs_the_pipeline_on_a_sample_with_the_same_kpis() -> None:
+def test_model_mode_runs_the_pipeline_on_a_sample_with_the_same_kpis(
+    ledger_check: LedgerCheck,
+) -> None:
     calibrated = growth(1)
     model = growth(1, 'pipeline.service_time="model"', "pipeline.pipeline_sample_rate=0.2")
-    total = model.service_time["uploads_run"] + model.service_time["uploads_modelled"]
-    share = model.service_time["uploads_run"] / total
+    total = model.service_time.uploads_run + model.service_time.uploads_modelled
+    share = model.service_time.uploads_run / total
     assert share == pytest.approx(0.2, abs=4 * (0.2 * 0.8 / total) ** 0.5)
-    assert model.ledger["balanced"]
+    ledger_check(model)
     # the modelled cost of an accepted upload is its calibrated cost: same simulation
     assert model.kpis.readings_stored == calibrated.kpis.readings_stored
     assert model.kpis.latency_s == calibrated.kpis.latency_s
     assert model.kpis.utilization == calibrated.kpis.utilization
     # only the sample reached the database
-    assert 0 < model.ledger["store_rows"] < calibrated.ledger["store_rows"]
+    assert 0 < model.ledger.store_rows < calibrated.ledger.store_rows
+    # what the database lacks, the model costed without a call
+    assert calibrated.ledger.store_rows <= (
+        model.ledger.store_rows + model.service_time.rows_modelled
+    )
 
 
 def test_model_mode_sampling_raises_no_false_alarms() -> None:
@@ -154,11 +168,11 @@ def test_model_mode_sampling_raises_no_false_alarms() -> None:
         ['pipeline.service_time="model"', "pipeline.pipeline_sample_rate=0.02"],
     )
     results = run(scenario)
-    assert 0 < results.service_time["uploads_run"] < results.service_time["uploads_modelled"]
+    assert 0 < results.service_time.uploads_run < results.service_time.uploads_modelled
     assert results.analytics == [] and results.kpis.alerts == 0
 
 
-def pushing_back(ack: str, buffer_bytes: int) -> Results:
+def pushing_back(ack: str, buffer_bytes: int, store_dir: Path | None = None) -> Results:
     """growth_3x's synchronised herd on one slow core (0.4 s an upload) whose ingest memory
     holds two uploads: the rest of each burst is pushed back into the gateway's buffer."""
     scenario = load_scenario(
@@ -183,24 +197,29 @@ def pushing_back(ack: str, buffer_bytes: int) -> Results:
         failures=None,
         maintenance=(),
     )
-    return run(replace(scenario, mdcs=(slow,)), audit_every_s=300.0)
+    return run(replace(scenario, mdcs=(slow,)), store_dir=store_dir, audit_every_s=300.0)
 
 
-def test_a_full_mdc_memory_pushes_back_into_the_bounded_gateway_buffer() -> None:
+def test_a_full_mdc_memory_pushes_back_into_the_bounded_gateway_buffer(
+    tmp_path: Path, ledger_check: LedgerCheck
+) -> None:
     """RAM push-back holds uploads in the gateway, not in an unbounded queue: with room
     there nothing is lost; with a gateway buffer of a few uploads, acknowledging on receipt
     loses what overflows it (gateway_buffer_overflow, only that), and acknowledging after
     commit loses nothing (the meters re-send)."""
-    roomy = pushing_back("receipt", 50_000_000)
+    roomy = pushing_back("receipt", 50_000_000, tmp_path / "roomy")
     net, mdc = roomy.network, roomy.mdcs[0]
-    assert net["pushed_back_uploads"] > 100 and net["pushback_overflows"] == 0
-    assert mdc["memory_peak_bytes"] <= 10_000 < net["vpn"][0]["buffer_peak_bytes"]
-    assert roomy.kpis.readings_lost_total == 0 and roomy.ledger["balanced"]
-    assert mdc["little_ok"]
-    tight = pushing_back("receipt", 20_000)
-    assert tight.network["pushback_overflows"] > 0
-    assert tight.network["vpn"][0]["buffer_peak_bytes"] <= 20_000
-    assert set(lost_causes(tight)) == {"gateway_buffer_overflow"} and tight.ledger["balanced"]
-    safe = pushing_back("commit", 20_000)
-    assert safe.network["pushback_overflows"] > 0
-    assert safe.kpis.readings_lost_total == 0 and safe.ledger["balanced"]
+    assert net.pushed_back_uploads > 100 and net.pushback_overflows == 0
+    assert mdc.memory_peak_bytes <= 10_000 < net.vpn[0].buffer_peak_bytes
+    assert roomy.kpis.readings_lost_total == 0
+    ledger_check(roomy, tmp_path / "roomy")
+    assert mdc.little.little_ok
+    tight = pushing_back("receipt", 20_000, tmp_path / "tight")
+    assert tight.network.pushback_overflows > 0
+    assert tight.network.vpn[0].buffer_peak_bytes <= 20_000
+    assert set(lost_causes(tight)) == {"gateway_buffer_overflow"}
+    ledger_check(tight, tmp_path / "tight")
+    safe = pushing_back("commit", 20_000, tmp_path / "safe")
+    assert safe.network.pushback_overflows > 0
+    assert safe.kpis.readings_lost_total == 0
+    ledger_check(safe, tmp_path / "safe")

@@ -99,9 +99,9 @@ def test_accelerator_is_built_and_metered_idle() -> None:
     catalog = load_catalog()
     gpu_w, server_w = catalog.accelerator("t4").idle_w, catalog.server("edge-1u-4c").idle_w
     assert mdc.pool.accelerator is not None
-    assert report["gpu_energy_wh"] == pytest.approx(gpu_w)  # one hour idle
-    assert report["it_energy_wh"] == pytest.approx(gpu_w + server_w)
-    assert report["energy_check_ok"]
+    assert report.gpu_energy_wh == pytest.approx(gpu_w)  # one hour idle
+    assert report.it_energy_wh == pytest.approx(gpu_w + server_w)
+    assert report.energy.energy_check_ok
 
 
 # -- checks of the report --------------------------------------------------------------------
@@ -141,16 +141,16 @@ def test_energy_check_passes_and_catches_a_wrong_power_model(loaded: Run) -> Non
     env, mdc, outcomes = loaded
     report = mdc.report(env.now)
     assert len(outcomes) > 100_000
-    assert report["energy_check_ok"], report["energy_check_relative_error"]
-    assert report["facility_energy_wh"] == pytest.approx(DEFAULT_PUE * report["it_energy_wh"])
-    assert report["energy_check_simulated_wh"] == pytest.approx(report["facility_energy_wh"])
+    assert report.energy.energy_check_ok, report.energy.energy_check_relative_error
+    assert report.facility_energy_wh == pytest.approx(DEFAULT_PUE * report.it_energy_wh)
+    assert report.energy.energy_check_simulated_wh == pytest.approx(report.facility_energy_wh)
     # between all-idle and all-busy, up time only (the power loss and crashes draw 0 W)
     sku = load_catalog().server("edge-1u-8c")
-    assert 2 * sku.idle_w * 6 * 0.9 < report["it_energy_wh"] < 2 * sku.max_w * 6
+    assert 2 * sku.idle_w * 6 * 0.9 < report.it_energy_wh < 2 * sku.max_w * 6
     # a formula that disagrees with the metered model is caught
     mdc.pool.servers[0].idle_w += 1.0
     try:
-        assert not mdc.report(env.now)["energy_check_ok"]
+        assert not mdc.report(env.now).energy.energy_check_ok
     finally:
         mdc.pool.servers[0].idle_w -= 1.0
 
@@ -158,15 +158,16 @@ def test_energy_check_passes_and_catches_a_wrong_power_model(loaded: Run) -> Non
 def test_littles_law_holds_on_the_run_and_a_wrong_l_is_detected(loaded: Run) -> None:
     env, mdc, _ = loaded
     report = mdc.report(env.now)
-    assert report["little_ok"], report["little_check_relative_error"]
-    assert report["little_arrivals"] == report["little_departures"] + report["little_in_system_end"]
+    assert report.little.little_ok, report.little.little_check_relative_error
+    little = report.little
+    assert little.little_arrivals == little.little_departures + little.little_in_system_end
     # the usual form agrees too on a long run (edge effects only)
-    assert report["little_relative_error"] < 0.01
+    assert report.little.little_relative_error < 0.01
     # the time-average number in system from N(t), tampered with, no longer matches
     area = mdc.pool.little._area
     mdc.pool.little._area *= 1.01  # a wrong N(t) integral
     try:
-        assert not mdc.report(env.now)["little_ok"]
+        assert not mdc.report(env.now).little.little_ok
     finally:
         mdc.pool.little._area = area
 
@@ -191,8 +192,8 @@ def test_littles_law_catches_an_upload_the_pool_forgot_to_count_out() -> None:
     env.run(until=env.now + HOUR)
     assert skipped
     report = mdc.report(env.now)
-    assert not report["little_ok"]
-    assert report["little_check_relative_error"] > LITTLE_CHECK_TOLERANCE
+    assert not report.little.little_ok
+    assert report.little.little_check_relative_error > LITTLE_CHECK_TOLERANCE
 
 
 def test_littles_law_also_holds_after_a_reset_with_uploads_inside() -> None:
@@ -200,21 +201,22 @@ def test_littles_law_also_holds_after_a_reset_with_uploads_inside() -> None:
     assert mdc.pool.little.in_system > 0
     mdc.pool.little.reset(env.now)
     env.run(until=env.now + HOUR)
-    assert mdc.report(env.now)["little_ok"]
+    assert mdc.report(env.now).little.little_ok
 
 
 def test_report_is_flat_json_with_the_promised_keys(loaded: Run) -> None:
     env, mdc, outcomes = loaded
     report = mdc.report(env.now)
-    text = json.dumps(report, allow_nan=False)
-    assert json.loads(text)["name"] == "n"
+    flat = json.loads(json.dumps(report.to_json(), allow_nan=False))
+    assert flat["name"] == "n" and flat["little_ok"] == report.little.little_ok
+    assert all(not isinstance(v, list) for v in flat.values())  # one flat record
     lost = [o for o in outcomes if isinstance(o, LostJob)]
-    assert report["lost_jobs"] == len(lost) > 0
-    assert set(report["lost_jobs_by_cause"]) <= {CRASH, POWER_LOSS}
-    assert report["lost_jobs_by_cause"][POWER_LOSS] > 0
+    assert report.lost_jobs == len(lost) > 0
+    assert set(report.lost_jobs_by_cause) <= {CRASH, POWER_LOSS}
+    assert report.lost_jobs_by_cause[POWER_LOSS] > 0
     served = sum(1 for o in outcomes if isinstance(o, tuple))
-    assert sum(report["server_jobs"].values()) == served
-    avail = report["server_availability"]
+    assert sum(report.server_jobs.values()) == served
+    avail = report.server_availability
     assert all(0.5 < a < 1.0 for a in avail.values())
 
 
@@ -233,7 +235,7 @@ def test_availability_matches_mtbf_over_mtbf_plus_mttr(failures: str) -> None:
     horizon_s = 3000 * 12 * HOUR  # ~3000 failure/repair cycles per server
     env, mdc = build(spec, horizon_s, seed=11)
     env.run(until=horizon_s)
-    availability = np.array(list(mdc.report(horizon_s)["server_availability"].values()))
+    availability = np.array(list(mdc.report(horizon_s).server_availability.values()))
     mean = availability.mean()
     half = stats.t.ppf(0.995, len(availability) - 1) * availability.std(ddof=1)
     half /= math.sqrt(len(availability))
@@ -319,19 +321,19 @@ def test_brownout_sheds_servers_while_grid_is_out_and_renewables_low_then_restor
     before, during, after = online[:12], online[13:36], online[37:]
     assert set(before) == {4.0} and set(after) == {4.0}
     assert max(during) < 4.0 and min(during) < 2.0  # the battery drains, more are shed
-    assert report["power_servers_shed_events"] >= 2
-    assert 0 < report["power_servers_shed_server_s"] < 4 * 4 * HOUR
-    assert report["power_battery_min_soc"] < 0.2
+    assert report.brownout.power_servers_shed_events >= 2
+    assert 0 < report.brownout.power_servers_shed_server_s < 4 * 4 * HOUR
+    assert report.brownout.power_battery_min_soc < 0.2
     # settled to the horizon: the energy it balanced is the energy the MDC drew
-    assert report["power_settled_to_s"] == 8 * HOUR
-    assert report["power_load_wh"] == pytest.approx(report["facility_energy_wh"], rel=1e-12)
-    assert report["power_renewable_wh"] == pytest.approx(40.0 * 8)
-    assert 0 < report["power_renewable_used_wh"] <= report["power_renewable_wh"]
-    assert report["power_grid_import_wh"] > 0
-    assert report["energy_check_ok"]
+    assert report.brownout.power_settled_to_s == 8 * HOUR
+    assert report.brownout.power_load_wh == pytest.approx(report.facility_energy_wh, rel=1e-12)
+    assert report.brownout.power_renewable_wh == pytest.approx(40.0 * 8)
+    assert 0 < report.brownout.power_renewable_used_wh <= report.brownout.power_renewable_wh
+    assert report.brownout.power_grid_import_wh > 0
+    assert report.energy.energy_check_ok
     # the only losses are uploads on a shed server; the MDC kept serving
     lost = [o for o in outcomes if isinstance(o, LostJob)]
-    assert {r.cause for r in lost} <= {SHED} and report["lost_jobs"] == len(lost)
+    assert {r.cause for r in lost} <= {SHED} and report.lost_jobs == len(lost)
     assert sum(1 for o in outcomes if isinstance(o, tuple)) > 0.9 * len(outcomes)
     assert len(mdc.sample()) == len(mdc.sample_columns()) == 6
 
@@ -340,7 +342,9 @@ def test_no_brownout_when_renewables_carry_the_mdc() -> None:
     mdc, online, _ = _brownout_run(renewable_w=400.0)
     report = mdc.report(8 * HOUR)
     assert set(online) == {4.0}
-    assert report["power_servers_shed_events"] == 0 and report["power_unserved_wh"] == 0.0
+    power = report.brownout
+    assert power is not None
+    assert power.power_servers_shed_events == 0 and power.power_unserved_wh == 0.0
 
 
 def test_renewable_supply_sums_sites_and_takes_the_share() -> None:
