@@ -30,10 +30,8 @@ from twin.scenario.field import (
 from twin.scenario.mdc import MdcSpec, parse_mdc
 from twin.scenario.network import NetworkSpec, check_backbone, parse_network
 from twin.scenario.schema import Table
-from twin.sil.service_time import load_cost_model
+from twin.sil.service_time import SERVICE_TIME_MODES, load_cost_model
 from twin.world.faults import WORLD_FAULTS
-
-SERVICE_TIME_MODES = ("calibrated", "measured", "model")
 
 #: Sanity bounds that keep a typo from exhausting memory or overflowing arithmetic.
 MAX_DURATION_S = 366 * 86400.0
@@ -223,7 +221,7 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
 
 def _pipeline(table: Table) -> PipelineSpec:
     spec = PipelineSpec(
-        service_time=table.string("service_time", "calibrated", choices=SERVICE_TIME_MODES),
+        service_time=table.string("service_time", "calibrated", choices=tuple(SERVICE_TIME_MODES)),
         cost_model=table.string("cost_model", "default"),
         authenticate=table.boolean("authenticate", True),
         analytics_every_s=table.duration_s("analytics_every", "1h"),

@@ -1,6 +1,6 @@
-"""Scenario schema of one ``[[mdc]]`` table: servers (a catalog SKU or the legacy cores /
-speed form), acknowledgement mode, PUE, ingest RAM, failures, maintenance, power supply and
-an accelerator.
+"""Scenario schema of one ``[[mdc]]`` table: servers (a catalog SKU, or the generic form of
+cores and speed), acknowledgement mode, PUE, ingest RAM, failures, maintenance, power
+supply and an accelerator.
 
 ``parse_mdc(table, duration_s)`` validates one table into a frozen :class:`MdcSpec`; every
 mistake is one :class:`~twin.errors.ScenarioError` naming the key, the value and what was
@@ -9,7 +9,7 @@ expected, and unknown keys are rejected (a typo must not be silently ignored). S
     [[mdc]]
     name = "north"
     region = "north"
-    servers = { sku = "edge-1u-8c", count = 2 }   # or the legacy { count = 1, cores = 4 }
+    servers = { sku = "edge-1u-8c", count = 2 }   # or generic: { count = 1, cores = 4 }
     ack = "commit"                                 # "receipt" (default) or "commit"
     pue = 1.4
     ingest_ram_fraction = 0.25
@@ -55,7 +55,7 @@ DEFAULT_INGEST_RAM_FRACTION = 0.25
 #: Weibull shapes of 0.7-0.8 to the times between failures of their nodes. The same shape
 #: is used for repair times, an assumption of this project: the study fits repair times
 #: best with a lognormal (high variance, as a shape below 1 gives), which `LIFETIMES` does
-#: not offer yet.
+#: not offer.
 DEFAULT_WEIBULL_SHAPE = 0.7
 
 #: Default battery charge and discharge power per kWh of capacity, kW/kWh (1C): the
@@ -128,7 +128,7 @@ class MdcSpec:
     """One MDC of a scenario.
 
     With ``sku`` set, the per-server figures (cores, speed, RAM, disk, power) are the
-    catalog's (``hw_models/catalog.toml``, sources there); without it (the legacy form
+    catalog's (``hw_models/catalog.toml``, sources there); without it (the generic form
     ``{ count, cores, speed_factor }``) the servers draw 0 W, write to an unbounded disk and
     have no RAM bound unless ``ram_gb_per_server`` is given.
     """
@@ -179,11 +179,11 @@ def parse_mdc(table: Table, duration_s: float) -> MdcSpec:
     sku_name = servers.raw("sku", None)
     ram_gb: float | None
     if sku_name is not None:
-        for legacy in ("cores", "speed_factor", "ram_gb"):
-            if legacy in servers.data:
+        for generic in ("cores", "speed_factor", "ram_gb"):
+            if generic in servers.data:
                 raise ScenarioError(
-                    servers.key(legacy),
-                    servers.data[legacy],
+                    servers.key(generic),
+                    servers.data[generic],
                     "no value: the SKU's catalog entry sets it (give sku or cores, not both)",
                 )
         if not isinstance(sku_name, str):

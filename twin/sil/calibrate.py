@@ -1,9 +1,10 @@
 """``twin calibrate``: fit the per-stage cost model of the real pipeline on this machine.
 
-Runs the real pipeline on generated uploads of several sizes, with and without padding (so
-that bytes and readings vary independently), records each stage's thread CPU time, takes the
-median per upload shape and fits ``a + b*bytes + c*readings`` per stage by least squares,
-keeping coefficients non-negative (a negative one is dropped and the rest refitted).
+:func:`measure` runs the real pipeline on generated uploads of several sizes, with and
+without padding (so that bytes and readings vary independently), records each stage's
+thread CPU time and takes the median per upload shape; :func:`fit_cost_model` fits
+``a + b*bytes + c*readings`` per stage by least squares, keeping coefficients non-negative
+(a negative one is dropped and the rest refitted).
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,9 +104,11 @@ def _version(distribution: str) -> str | None:
 ANALYSIS_SHAPES = ((2, 6), (8, 6), (2, 24), (8, 24), (24, 24))
 
 
-def _analysis_samples(tmp: Path, repeats: int) -> tuple[np.ndarray, np.ndarray]:
+def _analysis_samples(
+    tmp: Path, repeats: int, clock: Callable[[], int]
+) -> tuple[np.ndarray, np.ndarray]:
     """(points, seconds) of ``Pipeline.analyze`` over stores holding each shape, with PV
-    site metadata registered (what the twin's MDC analyses)."""
+    site metadata registered (what the twin's MDC analyses), timed with ``clock`` (ns)."""
     points, seconds = [], []
     for n_meters, hours in ANALYSIS_SHAPES:
         for r in range(max(1, repeats // 50)):
@@ -114,16 +120,32 @@ def _analysis_samples(tmp: Path, repeats: int) -> tuple[np.ndarray, np.ndarray]:
                 )
                 for hour in range(hours):
                     pipeline.handle(sample_upload(meter_id, 60, start_s=EPOCH_S + 3600 * hour))
-            t0 = time.thread_time_ns()
+            t0 = clock()
             outcome = pipeline.analyze(EPOCH_S + 3600 * hours)
-            seconds.append((time.thread_time_ns() - t0) * 1e-9)
+            seconds.append((clock() - t0) * 1e-9)
             points.append(outcome.points_analysed)
             pipeline.close()
     return np.array(points, dtype=float), np.array(seconds)
 
 
-def calibrate(repeats: int = 200) -> CostModel:
-    """Measure and fit; returns the model with the machine description and fit quality."""
+@dataclass(frozen=True)
+class CalibrationSamples:
+    """What a calibration measured. Per upload shape: its size (bytes, envelope included),
+    its readings and the median CPU time of each pipeline stage over the repeats, s
+    [n_shapes, len(STAGES)]; per batch analysis: the points it analysed and its CPU time, s."""
+
+    upload_bytes: np.ndarray
+    upload_readings: np.ndarray
+    stage_s: np.ndarray
+    analysis_points: np.ndarray
+    analysis_s: np.ndarray
+
+
+def measure(
+    repeats: int = 200, clock: Callable[[], int] = time.thread_time_ns
+) -> CalibrationSamples:
+    """Run the real pipeline on ``repeats`` sealed uploads of every shape (readings x
+    padding) and on batch analyses of :data:`ANALYSIS_SHAPES`, timed with ``clock`` (ns)."""
     rows: list[tuple[int, int]] = []
     medians: list[list[float]] = []
     with tempfile.TemporaryDirectory(prefix="twin-calibrate-") as tmp:
@@ -139,33 +161,53 @@ def calibrate(repeats: int = 200) -> CostModel:
                 for r in range(repeats):
                     meter_id = f"cal-{n}-{pad}-{r}"
                     body = seal(meter_id, 0, sample_upload(meter_id, n, pad), CALIBRATION_KEY)
-                    outcome = pipeline.handle(body, clock=time.thread_time_ns)
+                    outcome = pipeline.handle(body, clock=clock)
                     if not outcome.accepted or outcome.stage_ns is None:
                         raise RuntimeError(f"calibration upload rejected: {outcome.reason}")
                     samples.append([outcome.stage_ns[s] * 1e-9 for s in STAGES])
                 rows.append((len(body), n))
                 medians.append(np.median(np.array(samples), axis=0).tolist())
         pipeline.close()
-        analysis_points, analysis_s = _analysis_samples(Path(tmp), repeats)
-    x = np.column_stack([np.ones(len(rows)), np.array(rows, dtype=float)])
-    y = np.array(medians)
+        analysis_points, analysis_s = _analysis_samples(Path(tmp), repeats, clock)
+    shapes = np.array(rows, dtype=float)
+    return CalibrationSamples(shapes[:, 0], shapes[:, 1], np.array(medians), analysis_points,
+                              analysis_s)  # fmt: skip
+
+
+def _r_squared(y: np.ndarray, fitted: np.ndarray) -> float:
+    """Coefficient of determination, rounded to 4 places (1 for constant data fitted)."""
+    total = float(np.sum((y - y.mean()) ** 2)) or 1.0
+    return round(1.0 - float(np.sum((y - fitted) ** 2)) / total, 4)
+
+
+def fit_cost_model(samples: CalibrationSamples, machine: dict[str, Any]) -> CostModel:
+    """Fit ``a + b*bytes + c*readings`` per stage and ``a + c*points`` for the analysis by
+    least squares with non-negative coefficients; ``machine`` gains the fit quality
+    (``r_squared`` per stage and for the analysis)."""
+    x = np.column_stack([np.ones(len(samples.upload_bytes)), samples.upload_bytes,
+                         samples.upload_readings])  # fmt: skip
     stages = {}
     quality = {}
     for j, stage in enumerate(STAGES):
-        coef = _fit_nonnegative(x, y[:, j])
+        y = samples.stage_s[:, j]
+        coef = _fit_nonnegative(x, y)
         stages[stage] = StageCost(float(coef[0]), float(coef[1]), float(coef[2]))
-        resid = y[:, j] - x @ coef
-        total = float(np.sum((y[:, j] - y[:, j].mean()) ** 2)) or 1.0
-        quality[stage] = round(1.0 - float(np.sum(resid**2)) / total, 4)
-    x_analysis = np.column_stack([np.ones(len(analysis_points)), analysis_points])
+        quality[stage] = _r_squared(y, x @ coef)
+    points, analysis_s = samples.analysis_points, samples.analysis_s
+    x_analysis = np.column_stack([np.ones(len(points)), points])
     a_s, c_s = _fit_nonnegative(x_analysis, analysis_s)
-    resid = analysis_s - x_analysis @ np.array([a_s, c_s])
-    total = float(np.sum((analysis_s - analysis_s.mean()) ** 2)) or 1.0
-    quality["analytics"] = round(1.0 - float(np.sum(resid**2)) / total, 4)
+    quality["analytics"] = _r_squared(analysis_s, x_analysis @ np.array([a_s, c_s]))
+    return CostModel(
+        stages, machine | {"r_squared": quality}, AnalyticsCost(float(a_s), float(c_s))
+    )
+
+
+def calibrate(repeats: int = 200) -> CostModel:
+    """Measure this machine's pipeline and fit its cost model; the model says where and
+    how it was fitted (:func:`machine_description`, the shapes, the fit quality)."""
     machine = machine_description() | {
         "repeats": repeats,
         "readings_per_upload": list(READINGS_PER_UPLOAD),
         "padding_bytes": list(PADDING_BYTES),
-        "r_squared": quality,
     }
-    return CostModel(stages, machine, AnalyticsCost(float(a_s), float(c_s)))
+    return fit_cost_model(measure(repeats), machine)

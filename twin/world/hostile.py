@@ -59,8 +59,9 @@ def unknown_meter(body: bytes, meter_id: str, seq: int, key: bytes) -> bytes:
 
 
 def replayed_sequence(body: bytes, meter_id: str, seq: int, key: bytes) -> bytes:
-    """A captured key used to resend sequence number 0 with other content: the feed id and
-    the envelope both say 0, but the MDC already accepted a different upload 0: a replay."""
+    """A captured key used to resend sequence number 0 with other content: the feed id
+    (``urn:imdc:upload:<meter>:<seq>``, docs/upload-format.md) and the envelope both say 0,
+    but the MDC already accepted a different upload 0: a replay."""
     feed_id = f"urn:imdc:upload:{meter_id}:{seq}</id>".encode()
     replayed = body.replace(feed_id, f"urn:imdc:upload:{meter_id}:0</id>".encode(), 1)
     return seal(meter_id, 0, replayed, key)

@@ -1,7 +1,7 @@
 """One MDC at run time: its server pool and everything that acts on it.
 
 :class:`Mdc` builds the :class:`~hw_models.server.ServerPool` of an :class:`MdcSpec` (a
-catalog SKU, or the legacy cores/speed form at 0 W), and starts the processes of
+catalog SKU, or the generic cores/speed form at 0 W), and starts the processes of
 :mod:`hw_models`: per-server crash/repair (MTBF/MTTR, each server drawing from its own
 Generator keyed ``mdc/{name}/server-{i}/failures``), planned maintenance, whole-MDC power
 losses, and the brown-out :class:`~hw_models.power_supply.PowerController` when the MDC has
@@ -9,8 +9,8 @@ a ``power`` table. The twin's world sends uploads through :meth:`Mdc.serve` (the
 ``serve``, timed from outside) and asks :meth:`Mdc.loss_cause_on_crash` what a
 :class:`~hw_models.server.JobLost` means for the ledger.
 
-At the end :meth:`Mdc.report` gives a flat, JSON-friendly record with two checks made on
-the run itself:
+At the end :meth:`Mdc.report` gives its :class:`~twin.accounting.mdc_report.MdcReport`,
+with two checks made on the run itself:
 
 - energy: the exact integral of the simulated power equals the utilisation-weighted formula
   ``PUE * sum_servers(P_idle * T_up + (P_max - P_idle) * busy_core_s / cores)`` (the linear

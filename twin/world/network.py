@@ -2,7 +2,7 @@
 coverage class and TLS session state, one VPN gateway per MDC, the backbone between MDCs
 and the router that fails uploads over to the nearest healthy MDC.
 
-Routing rule (DESIGN.md §1, issue 4): an upload goes to the meter's home MDC (the first
+Routing rule (DESIGN.md §1): an upload goes to the meter's home MDC (the first
 ``[[mdc]]`` of its region, else the first of the file) when that MDC is up and its tunnel
 is up; otherwise to the healthy MDC nearest to home across the backbone. When no MDC is
 healthy but the home MDC itself is up, the home gateway takes the upload into its bounded

@@ -1,9 +1,11 @@
 """Wiring of the simulated world: meters -> cellular cell -> VPN -> MDC servers -> pipeline.
 
-One scheduler process walks the precomputed upload windows of all meters; each upload is
-one short-lived SimPy process (a handful of events: the cell attempt, the VPN transit, the
-MDC queue and service, the acknowledgement). The real pipeline runs on the real XML bytes
-when a simulated core takes the upload.
+One scheduler process walks the precomputed upload windows of all meters and opens a
+session for a meter with readings to send; the session's uploads (the meter's XML in the
+format of docs/upload-format.md, sealed) take their journey (:mod:`twin.world.journey`),
+each one short-lived SimPy process of a handful of events. The real pipeline runs on the
+real bytes when a simulated core takes the upload. The world also runs the meters' power
+losses, the MDC's batch analytics and a sampler of the state for the time series.
 """
 
 from __future__ import annotations
@@ -351,8 +353,8 @@ class World:
             self.buffers.busy[m] = False
 
     def _body(self, m: int, lo: int, hi: int, seq: int) -> tuple[bytes, FaultRecord | None]:
-        """What the meter sends: its upload's XML, sealed, or what an upload fault due now
-        makes of it; and that fault's record."""
+        """What the meter sends: its upload's XML (docs/upload-format.md), sealed, or what an
+        upload fault due now makes of it; and that fault's record."""
         body = encode_meter_upload(
             self.meter_ids[m],
             seq,

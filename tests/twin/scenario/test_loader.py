@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[3]
 BASELINE = ROOT / "scenarios" / "baseline.toml"
 
 
-def test_baseline_meets_the_issue() -> None:
+def test_baseline_is_a_summer_day_of_a_northern_fleet() -> None:
     s = load_scenario(BASELINE)
     assert s.duration_s == 86400.0
     assert s.start.month == 6

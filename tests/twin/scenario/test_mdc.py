@@ -1,4 +1,4 @@
-"""Scenario schema of [[mdc]] tables: the SKU and legacy server forms, every option and the
+"""Scenario schema of [[mdc]] tables: the SKU and generic server forms, every option and the
 errors that name the key, the value and what was expected."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def test_sku_form_takes_the_catalog_figures_and_the_defaults() -> None:
     assert spec.failures is None and spec.power is None and spec.maintenance == ()
 
 
-def test_legacy_form_still_parses_as_before() -> None:
+def test_generic_form_of_cores_and_speed_parses() -> None:
     spec = spec_of('[[mdc]]\nname = "north"\nservers = { count = 1, cores = 4 }\n')
     assert (spec.sku, spec.servers, spec.cores_per_server, spec.speed_factor) == (None, 1, 4, 1.0)
     assert spec.ingest_ram_budget_bytes is None and spec.max_w_per_server == 0.0

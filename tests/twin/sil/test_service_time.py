@@ -1,8 +1,7 @@
-"""Software in the loop: calibration fits the real pipeline; both service-time modes run it."""
+"""Software in the loop: the service-time modes run the real pipeline and cost it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,31 +9,15 @@ import numpy as np
 import pytest
 
 from pipeline.auth import Keyring, seal
-from pipeline.service import STAGES, Pipeline
-from twin.cli import main
+from pipeline.service import Pipeline
 from twin.errors import ScenarioError
 from twin.runner import run
 from twin.scenario.loader import load_scenario
-from twin.sil.calibrate import CALIBRATION_KEY, _fit_nonnegative, calibrate, sample_upload
-from twin.sil.service_time import SERVICE_TIME_MODES, CostModel, load_cost_model
+from twin.sil.calibrate import CALIBRATION_KEY, sample_upload
+from twin.sil.service_time import SERVICE_TIME_MODES, load_cost_model
 
 BASELINE = Path(__file__).resolve().parents[3] / "scenarios" / "baseline.toml"
 SMALL = ["fleet.pv.count=10", "fleet.wind.count=2", 'scenario.duration="3h"']
-
-
-def test_calibration_fits_costs_that_grow_with_the_upload(tmp_path: Path) -> None:
-    model = calibrate(repeats=5)
-    assert set(model.stages) == set(STAGES)
-    r2 = model.machine["r_squared"]
-    assert isinstance(r2, dict) and all(r2[s] > 0.5 for s in ("fetch", "process", "store"))
-    small = model.stages["process"].seconds(len(sample_upload("m", 1)), 1)
-    large = model.stages["process"].seconds(len(sample_upload("m", 960)), 960)
-    assert 0 < small < large
-    # the CLI writes a file that a scenario can name as its cost model
-    out = tmp_path / "model.json"
-    assert main(["calibrate", "--repeats", "3", "--out", str(out)]) == 0
-    assert set(json.loads(out.read_text())["stages"]) == set(STAGES)
-    assert load_cost_model(str(out)).stages.keys() == model.stages.keys()
 
 
 def test_committed_default_model_is_sane() -> None:
@@ -146,32 +129,3 @@ def test_sample_rate_is_checked(
 ) -> None:
     with pytest.raises(ValueError, match=match):
         SERVICE_TIME_MODES[mode](load_cost_model("default"), rate, rng)
-
-
-def test_calibration_stores_the_machine_it_ran_on() -> None:
-    model = calibrate(repeats=3)
-    machine = model.machine
-    assert {"cpu", "cores", "platform", "python", "calibrated_at", "r_squared"} <= set(machine)
-    assert machine["libraries"]["lxml"]
-    again = CostModel.from_json(json.loads(json.dumps(model.to_json())))
-    assert again.machine == machine and set(again.stages) == set(STAGES)
-
-
-def test_calibration_fit_is_least_squares_with_non_negative_costs() -> None:
-    rng = np.random.default_rng(0)
-    size_bytes = rng.uniform(1e3, 4e5, 40)
-    readings = rng.integers(1, 1000, 40).astype(float)
-    x = np.column_stack([np.ones(40), size_bytes, readings])
-    truth = np.array([3e-5, 2e-9, 7e-7])
-    np.testing.assert_allclose(_fit_nonnegative(x, x @ truth), truth, rtol=1e-9)
-    # noisy data: the fit is the ordinary least-squares solution when that is non-negative
-    noisy = x @ truth * rng.uniform(0.9, 1.1, 40)
-    np.testing.assert_allclose(
-        _fit_nonnegative(x, noisy), np.linalg.lstsq(x, noisy, rcond=None)[0], rtol=1e-9
-    )
-    # a cost that falls with the readings is not physical: that column is dropped and the
-    # rest refitted by least squares
-    falling = x @ np.array([3e-5, 2e-9, -1e-8])
-    coef = _fit_nonnegative(x, falling)
-    assert np.all(coef >= 0) and coef[2] == 0.0
-    np.testing.assert_allclose(coef[:2], np.linalg.lstsq(x[:, :2], falling, rcond=None)[0])

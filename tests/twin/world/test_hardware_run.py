@@ -1,4 +1,4 @@
-"""The MDC hardware scenarios of issue 5, end to end: server crashes against the
+"""The MDC hardware scenarios end to end: server crashes against the
 acknowledgement policy, planned maintenance, brown-out from the power side, growth against
 one server, the model mode, and the checks every run reports (Little's law, energy)."""
 

@@ -84,9 +84,9 @@ def test_build_from_toml_makes_the_pool_of_the_spec() -> None:
     assert mdc.pool.ram_budget_bytes == spec.ingest_ram_budget_bytes
     assert mdc.is_up() and mdc.controller is None and mdc.pool.accelerator is None
     assert len(mdc.sample()) == len(mdc.sample_columns()) == 5
-    _, legacy = build(spec_of('[[mdc]]\nname = "l"\nservers = { count = 1, cores = 2 }\n'), HOUR)
-    assert legacy.pool.ram_budget_bytes is None and legacy.pool.it_power_w() == 0.0
-    assert [s.cores for s in legacy.pool.servers] == [2] and legacy.pool.servers[0].sku is None
+    _, generic = build(spec_of('[[mdc]]\nname = "l"\nservers = { count = 1, cores = 2 }\n'), HOUR)
+    assert generic.pool.ram_budget_bytes is None and generic.pool.it_power_w() == 0.0
+    assert [s.cores for s in generic.pool.servers] == [2] and generic.pool.servers[0].sku is None
 
 
 def test_accelerator_is_built_and_metered_idle() -> None:

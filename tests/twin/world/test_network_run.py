@@ -1,4 +1,4 @@
-"""The network scenarios of issue 4, end to end: outages against the meters' buffers, the
+"""The network scenarios end to end: outages against the meters' buffers, the
 backlog's drain bound, the reconnect storm with and without jitter, VPN drops against the
 gateway buffer, and MDC failover."""
 
