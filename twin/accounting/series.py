@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin.accounting.kpis import LatencyStats
 from twin.accounting.ledger import Ledger
 
 #: Interval of the run's time series, s: the world samples its state this often.
@@ -52,22 +53,18 @@ class TimeSeries:
 class LatencyDistribution:
     """End-to-end latency (end of a reading's interval to its commit, s) of every stored
     reading, committed by the horizon or after it: a histogram (``counts`` in
-    ``LATENCY_BINS`` bins between ``edges_s``) and its 50th, 95th and 99th percentiles
-    (None without readings)."""
+    ``LATENCY_BINS`` bins between ``edges_s``) and its percentiles (``stats``)."""
 
     counts: np.ndarray
     edges_s: np.ndarray
-    p50_s: float | None
-    p95_s: float | None
-    p99_s: float | None
+    stats: LatencyStats
 
     @classmethod
     def of(cls, latencies_s: np.ndarray) -> LatencyDistribution:
         if latencies_s.size == 0:
-            return cls(np.zeros(0, dtype=np.int64), np.zeros(0), None, None, None)
+            return cls(np.zeros(0, dtype=np.int64), np.zeros(0), LatencyStats.of(latencies_s))
         counts, edges = np.histogram(latencies_s, bins=LATENCY_BINS)
-        p50, p95, p99 = (float(np.percentile(latencies_s, q)) for q in (50, 95, 99))
-        return cls(counts, edges, p50, p95, p99)
+        return cls(counts, edges, LatencyStats.of(latencies_s))
 
 
 @dataclass(frozen=True)

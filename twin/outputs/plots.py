@@ -59,11 +59,8 @@ def overview_png(path: Path, results: Results) -> Path:
     if latency.counts.size:
         lat.hist(latency.edges_s[:-1], bins=latency.edges_s, weights=latency.counts,
                  color="tab:purple")  # fmt: skip
-        for q, value, style in (
-            (50, latency.p50_s, "-"),
-            (95, latency.p95_s, "--"),
-            (99, latency.p99_s, ":"),
-        ):
+        stats = latency.stats
+        for q, value, style in ((50, stats.p50, "-"), (95, stats.p95, "--"), (99, stats.p99, ":")):
             if value is not None:
                 lat.axvline(value, color="black", linestyle=style, label=f"p{q} {value:.0f} s")
         lat.legend()

@@ -70,12 +70,20 @@ class DurationParam:
     positive: bool = True
 
 
-#: (cells hit, start s, end s, parameters, the fault's own Generator on demand) -> what the
-#: fault reports of itself besides its target (name -> number).
-CellEffect = Callable[
-    [Sequence[SharedCell], float, float, Mapping[str, float], Callable[[], np.random.Generator]],
-    dict[str, float],
-]
+@dataclass(frozen=True)
+class CellFaultContext:
+    """What a fault's effect on cells gets besides the cells it hits: its window
+    ``[at_s, end_s)`` (s after the scenario's start), its parameters and, on demand, the
+    fault's own Generator (keyed by what the fault is, DESIGN.md §3)."""
+
+    at_s: float
+    end_s: float
+    params: Mapping[str, float]
+    rng: Callable[[], np.random.Generator]
+
+
+#: (cells hit, context) -> what the fault reports of itself besides its target.
+CellEffect = Callable[[Sequence[SharedCell], CellFaultContext], dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -112,50 +120,34 @@ class WorldFaultKind:
 
 
 # -- what faults do to cells -----------------------------------------------------------------
-def _outage(
-    cells: Sequence[SharedCell],
-    at_s: float,
-    end_s: float,
-    params: Mapping[str, float],
-    rng: Callable[[], np.random.Generator],
-) -> dict[str, float]:
+def _outage(cells: Sequence[SharedCell], ctx: CellFaultContext) -> dict[str, float]:
     for cell in cells:
-        cell.add_outage(at_s, end_s)
+        cell.add_outage(ctx.at_s, ctx.end_s)
     return {}
 
 
-def _flapping(
-    cells: Sequence[SharedCell],
-    at_s: float,
-    end_s: float,
-    params: Mapping[str, float],
-    rng: Callable[[], np.random.Generator],
-) -> dict[str, float]:
-    windows = markov_outages(params["mtbf_s"], params["mttr_s"], end_s, rng(), at_s).windows
+def _flapping(cells: Sequence[SharedCell], ctx: CellFaultContext) -> dict[str, float]:
+    p = ctx.params
+    windows = markov_outages(p["mtbf_s"], p["mttr_s"], ctx.end_s, ctx.rng(), ctx.at_s).windows
     for a, b in windows:
         for cell in cells:
-            cell.add_outage(a, min(b, end_s))
+            cell.add_outage(a, min(b, ctx.end_s))
     return {"outages": len(windows)}
 
 
-def _degraded(
-    cells: Sequence[SharedCell],
-    at_s: float,
-    end_s: float,
-    params: Mapping[str, float],
-    rng: Callable[[], np.random.Generator],
-) -> dict[str, float]:
+def _degraded(cells: Sequence[SharedCell], ctx: CellFaultContext) -> dict[str, float]:
+    p = ctx.params
     for cell in cells:
         cell.add_degradation(
             Degradation(
-                at_s,
-                end_s,
-                params["extra_loss_probability"],
-                params["extra_latency_s"],
-                params["rate_factor"],
+                ctx.at_s,
+                ctx.end_s,
+                p["extra_loss_probability"],
+                p["extra_latency_s"],
+                p["rate_factor"],
             )
         )
-    return dict(params)
+    return dict(p)
 
 
 #: Registry of the world's faults (module docstring).

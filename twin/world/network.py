@@ -31,7 +31,7 @@ from twin.accounting.records import NetworkRecord, TunnelRecord
 from twin.rng import component_rng
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import Scenario
-from twin.world.faults import WORLD_FAULTS, MdcEffect
+from twin.world.faults import WORLD_FAULTS, CellFaultContext, MdcEffect
 from twin.world.fleet import FleetData
 
 
@@ -155,13 +155,13 @@ class WorldNetwork:
             return None
         hit = kind.target.cells_hit(self.cells[fault.region], fault.cell)
         key = f"fault/{fault.kind}/{fault.region}/{fault.cell}/{fault.at_s:g}"
-        return kind.on_cells(
-            hit,
+        context = CellFaultContext(
             fault.at_s,
             fault.at_s + fault.duration_s,
             fault.param_dict,
             lambda: component_rng(seed, key),
         )
+        return kind.on_cells(hit, context)
 
     def reconnect_peak_per_s(self, cells: Sequence[SharedCell], t0_s: float, t1_s: float) -> float:
         """Peak random-access attempts per second over ``cells`` in [t0_s, t1_s) (1 s bins):
