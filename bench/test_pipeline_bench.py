@@ -30,7 +30,7 @@ from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_up
 from pipeline import Keyring, Limits, Pipeline, RejectedUpload, seal
 from pipeline.fetch.parse import parse_upload
 from pipeline.process.upload import extract_batches
-from twin.calibrate import sample_upload
+from twin.sil.calibrate import sample_upload
 
 UPLOAD = sample_upload("pv-00042", 15)  # the twin's upload: a 15-minute window of 1-min readings
 EPOCH_S = 1_781_913_600

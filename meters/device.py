@@ -25,12 +25,9 @@ supply; if the outage outlasts it, the clock is behind until the next sync
 
 Buffer state is a held range ``[start, recorded)`` with *holes*: index ranges that are not
 held because they were lost at a power loss or never recorded while unpowered. Holes take
-no storage, so ``capacity`` counts held readings. The range methods (``pending``,
-``evict_overflow``, ``acknowledge``) return one contiguous hole-free range, as the twin's
-ledger takes them; when an eviction or acknowledgement spans a hole, the ``*_runs`` variants
-return every range, and the single-range ones act on the first range only (the rest stays
-held: still consistent, only late). Meters that never lose power have no holes and behave
-exactly as before.
+no storage, so ``capacity`` counts held readings. ``pending`` returns one contiguous
+hole-free range (an upload never spans a hole); an eviction or an acknowledgement returns
+every range it deleted, oldest first, as the twin's ledger takes them.
 """
 
 from __future__ import annotations
@@ -117,27 +114,9 @@ class MeterBuffers:
             del self.holes[meter]
         self.start[meter] = start
 
-    # -- the existing single-range API -------------------------------------------------
-    def evict_overflow(self, meter: int, produced: int) -> tuple[int, int]:
-        """Evict the oldest readings beyond capacity; returns the evicted range [lo, hi).
-
-        With a hole inside the evicted span only the first range is evicted (module
-        docstring); :meth:`evict_overflow_runs` evicts all of it."""
-        if meter not in self.holes:
-            lo = int(self.start[meter])
-            hi = self.recorded(meter, produced) - int(self.capacity[meter])
-            if hi <= lo:
-                return lo, lo
-            self._set_start(meter, hi)
-            return lo, hi
-        runs = self._evict(meter, produced, first_only=True)
-        return runs[0] if runs else (int(self.start[meter]), int(self.start[meter]))
-
+    # -- readings leaving the buffer ------------------------------------------------------
     def evict_overflow_runs(self, meter: int, produced: int) -> list[tuple[int, int]]:
         """Evict the oldest held readings beyond capacity; returns every evicted range."""
-        return self._evict(meter, produced, first_only=False)
-
-    def _evict(self, meter: int, produced: int, first_only: bool) -> list[tuple[int, int]]:
         over = self.held(meter, produced) - int(self.capacity[meter])
         evicted: list[tuple[int, int]] = []
         for lo, hi in self.held_runs(meter, produced):
@@ -147,8 +126,6 @@ class MeterBuffers:
             evicted.append((lo, lo + take))
             self._set_start(meter, lo + take)
             over -= take
-            if first_only:
-                break
         return evicted
 
     def pending(self, meter: int, produced: int) -> tuple[int, int]:
@@ -160,34 +137,14 @@ class MeterBuffers:
             end = min(end, holes[0][0])
         return start, max(start, end)
 
-    def acknowledge(self, meter: int, lo: int, hi: int) -> tuple[int, int]:
-        """The upload of [lo, hi) was acknowledged: the meter deletes what it still holds of
-        it. Returns the deleted range (readings evicted meanwhile are not held any more).
-        A range that spans a hole: the first held range only (see :meth:`acknowledge_runs`)."""
-        if meter not in self.holes:
-            held_lo = max(lo, int(self.start[meter]))
-            self._set_start(meter, max(int(self.start[meter]), hi))
-            return held_lo, max(held_lo, hi)
-        runs = self._acknowledge(meter, lo, hi, first_only=True)
-        if runs:
-            return runs[0]
-        held_lo = max(lo, int(self.start[meter]))
-        return held_lo, held_lo
-
     def acknowledge_runs(self, meter: int, lo: int, hi: int) -> list[tuple[int, int]]:
-        """Acknowledge [lo, hi) and return every deleted range (holes skipped)."""
-        return self._acknowledge(meter, lo, hi, first_only=False)
-
-    def _acknowledge(self, meter: int, lo: int, hi: int, first_only: bool) -> list[tuple[int, int]]:
-        # Uploads carry the oldest held readings, so what they delete is a prefix of the
-        # buffer: everything held below ``hi`` that is also >= lo.
+        """The upload of [lo, hi) was acknowledged: the meter deletes what it still holds of
+        it (readings evicted meanwhile are not held any more). Returns every deleted range
+        (holes skipped). Uploads carry the oldest held readings, so what they delete is a
+        prefix of the buffer: everything held below ``hi`` that is also >= ``lo``."""
         start = int(self.start[meter])
         runs = self._runs(meter, max(lo, start), hi)
-        if first_only and len(runs) > 1:
-            runs = runs[:1]
-            self._set_start(meter, max(start, runs[0][1]))
-        else:
-            self._set_start(meter, max(start, hi))
+        self._set_start(meter, max(start, hi))
         return runs
 
     def take_sequence_no(self, meter: int) -> int:

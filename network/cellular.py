@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import simpy
@@ -501,14 +501,63 @@ class SharedCell(Cell):
 
 @dataclass(frozen=True)
 class UploadResult:
-    """Outcome of an upload with retries: ``delivered`` (False: the retry budget was
-    spent, the meter keeps its data), ``attempts`` made, total ``duration_s`` including
-    backoffs, and the ``last`` attempt's result."""
+    """Outcome of an upload with retries: ``acknowledged`` (False: the retry budget was
+    spent or the modem went off; the meter keeps its data), ``attempts`` made, total
+    ``duration_s`` including backoffs, and the ``last`` cell attempt's result (None when no
+    attempt reached the cell)."""
 
-    delivered: bool
+    acknowledged: bool
     attempts: int
     duration_s: float
-    last: AttemptResult
+    last: AttemptResult | None
+
+
+class RetryHooks(Protocol):
+    """What the sender of an upload does around each attempt of :func:`upload_with_retries`."""
+
+    def powered(self) -> bool:
+        """Whether the modem is still on; False ends the upload before its next attempt."""
+        ...
+
+    def handshake(self) -> str | None:
+        """The handshake the next attempt needs (``network.transport.HANDSHAKE_KINDS``), or
+        None when nothing would answer it: the attempt then fails at the acknowledgement
+        timeout without using the cell."""
+        ...
+
+    def failed(self, result: AttemptResult) -> None:
+        """An attempt did not cross the cell."""
+        ...
+
+    def delivered(self, result: AttemptResult) -> Generator[simpy.Event, Any, bool]:
+        """An attempt crossed the cell: what follows until the meter's acknowledgement, and
+        whether it came (True ends the upload)."""
+        ...
+
+
+class PlainUpload:
+    """Retry hooks of an upload whose only obstacle is the cell: the modem stays on, the
+    first attempt needs ``handshake`` and every attempt after a failed one
+    ``handshake_after_failure``, and a payload that crossed the cell is acknowledged."""
+
+    __slots__ = ("_after_failure", "_next")
+
+    def __init__(self, handshake: str = "resume", handshake_after_failure: str = "full") -> None:
+        self._next = handshake
+        self._after_failure = handshake_after_failure
+
+    def powered(self) -> bool:
+        return True
+
+    def handshake(self) -> str | None:
+        return self._next
+
+    def failed(self, result: AttemptResult) -> None:
+        self._next = self._after_failure
+
+    def delivered(self, result: AttemptResult) -> Generator[simpy.Event, Any, bool]:
+        yield from ()
+        return True
 
 
 def upload_with_retries(
@@ -516,29 +565,41 @@ def upload_with_retries(
     size_bytes: int,
     rng: np.random.Generator,
     ce_level: int = 0,
-    handshake: str = "resume",
-    handshake_after_failure: str = "full",
+    hooks: RetryHooks | None = None,
 ) -> Generator[simpy.Event, Any, UploadResult]:
-    """Up to ``profile.max_attempts`` attempts separated by the profile's jittered capped
-    exponential backoff; a retry after a failure reconnects with
-    ``handshake_after_failure``. An attempt that fails while the cell is down waits for the
-    cell to come back plus the profile's reconnect spread instead (no point retrying into
-    an outage; this is the reconnect storm's trigger)."""
+    """Up to ``profile.max_attempts`` attempts of an upload of ``size_bytes`` by a meter of
+    class ``ce_level`` until one is acknowledged, separated by the profile's jittered capped
+    exponential backoff. A retry that would start while the cell is down waits for the cell
+    to come back plus the profile's reconnect spread instead (no point retrying into an
+    outage; this is the reconnect storm's trigger).
+
+    ``hooks`` (default :class:`PlainUpload`) are asked before each attempt whether the modem
+    is on and which handshake it needs, and told of each failed and each delivered attempt
+    (the delivered one says whether the acknowledgement came). Random draws come from
+    ``rng``: per attempt the attempt's own, then the backoff's, then the reconnect delay's."""
+    hooks = PlainUpload() if hooks is None else hooks
     env, p = cell.env, cell.profile
     t0 = env.now
-    previous = 0.0
-    result: AttemptResult | None = None
+    previous_s = 0.0
+    last: AttemptResult | None = None
+    attempts = 0
     for k in range(1, p.max_attempts + 1):
-        result = yield from cell.attempt(size_bytes, rng, ce_level, handshake)
-        if result.delivered:
-            return UploadResult(True, k, env.now - t0, result)
-        handshake = handshake_after_failure
-        if k == p.max_attempts:
+        if not hooks.powered():
             break
-        previous = p.backoff_s(k, rng, previous)
-        wait = previous
-        if not cell.is_up(env.now + wait):
-            wait = cell.next_up_s(env.now + wait) - env.now + p.reconnect_delay_s(rng)
-        yield env.timeout(wait)
-    assert result is not None
-    return UploadResult(False, p.max_attempts, env.now - t0, result)
+        attempts = k
+        handshake = hooks.handshake()
+        if handshake is None:
+            yield env.timeout(p.ack_timeout_s)
+        else:
+            last = yield from cell.attempt(size_bytes, rng, ce_level, handshake)
+            if not last.delivered:
+                hooks.failed(last)
+            elif (yield from hooks.delivered(last)):
+                return UploadResult(True, k, env.now - t0, last)
+        if k < p.max_attempts:
+            previous_s = p.backoff_s(k, rng, previous_s)
+            wait_s = previous_s
+            if not cell.is_up(env.now + wait_s):
+                wait_s = cell.next_up_s(env.now + wait_s) - env.now + p.reconnect_delay_s(rng)
+            yield env.timeout(wait_s)
+    return UploadResult(False, attempts, env.now - t0, last)

@@ -62,27 +62,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from twin.results import summary_text
+    from twin.outputs.files import write_outputs
+    from twin.outputs.progress import ProgressBar
+    from twin.outputs.summary import summary_text
     from twin.runner import run
-    from twin.scenario import load_scenario
+    from twin.scenario.loader import load_scenario
 
+    if args.seed is not None and args.seed < 0:
+        raise ScenarioError("--seed", args.seed, "an integer >= 0")
     scenario = load_scenario(args.scenario, args.overrides)
     out_dir = args.out if args.out is not None else Path("out") / scenario.name
-    results = run(
-        scenario,
-        seed=args.seed,
-        out_dir=out_dir,
-        progress=not args.no_progress,
-        plots=not args.no_plots,
-    )
-    path = results.write(out_dir)
-    print(summary_text(results))
-    print(f"  results: {path}")
+    bar = None if args.no_progress else ProgressBar(scenario.duration_s)
+    try:
+        results = run(scenario, seed=args.seed, store_dir=out_dir, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    files = write_outputs(results, out_dir, plots=not args.no_plots)
+    print(summary_text(results, files))
+    print(f"  results: {files.results}")
     return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from twin.scenario import load_scenario
+    from twin.scenario.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
     sites = sum(f.count for f in scenario.fleets)
@@ -91,7 +94,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from twin.calibrate import calibrate
+    from twin.sil.calibrate import calibrate
 
     model = calibrate(repeats=args.repeats)
     model_path = args.out

@@ -1,31 +1,38 @@
-"""``run(scenario, seed) -> Results``: one simulation, start to finish."""
+"""``run(scenario, seed) -> Results``: one simulation, start to finish.
+
+A run is a pure call (DESIGN.md §10): everything it reports is in the returned
+:class:`~twin.accounting.results.Results`, which pickles, so sweeps and executors can run it
+in other processes. Its one output on disk is the pipeline's own SQLite store, which the
+real pipeline writes as the run goes: ``store_dir`` keeps it (``store.sqlite``, replacing
+one there), otherwise it lives in a temporary folder removed at the end. Writing the
+other files is the caller's (:mod:`twin.outputs.files`).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from pipeline import Keyring, Pipeline, SiteMeta
-from twin.bridge import SERVICE_TIME_MODES, load_cost_model
-from twin.errors import ScenarioError
-from twin.fleet import FleetData, build_fleets
-from twin.forecasts import score_forecasts
-from twin.ledger import LedgerError
-from twin.progress import ProgressBar
-from twin.results import Kpis, LatencyStats, Results
+from twin.accounting.forecasts import score_forecasts
+from twin.accounting.kpis import assemble_kpis
+from twin.accounting.ledger import LedgerError
+from twin.accounting.records import LedgerRecord, ServiceTimeRecord
+from twin.accounting.results import Results
+from twin.accounting.scoring import score_detections
+from twin.accounting.series import LatencyDistribution, RunSeries, timeseries_table
 from twin.rng import component_rng
-from twin.scenario import Scenario
-from twin.scoring import score_detections
-from twin.timeseries import timeseries_table, write_csv, write_records
-from twin.world import World
+from twin.scenario.loader import Scenario
+from twin.sil.service_time import SERVICE_TIME_MODES, load_cost_model
+from twin.world.fleet import FleetData, build_fleets
+from twin.world.world import World
 
 STORE_NAME = "store.sqlite"
 
@@ -38,13 +45,6 @@ def software_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[dist] = "unknown"
     return versions
-
-
-def scenario_record(scenario: Scenario) -> dict[str, Any]:
-    """The resolved scenario as plain JSON types (times in s, start as ISO 8601)."""
-    data = dataclasses.asdict(scenario)
-    data["start"] = scenario.start.isoformat().replace("+00:00", "Z")
-    return data
 
 
 def site_records(fleets: list[FleetData]) -> list[SiteMeta]:
@@ -89,17 +89,18 @@ def _fresh_store(path: Path) -> None:
 def run(
     scenario: Scenario,
     seed: int | None = None,
-    out_dir: str | Path | None = None,
-    progress: bool = False,
+    *,
+    store_dir: str | Path | None = None,
+    progress: Callable[[float], None] | None = None,
     audit_every_s: float | None = None,
-    plots: bool = False,
 ) -> Results:
-    """Simulate ``scenario``; the pipeline's store goes to ``out_dir`` (a temporary folder
-    when None). ``audit_every_s`` re-checks the ledger's balance during the run; ``plots``
-    writes ``overview.png`` into ``out_dir``."""
+    """Simulate ``scenario`` with ``seed`` (default: the scenario's; an integer >= 0). The
+    pipeline's store goes to ``store_dir`` (module docstring); ``progress`` is called with
+    the simulated time now and then; ``audit_every_s`` re-checks the ledger's balance during
+    the run (a :class:`~twin.accounting.ledger.LedgerError` if it fails)."""
     seed = scenario.seed if seed is None else seed
     if seed < 0:
-        raise ScenarioError("--seed", seed, "an integer >= 0")
+        raise ValueError(f"seed = {seed}: expected an integer >= 0")
     if seed != scenario.seed:
         scenario = dataclasses.replace(scenario, seed=seed)
     t0 = time.perf_counter()
@@ -111,7 +112,7 @@ def run(
     )
     fleets = build_fleets(scenario)
     with tempfile.TemporaryDirectory(prefix="twin-") as tmp:
-        folder = Path(out_dir) if out_dir is not None else Path(tmp)
+        folder = Path(store_dir) if store_dir is not None else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         store_path = folder / STORE_NAME
         _fresh_store(store_path)
@@ -119,128 +120,85 @@ def run(
         pipeline = Pipeline(store_path, keyring=Keyring(keys) if keys is not None else None)
         for site in site_records(fleets):
             pipeline.register_site(site)
-        bar = ProgressBar(scenario.duration_s) if progress else None
-        world = World(scenario, seed, fleets, pipeline, service_time, bar, audit_every_s, keys)
-        try:
-            world.run()
-        finally:
-            if bar is not None:
-                bar.close()
+        world = World(scenario, seed, fleets, pipeline, service_time, progress, audit_every_s, keys)
+        world.run()
         stored_rows = pipeline.store.readings.count()
         recommendations = pipeline.recommendations(world.epoch_s + int(scenario.duration_s))
         pipeline.close()
-    snapshot = world.ledger.audit(scenario.duration_s)
+    horizon_s = scenario.duration_s
+    ledger, counters = world.ledger, world.counters
+    snapshot = ledger.audit(horizon_s)
     # the database also holds readings whose (simulated) commit ends after the horizon: the
     # ledger counts those as in flight, but they are in its STORED state already
-    expected_rows = int(np.dot(world.n_channels, world.ledger.stored_per_meter()))
-    modelled = world.modelled_rows  # model mode: counted as stored, never written
+    expected_rows = int(np.dot(world.n_channels, ledger.stored_per_meter()))
+    modelled = counters.rows_modelled  # model mode: counted as stored, never written
     if not stored_rows <= expected_rows <= stored_rows + modelled or (
         not modelled and stored_rows != expected_rows
     ):
         raise LedgerError(
-            f"store holds {stored_rows} rows, the ledger says {world.ledger.stored} readings "
+            f"store holds {stored_rows} rows, the ledger says {ledger.stored} readings "
             f"({expected_rows} rows over their channels, {modelled} of them modelled)"
         )
     wall_time_s = time.perf_counter() - t0
-    extra: dict[str, Any] = {}
-    if out_dir is not None:
-        columns, rows = timeseries_table(
-            fleets, world.ledger, world.samples, world.sample_columns(), scenario.duration_s
-        )
-        extra["timeseries"] = str(write_csv(Path(out_dir) / "timeseries.csv", columns, rows))
-        truth = [r for f in fleets for r in f.ground_truth]
-        if truth:
-            extra["ground_truth"] = str(write_records(Path(out_dir) / "ground_truth.csv", truth))
-    if plots and out_dir is not None:
-        from twin.plots import overview_png
-
-        png = overview_png(
-            Path(out_dir) / "overview.png", fleets, world.ledger, scenario.duration_s
-        )
-        extra["plots"] = [str(png)]
-    counters = world.counters
-    kpis = Kpis(
-        readings_generated=snapshot.generated,
-        readings_stored=snapshot.stored,
-        readings_lost=snapshot.lost,
-        readings_in_flight=snapshot.in_flight,
-        duplicates_discarded=snapshot.duplicates,
-        uploads_started=counters.uploads_started,
-        uploads_delivered=counters.uploads_delivered,
-        uploads_acknowledged=counters.uploads_acknowledged,
-        uploads_failed=counters.uploads_failed,
-        uploads_rejected=counters.uploads_rejected,
-        upload_windows_skipped=counters.windows_skipped_busy,
-        cellular_attempts=sum(c.attempts for c in world.net.all_cells()),
-        cellular_failed_attempts=sum(c.failed_attempts for c in world.net.all_cells()),
-        throughput_readings_per_s=snapshot.stored / scenario.duration_s,
-        latency_s=LatencyStats.of(world.ledger.latencies_s(scenario.duration_s)),
-        utilization={
-            s.name: s.busy_fraction(scenario.duration_s)
-            for mdc in world.mdcs
-            for s in mdc.pool.servers
-        },
-        mdc_queue_peak=max(mdc.pool.queue_peak for mdc in world.mdcs),
-        energy_mdc_kwh={
-            m.name: m.pool.facility_energy_j(scenario.duration_s) / 3.6e6 for m in world.mdcs
-        },
-        hop_latency_s={
-            hop: {k: (None if math.isnan(v) else v) for k, v in stats.items()}
-            for hop, stats in world.net.hops.percentiles().items()
-        },
-        alerts=len(world.detections),
-        energy_generated_kwh={
-            f.spec.name: float(np.sum(f.power_w) * f.spec.meter.sample_s / 3.6e6) for f in fleets
-        },
-        energy_consumed_kwh={
-            f.spec.name: float(np.sum(f.load_w) * f.spec.meter.sample_s / 3.6e6)
-            for f in fleets
-            if f.load_w is not None
-        },
+    fleet_series = tuple(f.series() for f in fleets)
+    consumed = {f.spec.name: f.energy_consumed_kwh() for f in fleets}
+    kpis = assemble_kpis(
+        snapshot,
+        ledger,
+        counters,
+        world.net.all_cells(),
+        [m.pool for m in world.mdcs],
+        world.net.hops,
+        len(world.detections),
+        {f.spec.name: f.energy_generated_kwh() for f in fleets},
+        {name: kwh for name, kwh in consumed.items() if kwh is not None},
+        horizon_s,
     )
-    ledger = {
-        "balanced": snapshot.balanced,
-        "generated": snapshot.generated,
-        "stored": snapshot.stored,
-        "lost": snapshot.lost,
-        "in_flight": snapshot.in_flight,
-        "duplicates": snapshot.duplicates,
-        "store_rows": stored_rows,
-        "committing_at_end": world.ledger.stored - snapshot.stored,
-    }
+    ground_truth = [r for f in fleets for r in f.ground_truth]
     return Results(
-        scenario=scenario_record(scenario),
+        scenario=scenario,
         seed=seed,
         kpis=kpis,
-        ledger=ledger,
+        ledger=LedgerRecord(
+            balanced=snapshot.balanced,
+            generated=snapshot.generated,
+            stored=snapshot.stored,
+            lost=snapshot.lost,
+            in_flight=snapshot.in_flight,
+            duplicates=snapshot.duplicates,
+            store_rows=stored_rows,
+            committing_at_end=ledger.stored - snapshot.stored,
+        ),
         rejections=counters.rejections,
         faults=world.fault_log,
-        mdcs=[m.report(scenario.duration_s) for m in world.mdcs],
-        network=world.net.stats()
-        | {
-            "upload_bytes_max": counters.upload_bytes_max,
-            "attempts_unroutable": counters.attempts_unroutable,
-            "uploads_lost_at_mdc": counters.uploads_lost_at_mdc,
-        },
-        ground_truth=[r for f in fleets for r in f.ground_truth],
-        detections=world.detections,
-        analytics=[
-            dataclasses.asdict(s)
-            for s in score_detections([r for f in fleets for r in f.ground_truth], world.detections)
-        ],
-        recommendations=recommendations,
-        forecasts=score_forecasts(world.forecasts, fleets, world.epoch_s),
-        service_time={
-            "mode": scenario.pipeline.service_time,
-            "cost_model": scenario.pipeline.cost_model,
-            "calibrated_on": cost_model.machine,
-            "pipeline_sample_rate": scenario.pipeline.pipeline_sample_rate,
-            "uploads_run": service_time.uploads_run,
-            "uploads_modelled": service_time.uploads_modelled,
-            "rows_modelled": modelled,
-        },
+        mdcs=[m.report(horizon_s) for m in world.mdcs],
+        network=world.net.stats(counters),
+        service_time=ServiceTimeRecord(
+            mode=scenario.pipeline.service_time,
+            cost_model=scenario.pipeline.cost_model,
+            calibrated_on=cost_model.machine,
+            pipeline_sample_rate=scenario.pipeline.pipeline_sample_rate,
+            uploads_run=service_time.uploads_run,
+            uploads_modelled=service_time.uploads_modelled,
+            rows_modelled=modelled,
+        ),
         software=software_versions(),
         wall_time_s=wall_time_s,
-        store_path=str(store_path) if out_dir is not None else None,
-        extra=extra,
+        store_path=str(store_path) if store_dir is not None else None,
+        series=RunSeries(
+            fleet_series,
+            timeseries_table(
+                fleet_series, ledger, world.samples, world.sample_columns(), horizon_s
+            ),
+            LatencyDistribution.of(ledger.latencies_s()),
+        ),
+        ground_truth=ground_truth,
+        detections=world.detections,
+        analytics=score_detections(ground_truth, world.detections),
+        recommendations=recommendations,
+        forecasts=score_forecasts(
+            world.forecasts,
+            {m: p for f in fleets for m, p in f.site_power().items()},
+            world.epoch_s,
+        ),
     )

@@ -10,10 +10,10 @@ from meters.device import MeterBuffers, upload_offsets_s, upload_schedule
 
 def test_overflow_evicts_the_oldest_and_ack_deletes_only_what_is_held() -> None:
     b = MeterBuffers(np.array([10]))
-    assert b.evict_overflow(0, 8) == (0, 0)
-    assert b.evict_overflow(0, 25) == (0, 15)  # keeps readings 15..24
+    assert b.evict_overflow_runs(0, 8) == []
+    assert b.evict_overflow_runs(0, 25) == [(0, 15)]  # keeps readings 15..24
     assert b.pending(0, 25) == (15, 25)
-    assert b.acknowledge(0, 12, 20) == (15, 20)  # 12..14 were evicted meanwhile
+    assert b.acknowledge_runs(0, 12, 20) == [(15, 20)]  # 12..14 were evicted meanwhile
     assert b.pending(0, 25) == (20, 25)
 
 
@@ -43,7 +43,7 @@ def test_power_loss_loses_exactly_the_unflushed_held_readings() -> None:
     assert b.power_restored(0, 51) == (51, 51)  # already on
     assert b.held_runs(0, 55) == [(0, 30), (50, 55)]
     assert b.pending(0, 55) == (0, 30)  # one upload never spans a hole
-    assert b.acknowledge(0, 0, 30) == (0, 30)
+    assert b.acknowledge_runs(0, 0, 30) == [(0, 30)]
     assert b.pending(0, 55) == (50, 55)  # the hole is skipped
     assert b.holes == {}
     # the flush grid restarts at power-up: 50 + 15 = 65 is flushed, 65..69 is not
@@ -54,7 +54,7 @@ def test_power_loss_loses_exactly_the_unflushed_held_readings() -> None:
 
 def test_power_loss_loses_nothing_already_acknowledged_or_flushed() -> None:
     b = MeterBuffers(np.array([100]))
-    assert b.acknowledge(0, 0, 35) == (0, 35)
+    assert b.acknowledge_runs(0, 0, 35) == [(0, 35)]
     assert b.power_loss(0, 40, 15) == (35, 40)  # 30..34 were acknowledged, not lost
     assert b.power_restored(0, 40) == (40, 40)
     assert b.holes == {} and b.pending(0, 42) == (40, 42)
@@ -67,7 +67,7 @@ def test_eviction_and_acknowledgement_across_a_hole() -> None:
     assert b.power_loss(0, 20, 15) == (15, 20)  # keeps 0..14 in NVM
     assert b.power_restored(0, 30) == (20, 30)
     # holds 0..14 and 30..39 = 25 > 20: evict the 5 oldest, no hole crossed yet
-    assert b.evict_overflow(0, 40) == (0, 5)
+    assert b.evict_overflow_runs(0, 40) == [(0, 5)]
     # 0..14 and 30..54 would be 10 + 25 = 35: evict 15, across the hole
     assert b.evict_overflow_runs(0, 55) == [(5, 15), (30, 35)]
     assert b.held_runs(0, 55) == [(35, 55)] and b.held(0, 55) == 20
@@ -77,11 +77,13 @@ def test_eviction_and_acknowledgement_across_a_hole() -> None:
     b2.power_restored(0, 30)
     assert b2.acknowledge_runs(0, 0, 35) == [(0, 15), (30, 35)]
     assert b2.pending(0, 40) == (35, 40)
-    # the single-range variants act on the first range and leave the rest held
+    # an acknowledgement of only the first held range (what one upload carries, pending
+    # stops at the hole) leaves the readings past the hole held
     b3 = MeterBuffers(np.array([100]))
     b3.power_loss(0, 20, 15)
     b3.power_restored(0, 30)
-    assert b3.acknowledge(0, 0, 35) == (0, 15)
+    assert b3.pending(0, 35) == (0, 15)
+    assert b3.acknowledge_runs(0, 0, 15) == [(0, 15)]
     assert b3.held_runs(0, 40) == [(30, 40)]
 
 
@@ -111,12 +113,8 @@ def test_random_schedules_keep_every_reading_in_exactly_one_state() -> None:
             produced += int(rng.integers(0, 6))
             if powered:
                 held.update(i for i in range(produced) if i not in fate and i >= record_from)
-            op = rng.integers(0, 10)
-            if op == 0:  # the single-range variant: the first range only, consistently
-                lo, hi = b.evict_overflow(0, produced)
-                _settle(held, fate, [(lo, hi)], "evicted")
-                assert b.held(0, produced) == len(held) and all(i >= hi for i in held)
-            elif op < 4:
+            op = rng.integers(1, 10)
+            if op < 4:
                 evicted = b.evict_overflow_runs(0, produced)
                 crossings["evict"] += len(evicted) > 1
                 _settle(held, fate, evicted, "evicted")

@@ -314,7 +314,8 @@ def test_upload_with_retries_spends_its_budget_then_gives_up() -> None:
     env.process(go(cell))
     env.run()
     r = out[-1]
-    assert (r.delivered, r.attempts, r.last.cause) == (False, 4, "lost")
+    assert r.last is not None
+    assert (r.acknowledged, r.attempts, r.last.cause) == (False, 4, "lost")
     # four ack timeouts and the un-jittered backoffs 2, 4, 8 s between them
     assert r.duration_s == pytest.approx(4 * p.ack_timeout_s + 2 + 4 + 8)
     assert r.last.handshake == "full"  # reconnects after a failure use a full handshake
@@ -325,4 +326,77 @@ def test_upload_with_retries_spends_its_budget_then_gives_up() -> None:
     env2.process(go(down))
     env2.run()
     r = out[-1]
-    assert r.delivered and r.attempts == 2 and 100.0 < env2.now < 100.0 + 10.0 + 60.0
+    assert r.acknowledged and r.attempts == 2 and 100.0 < env2.now < 100.0 + 10.0 + 60.0
+
+
+class _Sender:
+    """Retry hooks that script the sender's side: nowhere to send to on the attempts in
+    ``unroutable``, the modem off from attempt ``off_from`` on, and an acknowledgement only
+    for the delivered attempts in ``acked`` (each after ``ack_wait_s``)."""
+
+    def __init__(
+        self, env: simpy.Environment, unroutable: set[int], off_from: int, acked: set[int]
+    ) -> None:
+        self.env, self.unroutable, self.off_from, self.acked = env, unroutable, off_from, acked
+        self.attempt = 0
+        self.log: list[tuple[int, str, float]] = []
+
+    def powered(self) -> bool:
+        return self.attempt + 1 < self.off_from
+
+    def handshake(self) -> str | None:
+        self.attempt += 1
+        return None if self.attempt in self.unroutable else "resume"
+
+    def failed(self, result: AttemptResult) -> None:
+        self.log.append((self.attempt, "failed", self.env.now))
+
+    def delivered(self, result: AttemptResult) -> Generator[simpy.Event, Any, bool]:
+        yield self.env.timeout(5.0)
+        self.log.append((self.attempt, "delivered", self.env.now))
+        return self.attempt in self.acked
+
+
+def _send(hooks_of: Any, **profile: Any) -> tuple[UploadResult, Any, SharedCell]:
+    p = replace(CELLULAR_PROFILES["lte-m"], backoff_jitter="none", **profile)
+    env = simpy.Environment()
+    cell = SharedCell(env, p)
+    hooks = hooks_of(env)
+    out: list[UploadResult] = []
+
+    def go() -> Generator[simpy.Event, Any, None]:
+        rng = np.random.default_rng(3)
+        out.append((yield from upload_with_retries(cell, SIZE_BYTES, rng, 0, hooks)))
+
+    env.process(go())
+    env.run()
+    return out[0], hooks, cell
+
+
+def test_retries_follow_the_senders_hooks() -> None:
+    # unroutable attempts wait out the ack timeout without touching the cell; a delivered
+    # attempt that is not acknowledged is retried like a failed one, after the backoff
+    r, hooks, cell = _send(
+        lambda env: _Sender(env, unroutable={1}, off_from=99, acked={3}),
+        loss_probability=0.0,
+        max_attempts=5,
+    )
+    assert r.acknowledged and r.attempts == 3 and cell.attempts == 2
+    assert [(a, what) for a, what, _ in hooks.log] == [(2, "delivered"), (3, "delivered")]
+    assert hooks.log[0][2] > 30.0 + 2.0  # the first attempt's timeout, then the 2 s backoff
+    # the modem going off ends the upload before its next attempt, unacknowledged
+    r, hooks, cell = _send(
+        lambda env: _Sender(env, unroutable=set(), off_from=3, acked=set()),
+        loss_probability=1.0,
+        max_attempts=5,
+    )
+    assert (r.acknowledged, r.attempts, cell.attempts) == (False, 2, 2)
+    assert r.last is not None and r.last.cause == "lost"
+    assert [what for _, what, _ in hooks.log] == ["failed", "failed"]
+    # nothing to send to at all: no cell attempt, the budget spent on timeouts and backoffs
+    r, _, cell = _send(
+        lambda env: _Sender(env, unroutable={1, 2, 3}, off_from=99, acked=set()),
+        max_attempts=3,
+    )
+    assert (r.acknowledged, r.attempts, r.last, cell.attempts) == (False, 3, None, 0)
+    assert r.duration_s == pytest.approx(3 * 30.0 + 2 + 4)

@@ -1,0 +1,112 @@
+"""The run over time, compact enough to travel with its results (not in ``results.json``):
+the time series table (``timeseries.csv``, DESIGN.md §6), each fleet's summed output and
+load, and the distribution of end-to-end latency.
+
+Time series columns, one row per ``SAMPLE_EVERY_S``: ``t_s`` (start of the bin, simulated
+s); ``generation_kw_<fleet>`` (mean AC power of the fleet's sources over the bin);
+``consumption_kw_<fleet>`` (mean demand of the fleet's facilities, for fleets with a load);
+``readings_stored`` (readings committed in the bin); and the states the world samples at
+the start of each bin (``twin.world.world.World.sample_columns``): ``uploads_waiting``
+(MDC ingest queue), ``cores_busy``, ``sessions_open`` (meters with an upload session),
+``cell_up_<region>`` (fraction of the region's cells up), tunnel and MDC states and each
+MDC's own figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from twin.accounting.kpis import LatencyStats
+from twin.accounting.ledger import Ledger
+
+#: Interval of the run's time series, s: the world samples its state this often.
+SAMPLE_EVERY_S = 300.0
+#: Bins of the latency histogram.
+LATENCY_BINS = 60
+
+
+@dataclass(frozen=True)
+class FleetSeries:
+    """One fleet over the run: its ``name`` and ``kind``, the meters' ``sample_s`` and the
+    summed AC output of its sources and demand of its facilities, W [n_steps] (interval
+    means; ``load_w`` None for a fleet without loads)."""
+
+    name: str
+    kind: str
+    sample_s: float
+    power_w: np.ndarray
+    load_w: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class TimeSeries:
+    """``columns`` (module docstring) and ``rows`` [n_bins, n_columns], float64."""
+
+    columns: list[str]
+    rows: np.ndarray
+
+
+@dataclass(frozen=True)
+class LatencyDistribution:
+    """End-to-end latency (end of a reading's interval to its commit, s) of every stored
+    reading, committed by the horizon or after it: a histogram (``counts`` in
+    ``LATENCY_BINS`` bins between ``edges_s``) and its percentiles (``stats``)."""
+
+    counts: np.ndarray
+    edges_s: np.ndarray
+    stats: LatencyStats
+
+    @classmethod
+    def of(cls, latencies_s: np.ndarray) -> LatencyDistribution:
+        if latencies_s.size == 0:
+            return cls(np.zeros(0, dtype=np.int64), np.zeros(0), LatencyStats.of(latencies_s))
+        counts, edges = np.histogram(latencies_s, bins=LATENCY_BINS)
+        return cls(counts, edges, LatencyStats.of(latencies_s))
+
+
+@dataclass(frozen=True)
+class RunSeries:
+    """What the run's plots and tables draw on: :class:`FleetSeries` per fleet, the
+    :class:`TimeSeries` and the :class:`LatencyDistribution`."""
+
+    fleets: tuple[FleetSeries, ...]
+    timeseries: TimeSeries
+    latency: LatencyDistribution
+
+
+def timeseries_table(
+    fleets: Sequence[FleetSeries],
+    ledger: Ledger,
+    samples: list[tuple[float, ...]],
+    sample_columns: list[str],
+    horizon_s: float,
+) -> TimeSeries:
+    """The run's time series (module docstring) from the fleets, the ledger's commit times
+    and the world's samples (whose first column is ``t_s``)."""
+    n_bins = int(np.ceil(horizon_s / SAMPLE_EVERY_S))
+    edges_s = np.arange(n_bins + 1) * SAMPLE_EVERY_S
+    columns: list[str] = ["t_s"]
+    data: list[np.ndarray] = [edges_s[:-1]]
+    for fleet in fleets:
+        mid_s = (np.arange(fleet.power_w.shape[0]) + 0.5) * fleet.sample_s
+        bins = np.minimum((mid_s // SAMPLE_EVERY_S).astype(np.int64), n_bins - 1)
+        counts = np.maximum(np.bincount(bins, minlength=n_bins), 1)
+        series = [("generation", fleet.power_w)]
+        if fleet.load_w is not None:
+            series.append(("consumption", fleet.load_w))
+        for name, power_w in series:
+            sums = np.bincount(bins, weights=power_w, minlength=n_bins)
+            columns.append(f"{name}_kw_{fleet.name}")
+            data.append(sums / counts / 1000.0)
+    committed = ledger.stored_at_s[np.isfinite(ledger.stored_at_s)]
+    columns.append("readings_stored")
+    data.append(np.histogram(committed, bins=edges_s)[0].astype(np.float64))
+    sampled = np.array(samples, dtype=np.float64).reshape(-1, len(sample_columns))[:n_bins]
+    padded = np.full((n_bins, len(sample_columns) - 1), np.nan)
+    padded[: len(sampled)] = sampled[:, 1:]
+    columns += sample_columns[1:]
+    data += list(padded.T)
+    return TimeSeries(columns, np.column_stack(data))
