@@ -3,9 +3,9 @@
 Each entry of ``PUBLISHED`` is one published figure: its source, the scenario the way its
 authors counted it (message size and where it is counted, coverage class, the state the
 device starts in, which procedures are included) and the statistic they report.
-``measure`` reproduces that scenario on an idle ``SharedCell`` (one meter, attempts
+``durations`` reproduces that scenario on an idle ``SharedCell`` (one meter, attempts
 spaced by exponential gaps so that its phase against the PRACH grid is uniform, a fixed
-seed per entry) and returns the same statistic of the model. A figure is matched within
+seed per entry) and ``ours`` takes the same statistic of the model. A figure is matched within
 20 %; a requirement is met when the model's statistic is below it; an entry the model
 deliberately counts differently states its reason and the claim that is checked instead.
 
