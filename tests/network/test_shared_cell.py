@@ -185,7 +185,9 @@ def test_coverage_classes_slow_uploads_by_their_rate() -> None:
     p = CELLULAR_PROFILES["lte-m"]
     air = [8.0 * 10_000 / p.uplink_bps(ce) for ce in range(3)]
     assert air[1] / air[0] == pytest.approx(8.0)  # CE mode A, 8 repetitions
-    assert p.uplink_bps(2) == pytest.approx(250.0)  # CE mode B, LTE-M coverage white paper
+    # CE mode B: no slower than the 250 bit/s the LTE-M coverage white paper gives at the
+    # 164 dB edge of the class, slower than CE mode A
+    assert 250.0 <= p.uplink_bps(2) < p.uplink_bps(1)
     means = [p.idle_latency_model(SIZE_BYTES, ce, "resume").mean for ce in range(3)]
     assert means[0] < means[1] < means[2]
     levels = ce_level_from_mcl(np.array([120.0, 140.7, 150.0, 160.0, 170.0]), LTE_M_COVERAGE)
@@ -250,7 +252,7 @@ def test_failures_and_their_causes() -> None:
     assert (r.delivered, r.cause, r.duration_s) == (False, "lost", p.ack_timeout_s)
     # an outage that starts under the upload fails it too
     late = SharedCell(simpy.Environment(), replace(p, loss_probability=0.0))
-    late.add_outage(1.0, 50.0)
+    late.add_outage(0.1, 50.0)
     r = _run_one(late, rng)
     assert (r.delivered, r.cause) == (False, "cell_down")
     # two meters on one preamble with one try: both fail random access
