@@ -14,6 +14,13 @@ Schema version `SCHEMA_VERSION`, kept in ``PRAGMA user_version``:
   estimation and editing (``validated_value``, ``validated_quality``; NULL until VEE has
   run). A trigger refuses any UPDATE of the raw columns: later validation or estimation
   never overwrites what the meter sent;
+- ``reading_revisions``: every other version received of a stored reading (DESIGN §9:
+  raw values are never overwritten; a conflicting or corrected reading is recorded, never
+  dropped): the same series and interval start as a row of ``interval_readings`` with
+  another raw value, duration or quality, as it came (``raw_quality`` NULL when none),
+  with the upload's sequence number and the file it came from when known (``sequence_no``,
+  ``source``) and when the store received it (``received_s``, epoch s). Each distinct
+  version is recorded once (a unique index), and never updated (a trigger);
 - ``alerts``: the batch analysis' detections (`pipeline.store.alerts.Detection`), one row
   per fault, key ``(meter_id, start_s, kind)`` (`ALERTS_COLUMNS`); ``reading_type_key``
   names the series the detection was found on;
@@ -23,9 +30,11 @@ Schema version `SCHEMA_VERSION`, kept in ``PRAGMA user_version``:
   (usage point), the last one ingested;
 - view ``readings``: the readings with their meter id and ReadingType fields, ``value``
   being the raw value (for ad-hoc queries: ``SELECT start_s, value FROM readings WHERE
-  meter_id = ? AND uom = 72``).
+  meter_id = ? AND uom = 72``); view ``revisions``: the same for ``reading_revisions``,
+  beside the stored reading's value (``stored_value``).
 
-Tables added within version 2 (``sites``, ``local_time_parameters``) are created with ``IF
+Tables added within version 2 (``sites``, ``local_time_parameters``,
+``reading_revisions``) are created with ``IF
 NOT EXISTS`` when a version-2 file is opened: additive, so the version number stays.
 
 Durability (DESIGN §9): WAL journal, ``synchronous=NORMAL`` (`connect`). A crash of the
@@ -41,6 +50,8 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+
+from pipeline.process.batch import QUALITY_NONE
 
 __all__ = [
     "ALERTS_COLUMNS",
@@ -135,6 +146,26 @@ ON interval_readings
 BEGIN
     SELECT RAISE(ABORT, 'raw readings are immutable: only validated columns may change');
 END;
+CREATE TABLE IF NOT EXISTS reading_revisions (
+    meter_key INTEGER NOT NULL,
+    reading_type_key INTEGER NOT NULL,
+    start_s INTEGER NOT NULL CHECK (start_s >= 0),
+    duration_s INTEGER NOT NULL CHECK (duration_s > 0),
+    raw_value INTEGER NOT NULL,
+    raw_quality INTEGER,
+    sequence_no INTEGER,
+    source TEXT,
+    received_s REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS reading_revisions_once ON reading_revisions (
+    meter_key, reading_type_key, start_s, duration_s, raw_value,
+    IFNULL(raw_quality, {QUALITY_NONE})
+);
+CREATE TRIGGER IF NOT EXISTS reading_revisions_are_immutable
+BEFORE UPDATE ON reading_revisions
+BEGIN
+    SELECT RAISE(ABORT, 'reading revisions are immutable');
+END;
 CREATE TABLE IF NOT EXISTS alerts (
 {_ALERTS_COLUMNS_SQL}
     UNIQUE (meter_id, start_s, kind)
@@ -167,6 +198,14 @@ SELECT m.meter_id, {", ".join(f"t.{c}" for c in READING_TYPE_COLUMNS)},
 FROM interval_readings AS r
 JOIN meters AS m USING (meter_key)
 JOIN reading_types AS t USING (reading_type_key);
+CREATE VIEW IF NOT EXISTS revisions AS
+SELECT m.meter_id, {", ".join(f"t.{c}" for c in READING_TYPE_COLUMNS)},
+       v.start_s, v.duration_s, v.raw_value AS value, v.raw_quality,
+       r.raw_value AS stored_value, v.sequence_no, v.source, v.received_s
+FROM reading_revisions AS v
+JOIN meters AS m USING (meter_key)
+JOIN reading_types AS t USING (reading_type_key)
+LEFT JOIN interval_readings AS r USING (meter_key, reading_type_key, start_s);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
