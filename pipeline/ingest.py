@@ -26,6 +26,14 @@ The local time of each usage point with a stored series (its LocalTimeParameters
 a later file's local time for the same usage point replaces it. The ``--json`` report does
 not show it; the table output does.
 
+`ingest_files` refuses a misuse before ingesting anything, with `IngestError` (one line
+per problem): an input path that is missing, a directory or unreadable; a database path
+that is empty or ``:memory:`` (nothing would persist), a directory, not a SQLite database,
+read-only, in a missing or read-only folder, or locked by another writer beyond the busy
+timeout (`pipeline.store.schema.unusable_reason`; a lock met between files stops there,
+the files before are stored). Ctrl-C stops it with `IngestInterrupted`: the files before
+are stored, the file in progress is rolled back (nothing of it is committed).
+
 A file's status is ``ok`` when every part was ingested, ``partial`` when some series were
 stored and some parts rejected (conflicting readings included), ``rejected`` when nothing
 was stored (unreadable, too large, hostile or malformed XML, not Atom, no interval data, or
@@ -37,6 +45,9 @@ Only numpy, numba, lxml and the standard library may be imported here (DESIGN §
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,11 +63,14 @@ from pipeline.fetch.rejection import RejectedUpload
 from pipeline.process.batch import ReadingBatch
 from pipeline.process.greenbutton import GreenButtonSeries, RejectedPart, extract_series
 from pipeline.store.readings import StoredCounts
+from pipeline.store.schema import unusable_reason
 from pipeline.store.store import Store
 
 __all__ = [
     "INGEST_LIMITS",
     "FileReport",
+    "IngestError",
+    "IngestInterrupted",
     "SeriesReport",
     "exit_code",
     "format_table",
@@ -269,12 +283,84 @@ def _store_local_times(store: Store, series: list[SeriesReport]) -> None:
         store.local_times.put(usage_point, local_time)
 
 
+class IngestError(Exception):
+    """A misuse that stops ingest: `problems` holds one line per problem, each naming the
+    path (``FILE: ...`` or ``--db PATH: ...``) and what is wrong with it."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class IngestInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `ingest_files`: `reports` of the files stored before it, and the file
+    in progress (`current`, None between files), whose transaction was rolled back."""
+
+    def __init__(self, reports: list[FileReport], current: str | None) -> None:
+        super().__init__()
+        self.reports = reports
+        self.current = current
+
+
+def _input_problem(path: Path) -> str | None:
+    """What makes `path` unusable as an input file, None if nothing does (a FIFO or
+    /dev/stdin is fine)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror or exc}"
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a Green Button file"
+    if not os.access(path, os.R_OK):
+        return "cannot be read: permission denied"
+    return None
+
+
+def _open_store(db_path: str | Path) -> Store:
+    text = str(db_path)
+    if text == "":
+        raise IngestError("--db '': an empty path names no database file; give a file path")
+    if text == ":memory:":
+        raise IngestError(
+            "--db ':memory:': an in-memory database keeps nothing after ingest; give a file path"
+        )
+    try:
+        return Store(db_path)
+    except sqlite3.Error as exc:
+        raise IngestError(f"--db {text}: {unusable_reason(db_path, exc)}") from None
+    except ValueError as exc:  # another schema version: its message starts with the path
+        raise IngestError(f"--db {exc}") from None
+
+
 def ingest_files(
     paths: Iterable[str | Path], db_path: str | Path, limits: Limits = INGEST_LIMITS
 ) -> list[FileReport]:
-    """Ingest each file into the database at `db_path` (created if missing)."""
-    with Store(db_path) as store:
-        return [ingest_file(path, store, limits) for path in paths]
+    """Ingest each file into the database at `db_path` (created if missing).
+
+    Raises:
+        IngestError: a misuse (see the module docstring); nothing is ingested when it is
+            found before the first file.
+        IngestInterrupted: Ctrl-C.
+    """
+    paths = list(paths)
+    problems = [f"{p}: {why}" for p in paths if (why := _input_problem(Path(p))) is not None]
+    if problems:
+        raise IngestError(*problems)
+    reports: list[FileReport] = []
+    current: str | None = None
+    try:
+        with _open_store(db_path) as store:
+            for path in paths:
+                current = str(path)
+                reports.append(ingest_file(path, store, limits))
+                current = None
+    except KeyboardInterrupt:
+        raise IngestInterrupted(reports, current) from None
+    except sqlite3.Error as exc:
+        raise IngestError(f"--db {db_path}: {unusable_reason(db_path, exc)}") from None
+    return reports
 
 
 def exit_code(reports: Iterable[FileReport]) -> int:

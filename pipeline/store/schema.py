@@ -48,6 +48,7 @@ Only numpy, numba, lxml and the standard library may be imported here (DESIGN §
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -61,6 +62,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SITE_COLUMNS",
     "connect",
+    "unusable_reason",
 ]
 
 #: Busy timeout when another connection holds the write lock, seconds.
@@ -235,3 +237,27 @@ def connect(path: str | Path) -> sqlite3.Connection:
         )
     conn.executescript(SCHEMA_SQL)
     return conn
+
+
+def unusable_reason(path: str | Path, exc: sqlite3.Error) -> str:
+    """Why the database file at `path` cannot be used, in a few words for a person, from
+    the error SQLite raised opening or writing it (`connect`, or a write later): not a
+    database, locked beyond the busy timeout, read-only, a directory, a folder that is
+    missing or read-only; else SQLite's own message."""
+    message = str(exc)
+    if "not a database" in message:
+        return "not a SQLite database"
+    if "locked" in message:
+        return f"locked by another writer for more than {BUSY_TIMEOUT_S:g} s (the busy timeout)"
+    if "readonly" in message:
+        return "read-only (the file, or its folder for the journal, cannot be written)"
+    if "unable to open" in message:
+        where = Path(path)
+        folder = where.parent
+        if where.is_dir():
+            return "is a directory, not a SQLite database file"
+        if not folder.is_dir():
+            return f"cannot create it: folder {folder} does not exist"
+        if not os.access(folder, os.W_OK):
+            return f"cannot open it for writing: folder {folder} is read-only"
+    return message

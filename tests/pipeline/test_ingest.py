@@ -399,10 +399,12 @@ def test_no_interval_data_is_rejected(tmp_path: Path) -> None:
     assert report.rejected[0].reason.startswith("no_interval_data:")
 
 
-def test_missing_file_is_rejected(tmp_path: Path) -> None:
-    code, out = run_cli(tmp_path / "nope.xml", "--db", tmp_path / "db.sqlite", "--json")
-    assert code == 2
-    assert json.loads(out)["files"][0]["rejected"][0]["reason"].startswith("unreadable:")
+def test_a_file_gone_before_it_is_read_is_rejected(tmp_path: Path) -> None:
+    """(The command refuses a missing file before ingesting anything: test_cli_errors.)"""
+    with Store(tmp_path / "db.sqlite") as store:
+        report = ingest_file(tmp_path / "nope.xml", store)
+    assert report.status == "rejected"
+    assert report.rejected[0].reason.startswith("unreadable:")
 
 
 # --- repeated and corrected readings ----------------------------------------------------------
