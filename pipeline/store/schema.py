@@ -86,6 +86,16 @@ READING_TYPE_COLUMNS = (
 )
 _RT_COLUMNS_SQL = ", ".join(READING_TYPE_COLUMNS)
 
+#: A reading's identity and raw columns, as received: the start of table
+#: ``interval_readings`` and of ``reading_revisions`` (its other versions).
+_RAW_READING_COLUMNS_SQL = """\
+    meter_key INTEGER NOT NULL,
+    reading_type_key INTEGER NOT NULL,
+    start_s INTEGER NOT NULL CHECK (start_s >= 0),
+    duration_s INTEGER NOT NULL CHECK (duration_s > 0),
+    raw_value INTEGER NOT NULL,
+    raw_quality INTEGER,"""
+
 #: Table ``alerts``: (column, SQL type and constraint) in table order. Key: one row per
 #: ``(meter_id, start_s, kind)``. ``score`` and ``value`` hold a detection's confidence
 #: and magnitude; ``end_s``, ``detected_s`` and ``message`` its evidence's end, when it
@@ -132,12 +142,7 @@ CREATE TABLE IF NOT EXISTS reading_types (
     UNIQUE ({_RT_COLUMNS_SQL})
 );
 CREATE TABLE IF NOT EXISTS interval_readings (
-    meter_key INTEGER NOT NULL,
-    reading_type_key INTEGER NOT NULL,
-    start_s INTEGER NOT NULL CHECK (start_s >= 0),
-    duration_s INTEGER NOT NULL CHECK (duration_s > 0),
-    raw_value INTEGER NOT NULL,
-    raw_quality INTEGER,
+{_RAW_READING_COLUMNS_SQL}
     validated_value REAL,
     validated_quality INTEGER,
     PRIMARY KEY (meter_key, reading_type_key, start_s)
@@ -149,12 +154,7 @@ BEGIN
     SELECT RAISE(ABORT, 'raw readings are immutable: only validated columns may change');
 END;
 CREATE TABLE IF NOT EXISTS reading_revisions (
-    meter_key INTEGER NOT NULL,
-    reading_type_key INTEGER NOT NULL,
-    start_s INTEGER NOT NULL CHECK (start_s >= 0),
-    duration_s INTEGER NOT NULL CHECK (duration_s > 0),
-    raw_value INTEGER NOT NULL,
-    raw_quality INTEGER,
+{_RAW_READING_COLUMNS_SQL}
     sequence_no INTEGER,
     source TEXT,
     received_s REAL NOT NULL

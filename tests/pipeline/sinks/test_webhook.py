@@ -86,6 +86,22 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
 # --------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def on_loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server with `handler` on 127.0.0.1 (ephemeral port) while in the block: its
+    ``/alerts`` URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/alerts"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
 @dataclass
 class Receiver:
     """A webhook receiver on 127.0.0.1: records every request; answers with `statuses` in
@@ -131,17 +147,9 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:  # keep the test output clean
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
-    try:
+    with on_loopback(Handler) as url:
+        rec.url = url
         yield rec
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_alerts_are_posted_as_json_in_batches(receiver: Receiver) -> None:
@@ -354,17 +362,9 @@ def serving(server: Server) -> Iterator[Server]:
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{httpd.server_address[1]}/alerts"
-    try:
+    with on_loopback(Handler) as url:
+        server.url = url
         yield server
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
 
 
 def send_once(url: str, n_alerts: int, **options: Any) -> WebhookSink:
