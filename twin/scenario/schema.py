@@ -1,4 +1,5 @@
-"""A small typed reader over a TOML table that reports errors with their full key path.
+"""A small typed reader over a TOML table that reports errors with their full key path, and
+the reading of a scenario file (:func:`read_scenario_text`).
 
 Every accessor names the key, the value found and what was expected; ``finish`` rejects
 keys that nobody asked for (a typo must not be silently ignored).
@@ -9,12 +10,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from twin.errors import ScenarioError
 from twin.units import parse_duration_s
 
 _MISSING = object()
+#: Largest scenario file read, bytes (the shipped ones have a few KB).
+MAX_SCENARIO_BYTES = 4 * 2**20
+#: Largest integer any key takes: what numpy's int64 arrays of a run hold.
+MAX_INTEGER = 2**63 - 1
 
 
 class Table:
@@ -69,10 +75,12 @@ class Table:
         maximum: int | None = None,
     ) -> int:
         value = self.raw(name, default)
+        maximum = MAX_INTEGER if maximum is None else maximum
+        expected = _range_text("an integer", minimum, maximum)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ScenarioError(self.key(name), value, _range_text("an integer", minimum, maximum))
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            raise ScenarioError(self.key(name), value, _range_text("an integer", minimum, maximum))
+            raise ScenarioError(self.key(name), value, expected)
+        if (minimum is not None and value < minimum) or value > maximum:
+            raise ScenarioError(self.key(name), value, expected)
         return value
 
     def number(
@@ -101,6 +109,8 @@ class Table:
             seconds = parse_duration_s(value)
         except ValueError:
             raise ScenarioError(self.key(name), value, expected) from None
+        if not math.isfinite(seconds):
+            raise ScenarioError(self.key(name), value, f"a finite duration ({expected})")
         if positive and seconds <= 0:
             raise ScenarioError(self.key(name), value, "a duration greater than zero")
         return seconds
@@ -141,7 +151,10 @@ def check_number(
     expected = _range_text("a number", minimum, maximum, exclusive_minimum)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ScenarioError(key, value, expected)
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        raise ScenarioError(key, value, f"a finite number ({expected})") from None
     if not math.isfinite(number):
         raise ScenarioError(key, value, f"a finite number ({expected})")
     too_low = minimum is not None and (number <= minimum if exclusive_minimum else number < minimum)
@@ -160,3 +173,28 @@ def _range_text(
     if maximum is not None:
         return f"{what} <= {maximum}"
     return what
+
+
+def read_scenario_text(path: Path) -> str:
+    """The text of the scenario file at ``path``; a :class:`ScenarioError` (key
+    ``SCENARIO``) saying why when it is missing, not a regular file, too large for a
+    scenario, unreadable or not UTF-8."""
+
+    def refuse(why: str) -> ScenarioError:
+        return ScenarioError("SCENARIO", str(path), f"a readable UTF-8 scenario file ({why})")
+
+    try:
+        if path.is_dir():
+            raise refuse("it is a folder")
+        if not path.exists():
+            raise ScenarioError("SCENARIO", str(path), "an existing scenario file")
+        if not path.is_file():
+            raise refuse("it is not a regular file")
+        if path.stat().st_size > MAX_SCENARIO_BYTES:
+            raise refuse(f"it has over {MAX_SCENARIO_BYTES // 2**20} MiB")
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = f"byte {exc.object[exc.start]:#04x} at offset {exc.start}"
+        raise refuse(f"{where} is not UTF-8") from None
+    except OSError as exc:
+        raise refuse((exc.strerror or type(exc).__name__).lower()) from None
