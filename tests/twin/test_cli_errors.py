@@ -19,12 +19,13 @@ BASELINE = SCENARIOS / "baseline.toml"
 CELL_OUTAGE = SCENARIOS / "cell_outage.toml"
 DIGITS_400 = "1" + "0" * 400
 ROOT = os.geteuid() == 0
+TWIN = [sys.executable, "-m", "twin.cli"]
 TINY = ["--set", "fleet.pv.count=2", "--set", "fleet.wind.count=0"]
 
 
 def twin(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "twin.cli", *map(str, args)],
+        [*TWIN, *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -184,16 +185,7 @@ def test_ctrl_c_stops_a_run_with_one_line_and_leaves_the_folder_as_it_was(
     earlier = json.dumps({"scenario": {"name": "baseline"}, "kpis": "earlier"})
     (out / "results.json").write_text(earlier)
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "twin.cli",
-            "run",
-            str(BASELINE),
-            "--out",
-            str(out),
-            "--no-progress",
-        ],
+        [*TWIN, "run", str(BASELINE), "--out", str(out), "--no-progress"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

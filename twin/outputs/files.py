@@ -164,8 +164,9 @@ def run_folder(out_dir: Path, scenario_name: str, force: bool = False) -> Iterat
     created beside it; when the block ends normally the staging folder replaces
     ``out_dir``, when it raises (an error, Ctrl-C) it is removed and ``out_dir`` stays as
     it was. A :class:`UsageError` when ``out_dir`` cannot take the run or cannot be
-    written."""
-    replaces = check_out_dir(out_dir, scenario_name, force)
+    written, before the block; or after it, when another run took the folder meanwhile
+    (the staging folder is then kept, and named)."""
+    check_out_dir(out_dir, scenario_name, force)
     target = out_dir.resolve()
     try:
         if target.is_dir() and not os.access(target, os.W_OK | os.X_OK):
@@ -183,6 +184,11 @@ def run_folder(out_dir: Path, scenario_name: str, force: bool = False) -> Iterat
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    try:  # again: another run may have finished into it meanwhile
+        replaces = check_out_dir(out_dir, scenario_name, force)
+    except UsageError as exc:
+        kept = f"{exc.expected}; this run's files are in {staging}"
+        raise UsageError(exc.key, exc.value, kept) from None
     if replaces:
         print(f"twin: replacing the earlier run of {scenario_name} in {out_dir}", file=sys.stderr)
     try:
@@ -191,7 +197,7 @@ def run_folder(out_dir: Path, scenario_name: str, force: bool = False) -> Iterat
         raise UsageError(
             "--out",
             str(out_dir),
-            f"a folder the run can replace ({_reason(exc)}; its files are in {staging})",
+            f"a folder the run can replace ({_reason(exc)}; this run's files are in {staging})",
         ) from None
 
 

@@ -29,7 +29,7 @@ from twin.scenario.field import (
 )
 from twin.scenario.mdc import MdcSpec, parse_mdc
 from twin.scenario.network import NetworkSpec, check_backbone, parse_network
-from twin.scenario.schema import Table, read_scenario_text
+from twin.scenario.schema import MIN_PERIOD_S, Table, read_scenario_text
 from twin.sil.service_time import SERVICE_TIME_MODES, load_cost_model
 from twin.world.faults import WORLD_FAULTS
 
@@ -224,7 +224,7 @@ def _pipeline(table: Table) -> PipelineSpec:
         service_time=table.string("service_time", "calibrated", choices=tuple(SERVICE_TIME_MODES)),
         cost_model=table.string("cost_model", "default"),
         authenticate=table.boolean("authenticate", True),
-        analytics_every_s=table.duration_s("analytics_every", "1h"),
+        analytics_every_s=table.duration_s("analytics_every", "1h", minimum_s=MIN_PERIOD_S),
         pipeline_sample_rate=table.number("pipeline_sample_rate", 1.0, 0.0, 1.0, True),
     )
     if spec.service_time != "model" and spec.pipeline_sample_rate != 1.0:

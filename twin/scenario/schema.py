@@ -14,13 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import ScenarioError
-from twin.units import parse_duration_s
+from twin.units import format_duration, parse_duration_s
 
 _MISSING = object()
 #: Largest scenario file read, bytes (the shipped ones have a few KB).
 MAX_SCENARIO_BYTES = 4 * 2**20
 #: Largest integer any key takes: what numpy's int64 arrays of a run hold.
 MAX_INTEGER = 2**63 - 1
+#: Shortest period of a process that repeats through the run (batch analytics, rekeys,
+#: random drops and failures, the power controller's step), s: a period of a microsecond
+#: would keep a run busy without end.
+MIN_PERIOD_S = 60.0
+#: Longest duration any key takes, s (100 years): longer ones only overflow the integer
+#: arithmetic of schedules.
+MAX_ANY_DURATION_S = 36525 * 86400.0
 
 
 class Table:
@@ -100,19 +107,34 @@ class Table:
             raise ScenarioError(self.key(name), value, "true or false")
         return value
 
-    def duration_s(self, name: str, default: Any = _MISSING, positive: bool = True) -> float:
-        value = self.raw(name, default)
+    def duration_s(
+        self,
+        name: str,
+        default: Any = _MISSING,
+        positive: bool = True,
+        minimum_s: float | None = None,
+    ) -> float:
+        """A duration string in s: finite, at most :data:`MAX_ANY_DURATION_S`, above zero
+        if ``positive``, at least ``minimum_s`` if given (for the intervals of processes
+        that would otherwise run without end: an event every microsecond)."""
+        key, value = self.key(name), self.raw(name, default)
         expected = 'a duration string such as "90s", "15min", "2h" or "1d"'
         if not isinstance(value, str):
-            raise ScenarioError(self.key(name), value, expected)
+            raise ScenarioError(key, value, expected)
         try:
             seconds = parse_duration_s(value)
         except ValueError:
-            raise ScenarioError(self.key(name), value, expected) from None
+            raise ScenarioError(key, value, expected) from None
         if not math.isfinite(seconds):
-            raise ScenarioError(self.key(name), value, f"a finite duration ({expected})")
+            raise ScenarioError(key, value, f"a finite duration ({expected})")
+        if seconds > MAX_ANY_DURATION_S:
+            most = format_duration(MAX_ANY_DURATION_S)
+            raise ScenarioError(key, value, f"a duration of at most {most} (100 years)")
         if positive and seconds <= 0:
-            raise ScenarioError(self.key(name), value, "a duration greater than zero")
+            raise ScenarioError(key, value, "a duration greater than zero")
+        if minimum_s is not None and seconds < minimum_s:
+            least = format_duration(minimum_s)
+            raise ScenarioError(key, value, f"a duration of at least {least}")
         return seconds
 
     def timestamp_utc(self, name: str) -> datetime:

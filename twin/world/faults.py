@@ -67,12 +67,14 @@ class MdcEffect(enum.Enum):
 @dataclass(frozen=True)
 class DurationParam:
     """A parameter written as a duration string (DESIGN.md §3) under ``key``, kept in s:
-    default (None: required), whether it must be above zero, and what it means."""
+    default (None: required), what it means, whether it must be above zero and its least
+    value, s (None: any)."""
 
     key: str
     default: str | None
     doc: str
     positive: bool = True
+    minimum_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -188,8 +190,9 @@ WORLD_FAULTS: dict[str, WorldFaultKind] = {
         "up times of mean mtbf and down times of mean mttr (network.faults.markov_outages), "
         "drawn from the fault's own generator.",
         {
-            "mtbf_s": DurationParam("mtbf", None, "mean time the cell stays up"),
-            "mttr_s": DurationParam("mttr", None, "mean time the cell stays down"),
+            # at least a minute up, a second down: a year of flapping is ~0.5 M windows
+            "mtbf_s": DurationParam("mtbf", None, "mean time the cell stays up", minimum_s=60.0),
+            "mttr_s": DurationParam("mttr", None, "mean time the cell stays down", minimum_s=1.0),
         },
         on_cells=_flapping,
         loss_causes=_CUT_OFF,

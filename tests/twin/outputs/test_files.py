@@ -13,7 +13,8 @@ import pytest
 
 import twin.runner
 from twin.cli import main
-from twin.outputs.files import write_text_atomic
+from twin.errors import UsageError
+from twin.outputs.files import run_folder, write_text_atomic
 
 BASELINE = Path(__file__).resolve().parents[3] / "scenarios" / "baseline.toml"
 TINY = [
@@ -94,3 +95,25 @@ def test_results_are_replaced_atomically_or_not_at_all(
     with pytest.raises(OSError, match="No space left"):
         write_text_atomic(path, '{"run": 2}')
     assert path.read_text() == '{"run": 1}' and _names(tmp_path) == ["results.json"]
+
+
+def test_a_run_that_finds_its_folder_taken_meanwhile_keeps_its_files_and_says_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+
+    def finished(name: str) -> None:  # another run, into the same folder, ends first
+        out.mkdir(exist_ok=True)
+        (out / "results.json").write_text(json.dumps({"scenario": {"name": name}}))
+
+    with run_folder(out, "baseline") as staging:
+        (staging / "results.json").write_text(json.dumps({"scenario": {"name": "baseline"}}))
+        finished("baseline")  # the same scenario: replaced, and said so
+    assert "replacing the earlier run of baseline" in capsys.readouterr().err
+    assert _names(tmp_path) == ["out"]
+    with pytest.raises(UsageError) as info, run_folder(out, "baseline") as staging:
+        (staging / "results.json").write_text("{}")
+        finished("cell_outage")  # another scenario: this run's files stay where they are
+    assert f"this run's files are in {staging}" in str(info.value)
+    assert (staging / "results.json").read_text() == "{}"
+    assert json.loads((out / "results.json").read_text())["scenario"]["name"] == "cell_outage"

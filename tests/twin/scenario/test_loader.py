@@ -80,6 +80,13 @@ def test_overrides_address_items_by_name() -> None:
         ('mdc.north.region="south"', "mdc.north.region", "a region of the fleet: north"),
         ('scenario.name="../../tmp/evil"', "scenario.name", "used as a folder"),
         ('pipeline.cost_model="/etc/hostname"', "pipeline.cost_model", "JSONDecodeError"),
+        # values that passed and then overflowed the schedules' integers, or kept a run
+        # busy without end
+        ('fleet.pv.meter.upload="36526d"', "fleet.pv.meter.upload", "at most 36525d"),
+        ('pipeline.analytics_every="1ms"', "pipeline.analytics_every", "at least 1min"),
+        ('network.vpn.rekey="1s"', "network.vpn.rekey", "at least 1min"),
+        ('network.vpn.drop_mtbf="1s"', "network.vpn.drop_mtbf", "at least 1min"),
+        ("network.vpn.inner_header_bytes=" + str(2**63), "network.vpn.inner_header_bytes", "]"),
     ],
 )
 def test_bad_values_name_key_value_and_expectation(override: str, key: str, expected: str) -> None:
