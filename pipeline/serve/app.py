@@ -135,11 +135,12 @@ class Service:
         return cls(config, writer, reads, metrics, forecasts, instance)
 
     def close(self) -> None:
-        """Finish the queued jobs, commit, close the store and the read pool."""
+        """Close the read pool, then finish the queued jobs, commit and close the store (the
+        writer's connection last: SQLite then folds the WAL into the database file)."""
         try:
-            self.writer.stop()
-        finally:
             self.reads.close()
+        finally:
+            self.writer.stop()
 
 
 def _resolver(
