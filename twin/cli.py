@@ -143,8 +143,7 @@ def _add_live_options(run: argparse.ArgumentParser) -> None:
         "--speed",
         default="max",
         metavar="X|max",
-        help="simulated seconds per wall second, or max: as fast as the service answers "
-        "(default)",
+        help="simulated seconds per wall second, or max: as fast as the service answers (default)",
     )
     live.add_argument(
         "--concurrency", type=int, default=64, help="uploads in flight at most (default 64)"
@@ -156,6 +155,13 @@ def _add_live_options(run: argparse.ArgumentParser) -> None:
         help="how far simulated time may run past the oldest unanswered upload (default 1s)",
     )
     live.add_argument("--token", default=None, help="the service's bearer token, if it has one")
+    live.add_argument(
+        "--commit-wait",
+        default=None,
+        metavar="DURATION",
+        help="spawned services with receipt acks: the longest an acknowledged upload waits "
+        "for its commit (the window a kill loses; default the service's, 200ms)",
+    )
 
 
 def _run_live(args: argparse.Namespace, scenario: Scenario, out_dir: Path) -> int:
@@ -177,12 +183,17 @@ def _run_live(args: argparse.Namespace, scenario: Scenario, out_dir: Path) -> in
         lookahead_s = parse_duration_s(args.lookahead)
     except ValueError:
         raise ScenarioError("--lookahead", args.lookahead, "a duration such as 1s") from None
+    try:
+        commit_wait_s = None if args.commit_wait is None else parse_duration_s(args.commit_wait)
+    except ValueError:
+        raise ScenarioError("--commit-wait", args.commit_wait, "a duration such as 1s") from None
     options = LiveOptions(
         target=args.live,
         speed=speed,
         concurrency=args.concurrency,
         lookahead_s=lookahead_s,
         token=args.token,
+        commit_wait_s=commit_wait_s,
     )
     bar = None if args.no_progress else ProgressBar(scenario.duration_s)
     try:
@@ -218,9 +229,7 @@ def _add_keys(commands: argparse._SubParsersAction) -> None:
         "'python -m pipeline serve --keyring FILE [--sites FILE]'",
     )
     keys.add_argument("scenario", type=Path)
-    keys.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE"
-    )
+    keys.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     keys.add_argument(
         "--out", type=Path, required=True, help='keyring JSON: {"keys": {METER_ID: HEX_KEY}}'
     )

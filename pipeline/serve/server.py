@@ -11,7 +11,7 @@ and hands the socket to uvicorn.
 Shutdown: on SIGTERM or SIGINT uvicorn stops accepting connections and waits up to
 `GRACEFUL_S` for the requests in progress (those waiting for a commit get their answer);
 then the app's lifespan ends: the writer thread takes the jobs still queued, commits and
-closes the store (`pipeline.serve.writer.Writer.stop`).
+closes the store (`pipeline.serve.writer.Writer.stop`); the exit code is 0.
 
 Several workers (``--workers N``): uvicorn's supervisor starts N processes sharing the
 socket, each with its own writer thread on the same database (SQLite serialises their
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 
@@ -115,5 +116,10 @@ def serve(config: ServeConfig) -> int:
         Multiprocess(uv_config, sockets=[sock]).run()
         return 0
     server = uvicorn.Server(uvicorn.Config(create_app(config), **common))  # type: ignore[arg-type]
+    # uvicorn handles SIGTERM and SIGINT while it serves (the graceful stop), then raises
+    # the signal again for the handler in place before it: this one, so that a clean stop
+    # exits with 0 rather than die of the signal
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda signum, frame: None)
     server.run(sockets=[sock])
     return 0 if server.started else 1

@@ -91,6 +91,9 @@ class LiveOptions:
             (module docstring).
         timeout_s: an upload request's timeout, wall s (then it has no answer).
         token: the service's bearer token (for its API; uploads need none).
+        commit_wait_s: spawned services with receipt acks: the longest an acknowledged
+            upload waits for its commit, wall s (``serve --commit-wait``; None: its
+            default), the window a kill loses.
     """
 
     target: str
@@ -99,6 +102,7 @@ class LiveOptions:
     lookahead_s: float = 1.0
     timeout_s: float = 30.0
     token: str | None = None
+    commit_wait_s: float | None = None
 
     def check(self) -> None:
         """Raises ScenarioError naming the bad option."""
@@ -112,6 +116,10 @@ class LiveOptions:
             raise ScenarioError("--concurrency", self.concurrency, "an integer >= 1")
         if self.lookahead_s < 0:
             raise ScenarioError("--lookahead", self.lookahead_s, "a duration >= 0")
+        if self.commit_wait_s is not None and self.target != "spawn":
+            raise ScenarioError(
+                "--commit-wait", self.commit_wait_s, "--live spawn (a running service has its own)"
+            )
 
 
 @dataclass(eq=False)

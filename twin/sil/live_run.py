@@ -87,6 +87,7 @@ def _running_service(
 
 
 def _spawned_services(
+    options: LiveOptions,
     scenario: Scenario,
     fleets: list[FleetData],
     keys: dict[str, bytes],
@@ -105,6 +106,8 @@ def _spawned_services(
         store = fresh_store_path(folder, STORE_NAME if single else f"store-{spec.name}.sqlite")
         args = ["--db", str(store), "--keyring", str(keyring), "--sites", str(sites)]
         args += ["--ack", spec.ack, "--analyze-every", "off"]
+        if options.commit_wait_s is not None:
+            args += ["--commit-wait", f"{options.commit_wait_s}s"]
         process = ServiceProcess(spec.name, args, folder / f"service-{spec.name}.log")
         targets.append(Target(spec.name, "", spec.ack, process))  # started below
         stores.append(store)
@@ -169,7 +172,7 @@ def run_live(
             folder.mkdir(parents=True, exist_ok=True)
             stores: list[Path] = []
             if options.target == "spawn":
-                targets, stores = _spawned_services(scenario, fleets, keys, folder, bridge)
+                targets, stores = _spawned_services(options, scenario, fleets, keys, folder, bridge)
                 mdc_target = list(range(len(targets)))
             else:
                 targets, scenario = _running_service(options, scenario, bridge)
