@@ -13,7 +13,7 @@ against the service's own store, rows per meter (``GET /api/meters``), as an in-
 run checks its store's rows.
 
 **Simulated time and the requests in flight.** SimPy is not thread-safe: the requests go
-out on the HTTP thread of :class:`~twin.sil.live_http.HttpBridge`, their completions come
+out on the HTTP threads of :class:`~twin.sil.live_http.HttpBridge`, their completions come
 back through a queue that the run loop (:meth:`LiveDelivery.run`) polls between
 simulation steps. A request sent at simulated time ``t`` whose answer took ``L`` wall
 seconds is applied at simulated time ``max(t + L, now)``, ``now`` being where the
