@@ -10,7 +10,8 @@ what it loads: httpx's asynchronous pool spends milliseconds of CPU per request 
 connections), with ``--ack commit``: an upload counts once its COMMIT is answered. On the
 2-core machine of DESIGN §7 the client, the event loop and the writer thread share the
 cores, so the figures are what one machine does end to end, reported, not gated (how much
-of a core the client takes varies with the machine).
+of a core the client takes varies with the machine): the ratios of wall time per call
+(`bench/conftest.py`), and uploads per second in ``extra_info`` of the JSON report.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,15 +37,8 @@ UPLOADS = 1000
 ROUNDS = 5
 CONCURRENCY = 64
 KEYS = {f"m-{i:04d}": bytes([i % 251 + 1]) * 32 for i in range(METERS)}
-_RATES: dict[str, float] = {}
 _HEAD = b"POST /v1/uploads HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n"
 _CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
-_RATIOS = [
-    ("service, 1 worker / in-process, commit per upload", "service_1", "in_process"),
-    ("service, 2 workers / in-process, commit per upload", "service_2", "in_process"),
-    ("service, 1 worker / in-process, commit per group", "service_1", "in_process_grouped"),
-    ("service, 2 workers / in-process, commit per group", "service_2", "in_process_grouped"),
-]
 
 
 def batches() -> Iterator[list[bytes]]:
@@ -60,25 +54,14 @@ def batches() -> Iterator[list[bytes]]:
         yield batch
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _print_rates(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    reporter = request.config.pluginmanager.getplugin("terminalreporter")
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    if reporter is None or capture is None:
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line("")
-        reporter.write_line(f"MDC service throughput (medians of this run, {Path(__file__).name}):")
-        for name, rate in _RATES.items():
-            reporter.write_line(f"  {name:<52} {rate:8.0f} uploads/s")
-        for label, a, b in _RATIOS:
-            if a in _RATES and b in _RATES:
-                reporter.write_line(f"  {label:<52} {_RATES[a] / _RATES[b]:8.2f}x")
-
-
 @pytest.mark.parametrize(("name", "commit_every"), [("in_process", 1), ("in_process_grouped", 256)])
-def test_in_process_pipeline(benchmark: Any, tmp_path: Path, name: str, commit_every: int) -> None:
+def test_in_process_pipeline(
+    benchmark: Any,
+    record_median: Callable[[str], None],
+    tmp_path: Path,
+    name: str,
+    commit_every: int,
+) -> None:
     pipeline = Pipeline(tmp_path / "mdc.sqlite", commit_every=commit_every, keyring=Keyring(KEYS))
     calls = batches()
 
@@ -90,8 +73,8 @@ def test_in_process_pipeline(benchmark: Any, tmp_path: Path, name: str, commit_e
     outcomes = benchmark.pedantic(store_batch, rounds=ROUNDS, iterations=1, warmup_rounds=1)
     pipeline.close()
     assert all(o.accepted and o.inserted == 15 for o in outcomes)
-    _RATES[name] = UPLOADS / benchmark.stats.stats.median
-    benchmark.extra_info["uploads_per_s"] = _RATES[name]
+    record_median(name)
+    benchmark.extra_info["uploads_per_s"] = UPLOADS / benchmark.stats.stats.median
 
 
 async def _post_all(url: str, bodies: list[bytes]) -> list[int]:
@@ -122,7 +105,9 @@ async def _post_all(url: str, bodies: list[bytes]) -> list[int]:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_service_over_http(benchmark: Any, tmp_path: Path, workers: int) -> None:
+def test_service_over_http(
+    benchmark: Any, record_median: Callable[[str], None], tmp_path: Path, workers: int
+) -> None:
     keyring = tmp_path / "keys.json"
     write_keyring(keyring, KEYS)
     args = ["--db", str(tmp_path / "mdc.sqlite"), "--keyring", str(keyring)]
@@ -145,7 +130,6 @@ def test_service_over_http(benchmark: Any, tmp_path: Path, workers: int) -> None
         bridge.close()
     assert set(statuses) == {200}
     assert rows is not None and rows["total"] == (ROUNDS + 1) * UPLOADS * 15  # with warm-up
-    name = f"service_{workers}"
-    _RATES[name] = UPLOADS / benchmark.stats.stats.median
-    benchmark.extra_info["uploads_per_s"] = _RATES[name]
+    record_median(f"service_{workers}")
+    benchmark.extra_info["uploads_per_s"] = UPLOADS / benchmark.stats.stats.median
     benchmark.extra_info["concurrency"] = CONCURRENCY
