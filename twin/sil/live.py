@@ -8,9 +8,9 @@ is dark) an upload is POSTed to the service instead of queueing for a simulated 
 measured request latency is the ``pipeline`` hop; the meter's acknowledgement is the
 service's answer, sent back over the simulated backbone, tunnel and cell, whatever the
 service's ack mode. The batch analysis is the service's (``POST /v1/analyze`` at the
-world's analytics times, :class:`LiveServiceTime`). At the end the ledger is checked
-against the service's own store, rows per meter (``GET /api/meters``), as an in-process
-run checks its store's rows.
+world's analytics times, :class:`twin.sil.live_run.LiveServiceTime`). At the end the
+ledger is checked against the service's own store, rows per meter (``GET /api/meters``),
+as an in-process run checks its store's rows.
 
 **Simulated time and the requests in flight.** SimPy is not thread-safe: the requests go
 out on the HTTP threads of :class:`~twin.sil.live_http.HttpBridge`, their completions come
@@ -54,28 +54,24 @@ import queue
 import time
 from collections import Counter
 from collections.abc import Callable, Generator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import httpx
 import numpy as np
 import simpy
 
-from pipeline import AnalysisOutcome, Pipeline, UploadOutcome
-from pipeline.serve.wire import UploadAnswer, analysis_from_json
+from pipeline import UploadOutcome
+from pipeline.serve.wire import UploadAnswer
 from twin.accounting.ledger import LedgerError
 from twin.errors import ScenarioError
 from twin.sil.live_http import Completion, HttpBridge, ServiceProcess
-from twin.sil.service_time import CostModel, ServiceTime
 from twin.world.journey import Handoff, UploadPath
 
-__all__ = ["LiveDelivery", "LiveOptions", "LiveReport", "LiveServiceTime", "Target"]
+__all__ = ["LiveDelivery", "LiveOptions", "LiveReport", "Target"]
 
 #: Wall seconds the end of a run waits for the answers still out and for the service to
 #: commit what it acknowledged on receipt.
 SETTLE_TIMEOUT_S = 120.0
-#: Wall seconds one batch analysis may take (the first one compiles the detectors).
-ANALYSIS_TIMEOUT_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -523,47 +519,3 @@ class LiveDelivery:
             wall_s=wall_s,
             uploads_per_s=answered / wall_s if wall_s > 0 else 0.0,
         )
-
-
-class LiveServiceTime(ServiceTime):
-    """The batch analysis of a live run: each service's own (``POST /v1/analyze`` at the
-    simulated time), its detections and forecasts merged; its cost is the wall time the
-    requests took. Uploads never come here (they go through :class:`LiveDelivery`)."""
-
-    def __init__(self, delivery: LiveDelivery) -> None:
-        super().__init__(CostModel({}, {}), mode="live")
-        self.delivery = delivery
-
-    def upload(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError("a live run sends its uploads over HTTP (LiveDelivery)")
-
-    def analysis(
-        self, pipeline: Pipeline | None, now_epoch_s: int
-    ) -> tuple[AnalysisOutcome, float]:
-        merged = AnalysisOutcome(now_s=now_epoch_s)
-        total_s = 0.0
-        for target in self.delivery.distinct_targets():
-            if not target.alive:
-                continue
-            try:
-                status, body, latency_s = self.delivery.bridge.call(
-                    "POST",
-                    f"{target.url}/v1/analyze",
-                    {"now": now_epoch_s},
-                    timeout_s=ANALYSIS_TIMEOUT_S,
-                )
-            except httpx.HTTPError:
-                continue  # the service is down: no analysis from it this time
-            total_s += latency_s
-            if status != 200 or body is None or not body.get("analysed"):
-                continue
-            part = analysis_from_json(body)
-            merged = replace(
-                merged,
-                detections=merged.detections + part.detections,
-                forecasts=merged.forecasts + part.forecasts,
-                series_analysed=merged.series_analysed + part.series_analysed,
-                points_analysed=merged.points_analysed + part.points_analysed,
-                alerts_stored=merged.alerts_stored + part.alerts_stored,
-            )
-        return merged, total_s

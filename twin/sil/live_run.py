@@ -1,8 +1,9 @@
 """One live run (``twin run SCENARIO --live URL|spawn``, :func:`run_live`): the services set
 up (spawned, or a running one checked), the world driven against them
-(:mod:`twin.sil.live`), the ledger checked against their stores, the results assembled
-as an in-process run's; and the files a service is provisioned with (:func:`write_keyring`,
-:func:`write_sites`, also ``twin keys``).
+(:mod:`twin.sil.live`) with their batch analysis (:class:`LiveServiceTime`), the ledger
+checked against their stores, the results assembled as an in-process run's; and the files
+a service is provisioned with (:func:`write_keyring`, :func:`write_sites`, also ``twin
+keys``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 
-from pipeline import SiteMeta
+from pipeline import AnalysisOutcome, Pipeline, SiteMeta
+from pipeline.serve.wire import analysis_from_json
 from twin.accounting.ledger import LedgerError
 from twin.accounting.records import ServiceTimeRecord
 from twin.accounting.results import Results
@@ -32,12 +35,60 @@ from twin.runner import (
     site_records,
 )
 from twin.scenario.loader import Scenario
-from twin.sil.live import LiveDelivery, LiveOptions, LiveReport, LiveServiceTime, Target
+from twin.sil.live import LiveDelivery, LiveOptions, LiveReport, Target
 from twin.sil.live_http import HttpBridge, ServiceProcess
+from twin.sil.service_time import CostModel, ServiceTime
 from twin.world.fleet import FleetData, build_fleets
 from twin.world.world import World
 
-__all__ = ["run_live", "write_keyring", "write_sites"]
+__all__ = ["LiveServiceTime", "run_live", "write_keyring", "write_sites"]
+
+#: Wall seconds one batch analysis may take (the first one compiles the detectors).
+ANALYSIS_TIMEOUT_S = 900.0
+
+
+class LiveServiceTime(ServiceTime):
+    """The batch analysis of a live run: each service's own (``POST /v1/analyze`` at the
+    simulated time), its detections and forecasts merged; its cost is the wall time the
+    requests took. Uploads never come here (they go through :class:`LiveDelivery`)."""
+
+    def __init__(self, delivery: LiveDelivery) -> None:
+        super().__init__(CostModel({}, {}), mode="live")
+        self.delivery = delivery
+
+    def upload(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("a live run sends its uploads over HTTP (LiveDelivery)")
+
+    def analysis(
+        self, pipeline: Pipeline | None, now_epoch_s: int
+    ) -> tuple[AnalysisOutcome, float]:
+        merged = AnalysisOutcome(now_s=now_epoch_s)
+        total_s = 0.0
+        for target in self.delivery.distinct_targets():
+            if not target.alive:
+                continue
+            try:
+                status, body, latency_s = self.delivery.bridge.call(
+                    "POST",
+                    f"{target.url}/v1/analyze",
+                    {"now": now_epoch_s},
+                    timeout_s=ANALYSIS_TIMEOUT_S,
+                )
+            except httpx.HTTPError:
+                continue  # the service is down: no analysis from it this time
+            total_s += latency_s
+            if status != 200 or body is None or not body.get("analysed"):
+                continue
+            part = analysis_from_json(body)
+            merged = replace(
+                merged,
+                detections=merged.detections + part.detections,
+                forecasts=merged.forecasts + part.forecasts,
+                series_analysed=merged.series_analysed + part.series_analysed,
+                points_analysed=merged.points_analysed + part.points_analysed,
+                alerts_stored=merged.alerts_stored + part.alerts_stored,
+            )
+        return merged, total_s
 
 
 def write_keyring(path: Path, keys: dict[str, bytes]) -> None:

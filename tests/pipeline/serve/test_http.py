@@ -20,7 +20,7 @@ from pipeline import seal
 from pipeline.fetch.auth import MAX_HEADER_BYTES
 from pipeline.fetch.limits import Limits
 from pipeline.serve.wire import REJECTION_STATUS
-from tests.espi_feeds import BILLION_LAUGHS
+from tests.espi_feeds import BILLION_LAUGHS, feed
 from tests.serve_process import (
     RunningService,
     energy_upload,
@@ -84,6 +84,10 @@ def _rejections() -> list[tuple[str, bytes]]:
         ("auth_bad_signature", seal("pv-1", 40, good, key).replace(b"<value>3<", b"<value>4<")),
         ("auth_mismatch", seal("pv-1", 41, good, key)),  # the document is upload 40
         ("malformed", seal("pv-1", 42, b"<feed><entry></feed>", key)),
+        ("unsupported_encoding", seal("pv-1", 44, b"\xff\xfe<\x00f\x00", key)),
+        ("no_reading_type", seal("pv-1", 45, feed(feed_id="urn:imdc:upload:pv-1:45"), key)),
+        # the document inside the envelope over its limit (the envelope itself fits)
+        ("too_large", seal("pv-1", 46, b"x" * (Limits().max_size_bytes + 1), key)),
         ("dtd_forbidden", seal("pv-1", 43, BILLION_LAUGHS, key)),
         ("auth_bad_envelope", b""),  # empty
         ("auth_bad_envelope", b"IMDC-HMAC1 pv-1 x zz\n<feed/>"),
