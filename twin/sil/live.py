@@ -228,9 +228,7 @@ class LiveDelivery:
         self.slots = simpy.Resource(env, capacity=self.options.concurrency)
 
     # -- the journey's hook ----------------------------------------------------------------
-    def serve(
-        self, path: UploadPath, handoff: Handoff, k: int
-    ) -> Generator[simpy.Event, Any, None]:
+    def serve(self, handoff: Handoff, k: int) -> Generator[simpy.Event, Any, None]:
         """Deliver the copy of ``handoff`` to MDC ``k``'s service and apply its answer at
         the simulated time it came (module docstring)."""
         env = self.env

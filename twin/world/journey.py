@@ -234,7 +234,7 @@ class UploadPath:
                 buffer.free(size)
             admitted = True
         if self.live is not None:  # the real service stands in for the MDC's servers
-            yield from self.live.serve(self, handoff, self.mdcs.index(mdc))
+            yield from self.live.serve(handoff, self.mdcs.index(mdc))
             return
         try:
             yield from mdc.serve(
