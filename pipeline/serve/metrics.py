@@ -36,8 +36,10 @@ class ServiceMetrics:
         rejections: ``mdc_upload_rejections_total{reason}``: rejected uploads by reason code.
         request_latency: ``mdc_http_request_duration_seconds{route}``: request latency, from
             the request's start to the end of the answer.
-        readings_stored, readings_duplicate: ``mdc_readings_stored_total``,
-            ``mdc_readings_duplicate_total``.
+        readings_stored, readings_duplicate, readings_conflicting:
+            ``mdc_readings_stored_total``, ``mdc_readings_duplicate_total``,
+            ``mdc_readings_conflicting_total`` (another version of a stored reading,
+            recorded beside it, `pipeline.store.readings`).
         commits, commit_group: ``mdc_commits_total`` and ``mdc_commit_group_uploads``
             (uploads per commit).
         uncommitted: ``mdc_uncommitted_uploads``: accepted uploads not committed yet.
@@ -67,6 +69,11 @@ class ServiceMetrics:
         self.readings_stored = Counter("mdc_readings_stored", "Readings newly stored", registry=r)
         self.readings_duplicate = Counter(
             "mdc_readings_duplicate", "Readings received again (not stored twice)", registry=r
+        )
+        self.readings_conflicting = Counter(
+            "mdc_readings_conflicting",
+            "Readings of stored intervals with other values (recorded as revisions)",
+            registry=r,
         )
         self.commits = Counter("mdc_commits", "Database commits of upload groups", registry=r)
         self.commit_group = Histogram(

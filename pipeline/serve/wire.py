@@ -88,6 +88,7 @@ class UploadAnswer:
             "readings": o.n_readings,
             "stored": o.inserted,
             "duplicates": o.duplicates,
+            "conflicts": o.conflicts,
             "series": o.n_series,
             "committed": self.committed,
             "receipt": self.receipt,
@@ -111,6 +112,7 @@ class UploadAnswer:
             rejected_stage=data["stage"],
             n_series=int(data["series"]),
             committed=bool(data["committed"]),
+            conflicts=int(data["conflicts"]),
         )
         return cls(
             outcome,

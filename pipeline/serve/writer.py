@@ -240,6 +240,7 @@ class Writer:
         for job, outcome, receipt in group:
             m.readings_stored.inc(outcome.inserted)
             m.readings_duplicate.inc(outcome.duplicates)
+            m.readings_conflicting.inc(outcome.conflicts)
             if self.ack_on_commit:
                 job.answer(
                     UploadAnswer(outcome, True, receipt, self._committed_through, self.instance)
