@@ -160,6 +160,15 @@ def _resolver(
     return resolve
 
 
+def _upload_kind(outcome: UploadOutcome) -> str:
+    """The ``outcome`` label of an answered upload in ``mdc_uploads_total`` (`ServiceMetrics`)."""
+    if not outcome.accepted:
+        return "rejected"
+    if outcome.inserted:
+        return "stored"
+    return "conflicting" if outcome.conflicts else "duplicate"
+
+
 def _error(status: int, reason: str, **headers: str) -> JSONResponse:
     return JSONResponse({"reason": reason}, status_code=status, headers=headers or None)
 
@@ -231,8 +240,7 @@ def create_app(config: ServeConfig) -> Starlette:
                 503, "storage_error: not stored, send again", **{"Retry-After": _RETRY_AFTER_S}
             )
         outcome = answer.outcome
-        kind = "stored" if outcome.inserted else "duplicate" if outcome.accepted else "rejected"
-        metrics.uploads.labels(kind).inc()
+        metrics.uploads.labels(_upload_kind(outcome)).inc()
         return JSONResponse(answer.to_json(), answer.status)
 
     async def analyze(request: Request) -> Response:

@@ -31,8 +31,9 @@ class ServiceMetrics:
 
     Attributes:
         uploads: ``mdc_uploads_total{outcome}``: uploads answered, by outcome: ``stored``
-            (new readings), ``duplicate`` (all readings already stored), ``rejected`` (a
-            4xx naming the reason), ``refused`` (503: queue full or shutting down).
+            (new readings), ``conflicting`` (no new reading, some with other values than the
+            stored ones), ``duplicate`` (all readings already stored), ``rejected`` (a 4xx
+            naming the reason), ``refused`` (503: queue full or shutting down).
         rejections: ``mdc_upload_rejections_total{reason}``: rejected uploads by reason code.
         request_latency: ``mdc_http_request_duration_seconds{route}``: request latency, from
             the request's start to the end of the answer.

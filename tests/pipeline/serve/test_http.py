@@ -5,8 +5,10 @@ listen in the open without one."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from pipeline.fetch.limits import Limits
 from pipeline.serve.wire import REJECTION_STATUS
 from tests.espi_feeds import BILLION_LAUGHS, feed
 from tests.serve_process import (
+    T0,
     RunningService,
     energy_upload,
     running_service,
@@ -29,7 +32,7 @@ from tests.serve_process import (
     write_keyring,
 )
 
-KEYS = {"pv-1": bytes(range(32)), "pv-2": bytes(range(100, 132))}
+KEYS = {"pv-1": bytes(range(32)), "pv-2": bytes(range(100, 132)), "pv-3": bytes(range(50, 82))}
 #: Largest body the service reads: the document limit plus an envelope header line.
 MAX_BODY = Limits().max_size_bytes + MAX_HEADER_BYTES + 1
 
@@ -72,6 +75,43 @@ def test_an_upload_is_stored_once_and_answered_after_its_commit(client: httpx.Cl
         "/api/readings", params={"meter": "pv-1", "start": 1_782_000_900, "end": 1_782_001_740}
     ).json()["series"][0]["start_s"]
     assert starts == [1_782_000_900 + 60 * i for i in range(15)]
+
+
+def test_other_values_for_stored_intervals_are_answered_as_conflicts_and_kept_aside(
+    service: RunningService, client: httpx.Client
+) -> None:
+    key = KEYS["pv-3"]
+    first = client.post("/v1/uploads", content=sealed_upload("pv-3", 80, key, first=1200))
+    assert first.json()["stored"] == 15
+    before = client.get("/metrics").text
+    # upload 81 re-reports the same 15 intervals with other values (a meter's correction)
+    other = seal("pv-3", 81, energy_upload("pv-3", 81, 1200, range(500, 515)), key)
+    answer = client.post("/v1/uploads", content=other)
+    assert answer.status_code == 200
+    data = answer.json()
+    assert data["accepted"] and data["committed"]
+    assert (data["readings"], data["stored"], data["duplicates"], data["conflicts"]) == (
+        15,
+        0,
+        0,
+        15,
+    )
+    after = client.get("/metrics").text
+    for name, labels, delta in [
+        ("mdc_uploads_total", {"outcome": "conflicting"}, 1),
+        ("mdc_readings_conflicting_total", {}, 15),
+        ("mdc_readings_stored_total", {}, 0),
+    ]:
+        assert metric(after, name, **labels) - metric(before, name, **labels) == delta, name
+    # the stored values are the first ones; the others are recorded with their upload
+    db = service.log.with_suffix(".sqlite")
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            "SELECT value, stored_value, sequence_no FROM revisions WHERE meter_id = 'pv-3' "
+            "AND start_s >= ? AND start_s < ? ORDER BY start_s",
+            (T0 + 60 * 1200, T0 + 60 * 1215),
+        ).fetchall()
+    assert rows == [(500 + i, 100 + i, 81) for i in range(15)]
 
 
 def _rejections() -> list[tuple[str, bytes]]:
