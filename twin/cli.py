@@ -1,16 +1,21 @@
-"""The ``twin`` command: run, validate and calibrate scenarios."""
+"""The ``twin`` command: run (in-process, or live against a real MDC service), validate and
+calibrate scenarios, and write the keyring of a scenario's meters."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from twin.errors import ScenarioError, UsageError
+
+if TYPE_CHECKING:
+    from twin.scenario.loader import Scenario
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -50,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace the run of another scenario in the output folder",
     )
+    _add_live_options(run)
 
     validate = commands.add_parser("validate", help="check a scenario file without running it")
     validate.add_argument("scenario", type=Path)
@@ -62,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("--out", type=Path, default=Path("twin/data/cost_model.json"))
     calibrate.add_argument("--repeats", type=int, default=200, help="calls per upload size")
+    _add_keys(commands)
     return parser
 
 
@@ -73,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "keys":
+            return _keys(args)
         return _calibrate(args)
     except UsageError as exc:
         print(f"twin: {exc.label}: {exc}", file=sys.stderr)
@@ -114,6 +123,8 @@ def _run(args: argparse.Namespace) -> int:
     check_fits(estimate)
     out_dir = args.out if args.out is not None else Path("out") / scenario.name
     with run_folder(out_dir, scenario.name, args.force) as staging:
+        if args.live is not None:
+            return _run_live(args, scenario, out_dir, staging)
         bar = None if args.no_progress else ProgressBar(scenario.duration_s)
         if bar is not None:
             print(f"twin: {scenario.name}: building {estimate.describe()}", file=sys.stderr)
@@ -173,6 +184,142 @@ def _calibrate(args: argparse.Namespace) -> int:
         f"c = {model.analytics.c_s_per_point * 1e6:8.3f} us/point (batch VEE + detectors)"
     )
     print(f"cost model written to {model_path}")
+    return EXIT_OK
+
+
+def _add_live_options(run: argparse.ArgumentParser) -> None:
+    live = run.add_argument_group(
+        "live mode", "deliver the uploads to a real MDC service over HTTP (DESIGN §11)"
+    )
+    live.add_argument(
+        "--live",
+        metavar="URL|spawn",
+        default=None,
+        help="the base URL of a running 'python -m pipeline serve' (on a new store), or "
+        "'spawn': start one per MDC (an mdc_power_loss fault then kills it with kill -9 "
+        "and restarts it)",
+    )
+    live.add_argument(
+        "--speed",
+        default="max",
+        metavar="X|max",
+        help="simulated seconds per wall second, or max: as fast as the service answers (default)",
+    )
+    live.add_argument(
+        "--concurrency", type=int, default=64, help="uploads in flight at most (default 64)"
+    )
+    live.add_argument(
+        "--lookahead",
+        default="1s",
+        metavar="DURATION",
+        help="how far simulated time may run past the oldest unanswered upload (default 1s)",
+    )
+    live.add_argument("--token", default=None, help="the service's bearer token, if it has one")
+    live.add_argument(
+        "--commit-wait",
+        default=None,
+        metavar="DURATION",
+        help="spawned services with receipt acks: the longest an acknowledged upload waits "
+        "for its commit (the window a kill loses; default the service's, 200ms)",
+    )
+
+
+def _run_live(args: argparse.Namespace, scenario: Scenario, out_dir: Path, staging: Path) -> int:
+    """``twin run --live``: the run's files go to ``staging`` (:func:`run_folder`)."""
+    import dataclasses
+
+    from twin.outputs.files import write_outputs
+    from twin.outputs.progress import ProgressBar
+    from twin.outputs.summary import summary_text
+    from twin.sil.live import LiveOptions
+    from twin.sil.live_run import run_live
+    from twin.units import parse_duration_s
+
+    if args.speed == "max":
+        speed = None
+    else:
+        try:
+            speed = float(args.speed)
+        except ValueError:
+            raise ScenarioError("--speed", args.speed, "a positive number or max") from None
+    try:
+        lookahead_s = parse_duration_s(args.lookahead)
+    except ValueError:
+        raise ScenarioError("--lookahead", args.lookahead, "a duration such as 1s") from None
+    try:
+        commit_wait_s = None if args.commit_wait is None else parse_duration_s(args.commit_wait)
+    except ValueError:
+        raise ScenarioError("--commit-wait", args.commit_wait, "a duration such as 1s") from None
+    options = LiveOptions(
+        target=args.live,
+        speed=speed,
+        concurrency=args.concurrency,
+        lookahead_s=lookahead_s,
+        token=args.token,
+        commit_wait_s=commit_wait_s,
+    )
+    bar = None if args.no_progress else ProgressBar(scenario.duration_s)
+    try:
+        results, report = run_live(
+            scenario,
+            options,
+            seed=args.seed,
+            store_dir=staging if args.live == "spawn" else None,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    if results.store_path is not None:
+        results = dataclasses.replace(
+            results, store_path=str(out_dir / Path(results.store_path).name)
+        )
+    (staging / "live.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", "utf-8")
+    files = write_outputs(results, out_dir, plots=not args.no_plots, staging=staging)
+    print(summary_text(results, files))
+    answers = ", ".join(f"{n} {kind}" for kind, n in sorted(report.answers.items()))
+    p50 = f"{report.latency_p50_s * 1e3:.1f} ms" if report.latency_p50_s is not None else "-"
+    p99 = f"{report.latency_p99_s * 1e3:.1f} ms" if report.latency_p99_s is not None else "-"
+    print(
+        f"  live: {', '.join(report.targets.values())}: {answers}; request latency p50 "
+        f"{p50}, p99 {p99}; {report.uploads_per_s:.0f} uploads/s over {report.wall_s:.1f} s"
+        + (f"; {report.kills} kills" if report.kills else "")
+    )
+    print(f"  results: {files.results}")
+    return EXIT_OK
+
+
+def _add_keys(commands: argparse._SubParsersAction) -> None:
+    keys = commands.add_parser(
+        "keys",
+        help="write the keyring (and site registry) of a scenario's meters, for "
+        "'python -m pipeline serve --keyring FILE [--sites FILE]'",
+    )
+    keys.add_argument("scenario", type=Path)
+    keys.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    keys.add_argument(
+        "--out", type=Path, required=True, help='keyring JSON: {"keys": {METER_ID: HEX_KEY}}'
+    )
+    keys.add_argument(
+        "--sites", type=Path, default=None, help='also write the site registry: {"sites": [...]}'
+    )
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from twin.runner import meter_keys, site_records
+    from twin.scenario.loader import load_scenario
+    from twin.sil.live_run import write_keyring, write_sites
+    from twin.world.fleet import build_fleets
+
+    scenario = load_scenario(args.scenario, args.overrides)
+    fleets = build_fleets(scenario)
+    keys = meter_keys(scenario, fleets)
+    write_keyring(args.out, keys)
+    print(f"{args.out}: keys of {len(keys)} meters")
+    if args.sites is not None:
+        sites = site_records(fleets)
+        write_sites(args.sites, sites)
+        print(f"{args.sites}: {len(sites)} sites")
     return EXIT_OK
 
 

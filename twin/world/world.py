@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Generator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
@@ -39,6 +39,9 @@ from twin.world.hostile import sealed
 from twin.world.journey import Upload, UploadPath
 from twin.world.mdc import Mdc, renewable_supply
 from twin.world.network import WorldNetwork
+
+if TYPE_CHECKING:
+    from twin.sil.live import LiveDelivery
 
 
 def region_renewables(fleets: list[FleetData], region: str) -> SupplySeries | None:
@@ -70,18 +73,22 @@ def fault_windows(
 
 
 class World:
-    """Everything one run simulates. ``run()`` advances it to the end of the scenario."""
+    """Everything one run simulates. ``run()`` advances it to the end of the scenario.
+
+    With ``live`` (:mod:`twin.sil.live`) the uploads go to a real MDC service over HTTP and
+    the live delivery drives the clock; ``pipeline`` is then None."""
 
     def __init__(
         self,
         scenario: Scenario,
         seed: int,
         fleets: list[FleetData],
-        pipeline: Pipeline,
+        pipeline: Pipeline | None,
         service_time: ServiceTime,
         progress: Callable[[float], None] | None = None,
         audit_every_s: float | None = None,
         keys: dict[str, bytes] | None = None,
+        live: LiveDelivery | None = None,
     ) -> None:
         self.scenario = scenario
         self.seed = seed
@@ -173,7 +180,11 @@ class World:
             pipeline,
             self.n_channels,
             self._discarded,
+            live,
         )
+        self.live = live
+        if live is not None:
+            live.attach(self.env, self.path, self._epoch_labels_s)
         # What happened to each world fault, in scenario order (ground truth for results).
         self.fault_log: list[FaultRecord] = []
         # Pending upload faults per meter, earliest first.
@@ -212,7 +223,10 @@ class World:
         if self.progress is not None or self.audit_every_s:
             self.env.process(self._monitor())
         self.env.process(self._sampler())
-        self.env.run(until=self.scenario.duration_s)
+        if self.live is not None:
+            self.live.run(self.scenario.duration_s)
+        else:
+            self.env.run(until=self.scenario.duration_s)
         self.finish()
         self.fault_report()
 
@@ -399,6 +413,10 @@ class World:
         starts = int(self.sample_s[m]) * np.arange(lo, hi, dtype=np.int64)
         shift = self.label_shift.get(m)
         return starts if shift is None else starts + shift[lo:hi]
+
+    def _epoch_labels_s(self, m: int, lo: int, hi: int) -> np.ndarray:
+        """:meth:`_labels_s` as epoch seconds: the interval starts in the store."""
+        return self.epoch_s + self._labels_s(m, lo, hi)
 
     def _discarded(self, m: int, lo: int, hi: int) -> np.ndarray | None:
         """Readings of [lo, hi) whose label another reading already holds in the store (the
