@@ -1,4 +1,4 @@
-"""The ``twin`` command: run, validate and calibrate scenarios."""
+"""The ``twin`` command: run, validate and calibrate scenarios; sweep and size them."""
 
 from __future__ import annotations
 
@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("--out", type=Path, default=Path("twin/data/cost_model.json"))
     calibrate.add_argument("--repeats", type=int, default=200, help="calls per upload size")
+    _sweep_parser(commands)
+    _size_parser(commands)
     return parser
 
 
@@ -55,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "sweep":
+            return _sweep(args)
+        if args.command == "size":
+            return _size(args)
         return _calibrate(args)
     except ScenarioError as exc:
         print(f"twin: scenario error: {exc}", file=sys.stderr)
@@ -112,6 +118,173 @@ def _calibrate(args: argparse.Namespace) -> int:
         f"c = {model.analytics.c_s_per_point * 1e6:8.3f} us/point (batch VEE + detectors)"
     )
     print(f"cost model written to {model_path}")
+    return EXIT_OK
+
+
+def _study_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``sweep`` and ``size``: overrides, seed, output, executor."""
+    parser.add_argument("scenario", type=Path, help="scenario TOML file")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a key of the base scenario (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seed", type=int, default=None,
+        help="seed of replication 0 (replication i: SEED + i); default the scenario's",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None, help="study folder")
+    parser.add_argument(
+        "--workers", type=int, default=None,
+        help="parallel runs (default: every core; 1: in this process)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help="run on the Dask scheduler at ADDRESS (tcp://HOST:PORT), or 'local' for a "
+        "LocalCluster of --workers processes",
+    )  # fmt: skip
+    parser.add_argument(
+        "--keep-stores", type=Path, default=None, metavar="DIR",
+        help="keep each run's store.sqlite in DIR/POINT/rep-I",
+    )  # fmt: skip
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def _sweep_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sweep = commands.add_parser(
+        "sweep",
+        help="run every point of the varied keys N times; KPI means with confidence intervals",
+    )
+    _study_options(sweep)
+    sweep.add_argument(
+        "--vary", action="append", default=[], metavar="KEY=V1,V2,...",
+        help="a key and its values (or an integer range A..B[:STEP]); repeatable",
+    )  # fmt: skip
+    combine = sweep.add_mutually_exclusive_group()
+    combine.add_argument("--grid", action="store_true", help="every combination (default)")
+    combine.add_argument("--zip", action="store_true", help="the i-th values of each --vary")
+    sweep.add_argument("--replications", type=int, default=5, help="runs per point")
+    sweep.add_argument(
+        "--kpi", action="append", default=[], metavar="NAME",
+        help="KPI to print and chart first (repeatable; default a headline set)",
+    )  # fmt: skip
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    """``twin sweep``: resolve every point, run what ``runs.jsonl`` lacks, write the tables."""
+    from twin.study.executors import make_executor
+    from twin.study.kpi_names import HEADLINE_KPIS, check_kpi_name
+    from twin.study.points import parse_axis
+    from twin.study.runbook import RunBook
+    from twin.study.summary import sweep_text
+    from twin.study.sweep import SweepSpec, plan, run_sweep, write_sweep
+
+    if not args.vary:
+        raise ScenarioError("--vary", None, "at least one KEY=V1,V2,...")
+    for name in args.kpi:
+        check_kpi_name(name, "--kpi")
+    spec = SweepSpec(
+        args.scenario,
+        tuple(args.overrides),
+        tuple(parse_axis(v, "--vary") for v in args.vary),
+        zip_axes=args.zip,
+        replications=args.replications,
+        seed=args.seed,
+        keep_stores=args.keep_stores,
+    )
+    points, _ = plan(spec)  # every mistake before anything runs
+    out_dir = args.out or Path("out") / f"{points[0].scenario.name}-sweep"
+    executor = make_executor(args.workers, args.scheduler)
+    book = RunBook(out_dir, executor, progress=not args.no_progress)
+    try:
+        result = run_sweep(spec, book)
+    finally:
+        book.close()
+        executor.close()
+    files = write_sweep(result, out_dir, tuple(args.kpi) or HEADLINE_KPIS)
+    print(sweep_text(result, tuple(args.kpi) or HEADLINE_KPIS))
+    print(
+        f"{result.executed} runs executed, {result.reused} reused from {book.file.path} "
+        f"({book.wall_time_s:.0f} s on {executor.workers} worker(s))"
+    )
+    print("  " + "  ".join(str(f) for f in files))
+    return EXIT_OK
+
+
+def _size_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from twin.study.cost import DEFAULT_ENERGY_PRICE_PER_KWH, DEFAULT_YEARS
+
+    size = commands.add_parser(
+        "size",
+        help="cheapest configuration meeting every SLO at 95 %% confidence, or the largest "
+        "fleet the hardware carries (--grow)",
+    )
+    _study_options(size)
+    size.add_argument(
+        "--slo", action="append", default=[], metavar="KPI<=LIMIT",
+        help="a service-level objective, e.g. 'latency_s.p99<=1800' (repeatable)",
+    )  # fmt: skip
+    size.add_argument(
+        "--choose", action="append", default=[], metavar="KEY=V1,V2,...",
+        help="what to buy: a key and its options; one may be a count range A..B (bisected)",
+    )  # fmt: skip
+    size.add_argument(
+        "--grow", default=None, metavar="KEY=A..B[:STEP]",
+        help="instead: the largest value of KEY (e.g. fleet.pv.count) that meets every SLO",
+    )  # fmt: skip
+    size.add_argument(
+        "--replications", type=int, default=5,
+        help="first-stage replications of each candidate (more only where too close to call)",
+    )  # fmt: skip
+    size.add_argument("--max-replications", type=int, default=100)
+    size.add_argument(
+        "--tolerance", type=float, default=0.05,
+        help="fraction of a limit within which either verdict is acceptable (default 0.05)",
+    )  # fmt: skip
+    size.add_argument("--years", type=float, default=DEFAULT_YEARS, help="cost horizon")
+    size.add_argument(
+        "--energy-price-per-kwh", type=float, default=DEFAULT_ENERGY_PRICE_PER_KWH,
+        help="USD per kWh of facility energy",
+    )  # fmt: skip
+
+
+def _size(args: argparse.Namespace) -> int:
+    """``twin size``: judge candidates until the cheapest (or the largest fleet) is found."""
+    from twin.study.executors import make_executor
+    from twin.study.feasibility import SequentialCheck
+    from twin.study.points import parse_axis
+    from twin.study.runbook import RunBook
+    from twin.study.sizing import Sizer, SizingSpec, validate, write_sizing
+    from twin.study.slo import parse_slo
+    from twin.study.summary import sizing_text
+
+    spec = SizingSpec(
+        args.scenario,
+        tuple(args.overrides),
+        tuple(parse_slo(s) for s in args.slo),
+        tuple(parse_axis(c, "--choose") for c in args.choose),
+        parse_axis(args.grow, "--grow") if args.grow is not None else None,
+        SequentialCheck(args.replications, 0.95, args.tolerance, args.max_replications),
+        seed=args.seed,
+        years=args.years,
+        energy_price_per_kwh=args.energy_price_per_kwh,
+        keep_stores=args.keep_stores,
+    )
+    validate(spec)  # every mistake before anything runs
+    out_dir = args.out or Path("out") / f"{args.scenario.stem}-size"
+    executor = make_executor(args.workers, args.scheduler)
+    book = RunBook(out_dir, executor, progress=not args.no_progress)
+    try:
+        result = Sizer(spec, book).run()
+    finally:
+        book.close()
+        executor.close()
+    files = write_sizing(result, out_dir)
+    print(sizing_text(result))
+    print(
+        f"{result.executed} runs executed, {result.reused} reused from {book.file.path} "
+        f"({book.wall_time_s:.0f} s on {executor.workers} worker(s))"
+    )
+    print("  " + "  ".join(str(f) for f in files))
     return EXIT_OK
 
 
