@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -132,6 +133,7 @@ class DaskExecutor:
             self._client = Client(self._cluster)
         else:
             try:
+                _check_reachable(address)
                 self._client = Client(address, timeout="10s")
             except (OSError, TimeoutError, ValueError) as exc:
                 raise ScenarioError(
@@ -153,6 +155,19 @@ class DaskExecutor:
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    """Fail fast (OSError, ValueError) when a TCP scheduler address refuses connections,
+    before Dask's own, longer, connection timeout."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme not in ("tcp", "tls"):
+        return
+    host, _, port = rest.rpartition(":")
+    with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout_s):
+        pass
 
 
 def make_executor(workers: int | None, scheduler: str | None) -> Executor:
