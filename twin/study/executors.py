@@ -14,6 +14,7 @@ scheduler reschedules the tasks of a lost worker itself (up to its
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
@@ -72,7 +73,10 @@ class SerialExecutor:
 
 class PoolExecutor:
     """A local pool of ``workers`` processes (:class:`ProcessPoolExecutor`), rebuilt when a
-    worker dies (module docstring)."""
+    worker dies (module docstring). Where workers fork, the parent's objects are frozen
+    (:func:`gc.freeze`) while they start, as the :mod:`gc` documentation advises for
+    ``fork()`` without ``exec()``: the workers' collections then leave the inherited heap
+    alone instead of scanning it and copying its pages."""
 
     def __init__(self, workers: int, max_retries: int = MAX_RETRIES) -> None:
         self.workers = workers
@@ -83,9 +87,16 @@ class PoolExecutor:
         pending = dict(enumerate(items))
         lost: Counter[int] = Counter()
         while pending:
+            fresh = self._pool is None
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(max_workers=self.workers)
-            futures = {self._pool.submit(fn, item): i for i, item in pending.items()}
+            if fresh:  # the workers fork on the first submit: keep the collector off the
+                gc.freeze()  # inherited heap, so it neither scans nor copies those pages
+            try:
+                futures = {self._pool.submit(fn, item): i for i, item in pending.items()}
+            finally:
+                if fresh:
+                    gc.unfreeze()
             broken = False
             for future in as_completed(futures):
                 index = futures[future]
