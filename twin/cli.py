@@ -231,20 +231,18 @@ def _size_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--grow", default=None, metavar="KEY=A..B[:STEP]",
         help="instead: the largest value of KEY (e.g. fleet.pv.count) that meets every SLO",
     )  # fmt: skip
-    size.add_argument(
-        "--replications", type=int, default=5,
-        help="first-stage replications of each candidate (more only where too close to call)",
-    )  # fmt: skip
-    size.add_argument("--max-replications", type=int, default=100)
-    size.add_argument(
-        "--tolerance", type=float, default=0.05,
-        help="fraction of a limit within which either verdict is acceptable (default 0.05)",
-    )  # fmt: skip
-    size.add_argument("--years", type=float, default=DEFAULT_YEARS, help="cost horizon")
-    size.add_argument(
-        "--energy-price-per-kwh", type=float, default=DEFAULT_ENERGY_PRICE_PER_KWH,
-        help="USD per kWh of facility energy",
-    )  # fmt: skip
+    numbers: list[tuple[str, type, float, str]] = [
+        ("--replications", int, 5, "first-stage replications of each candidate (more only "
+         "where one is too close to call)"),
+        ("--max-replications", int, 100, "most replications of one candidate"),
+        ("--tolerance", float, 0.05, "fraction of a limit within which either verdict is "
+         "acceptable"),
+        ("--years", float, DEFAULT_YEARS, "cost horizon, years"),
+        ("--energy-price-per-kwh", float, DEFAULT_ENERGY_PRICE_PER_KWH,
+         "USD per kWh of facility energy"),
+    ]  # fmt: skip
+    for flag, kind, default, text in numbers:
+        size.add_argument(flag, type=kind, default=default, help=f"{text} (default {default:g})")
 
 
 def _size(args: argparse.Namespace) -> int:

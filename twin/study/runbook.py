@@ -38,6 +38,13 @@ class RunProgress(ProgressBar):
     def update(self) -> None:
         self(float(self.done))
 
+    def close(self) -> None:
+        """End the line on a terminal; in a log, write the final state."""
+        if self.shown and not self.interactive:
+            self.stream.write(self.describe(0.0, time.perf_counter() - self.t0) + "\n")
+            self.stream.flush()
+        super().close()
+
 
 def _duration(seconds: float) -> str:
     minutes, s = divmod(round(seconds), 60)

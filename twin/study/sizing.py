@@ -21,8 +21,6 @@ its own. Every run is recorded as it ends, so a rerun after a kill redoes nothin
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -34,13 +32,14 @@ import numpy as np
 from twin.errors import ScenarioError
 from twin.study.cost import DEFAULT_ENERGY_PRICE_PER_KWH, DEFAULT_YEARS, Cost, horizon_cost
 from twin.study.feasibility import SequentialCheck, Verdict, judge
+from twin.study.files import write_study
 from twin.study.kpi_names import missing_kpis
 from twin.study.points import Axis, Point, Setting, check_distinct, grid, resolve_one
 from twin.study.records import RunRecord, RunTask
 from twin.study.runbook import RunBook
 from twin.study.slo import Slo
 from twin.study.stats import Estimate
-from twin.study.sweep import replication_task, summarise, write_point_runs
+from twin.study.sweep import replication_task, summarise
 
 #: A search step: the tasks it needs; it is sent their records, in the same order.
 Search = Generator[list[RunTask], list[RunRecord], Any]
@@ -292,31 +291,28 @@ def write_sizing(result: SizingResult, out_dir: Path) -> list[Path]:
     ``size.html``."""
     from twin.study.pages import size_page
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for c in result.candidates:
-        write_point_runs(out_dir, c.point, c.runs)
-    json_path = out_dir / "size.json"
-    json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n", "utf-8")
-    csv_path = out_dir / "size.csv"
     keys = axis_keys(result.spec)
-    with csv_path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        kpis = [s.kpi for s in result.spec.slos]
-        writer.writerow(
-            ["candidate", *keys, "verdict", "replications", "broken", "cost_usd", "capex_usd"]
-            + [f"{k}_{stat}" for k in kpis for stat in ("mean", "ci_low", "ci_high")]
-        )
-        for c in result.candidates:
-            row: list[Any] = [c.point.id, *(c.point.value(k) for k in keys)]
-            row += [c.verdict.verdict, c.verdict.replications, ";".join(c.verdict.broken)]
-            row += [round(c.cost.total_usd, 2), round(c.cost.capex_usd, 2)]
-            for k in kpis:
-                e = c.estimates.get(k)
-                row += [e.mean, e.ci_low, e.ci_high] if e is not None else ["", "", ""]
-            writer.writerow(row)
-    html_path = out_dir / "size.html"
-    html_path.write_text(size_page(result), "utf-8")
-    return [csv_path, json_path, html_path]
+    kpis = [s.kpi for s in result.spec.slos]
+    rows = []
+    for c in result.candidates:
+        row: list[Any] = [c.point.id, *(c.point.value(k) for k in keys)]
+        row += [c.verdict.verdict, c.verdict.replications, ";".join(c.verdict.broken)]
+        row += [round(c.cost.total_usd, 2), round(c.cost.capex_usd, 2)]
+        for k in kpis:
+            e = c.estimates.get(k)
+            row += [e.mean, e.ci_low, e.ci_high] if e is not None else ["", "", ""]
+        rows.append(row)
+    header = ["candidate", *keys, "verdict", "replications", "broken", "cost_usd", "capex_usd"]
+    header += [f"{k}_{stat}" for k in kpis for stat in ("mean", "ci_low", "ci_high")]
+    return write_study(
+        out_dir,
+        "size",
+        [(c.point, c.runs) for c in result.candidates],
+        result.to_json(),
+        header,
+        rows,
+        size_page(result),
+    )
 
 
 def axis_keys(spec: SizingSpec) -> list[str]:

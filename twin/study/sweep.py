@@ -15,8 +15,6 @@ of the run's ``results.json``: what a comparison of two sweep points reads).
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -24,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import ScenarioError
+from twin.study.files import POINTS_DIR, run_results_path, write_study
 from twin.study.kpi_names import HEADLINE_KPIS
 from twin.study.points import Axis, Point, check_distinct, grid, resolve, zipped
 from twin.study.records import RunRecord, RunTask
 from twin.study.runbook import RunBook
 from twin.study.stats import CONFIDENCE, Estimate, estimate
-
-POINTS_DIR = "points"
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ class SweepResult:
                             "replication": i,
                             "seed": r.seed,
                             "key": r.key,
-                            "results": f"{POINTS_DIR}/{p.point.id}/rep-{i}/results.json",
+                            "results": run_results_path(p.point.id, i),
                         }
                         for i, r in enumerate(p.runs)
                     ],
@@ -145,40 +142,19 @@ def write_sweep(
     (``headline``: the KPIs charted first)."""
     from twin.study.pages import sweep_page
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for p in result.points:
-        write_point_runs(out_dir, p.point, p.runs)
-    json_path = out_dir / "sweep.json"
-    json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n", "utf-8")
-    csv_path = out_dir / "sweep.csv"
     keys = [a.key for a in result.spec.axes]
-    with csv_path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["point", *keys, "kpi", "n", "mean", "sd", "ci_low", "ci_high"])
-        for p in result.points:
-            values = [p.point.value(k) for k in keys]
-            for name, e in p.estimates.items():
-                writer.writerow([p.point.id, *values, name, e.n, *(_num(v) for v in _numbers(e))])
-    html_path = out_dir / "sweep.html"
-    html_path.write_text(sweep_page(result, headline), "utf-8")
-    return [csv_path, json_path, html_path]
-
-
-def write_point_runs(out_dir: Path, point: Point, runs: Sequence[RunRecord]) -> None:
-    """``points/<point>/rep-<i>/results.json`` of each run: the scenario as run, the seed,
-    the ``kpis`` and ``mdcs`` records, the wall time, and where it sits in the study."""
-    for i, run in enumerate(runs):
-        folder = out_dir / POINTS_DIR / point.id / f"rep-{i}"
-        folder.mkdir(parents=True, exist_ok=True)
-        data = {"scenario": replace(point.scenario, seed=run.seed).to_json()} | run.results_json()
-        data["study"] = {"point": point.id, "replication": i} | point.to_json()
-        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-        (folder / "results.json").write_text(text, "utf-8")
-
-
-def _numbers(e: Estimate) -> tuple[float, float, float, float]:
-    return e.mean, e.sd, e.ci_low, e.ci_high
-
-
-def _num(value: float) -> str:
-    return "" if math.isnan(value) else repr(value)
+    rows = [
+        [p.point.id, *(p.point.value(k) for k in keys), name, e.n]
+        + ["" if math.isnan(v) else v for v in (e.mean, e.sd, e.ci_low, e.ci_high)]
+        for p in result.points
+        for name, e in p.estimates.items()
+    ]
+    return write_study(
+        out_dir,
+        "sweep",
+        [(p.point, p.runs) for p in result.points],
+        result.to_json(),
+        ["point", *keys, "kpi", "n", "mean", "sd", "ci_low", "ci_high"],
+        rows,
+        sweep_page(result, headline),
+    )
