@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from twin.errors import ScenarioError
+
+if TYPE_CHECKING:
+    from twin.study.runbook import RunBook
+
+StudyT = TypeVar("StudyT")
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -171,10 +177,8 @@ def _sweep_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def _sweep(args: argparse.Namespace) -> int:
     """``twin sweep``: resolve every point, run what ``runs.jsonl`` lacks, write the tables."""
-    from twin.study.executors import make_executor
     from twin.study.kpi_names import HEADLINE_KPIS, check_kpi_name
     from twin.study.points import parse_axis
-    from twin.study.runbook import RunBook
     from twin.study.summary import sweep_text
     from twin.study.sweep import SweepSpec, plan, run_sweep, write_sweep
 
@@ -193,19 +197,11 @@ def _sweep(args: argparse.Namespace) -> int:
     )
     points, _ = plan(spec)  # every mistake before anything runs
     out_dir = args.out or Path("out") / f"{points[0].scenario.name}-sweep"
-    executor = make_executor(args.workers, args.scheduler)
-    book = RunBook(out_dir, executor, progress=not args.no_progress)
-    try:
-        result = run_sweep(spec, book)
-    finally:
-        book.close()
-        executor.close()
-    files = write_sweep(result, out_dir, tuple(args.kpi) or HEADLINE_KPIS)
-    print(sweep_text(result, tuple(args.kpi) or HEADLINE_KPIS))
-    print(
-        f"{result.executed} runs executed, {result.reused} reused from {book.file.path} "
-        f"({book.wall_time_s:.0f} s on {executor.workers} worker(s))"
-    )
+    result, tally = _study(args, out_dir, lambda book: run_sweep(spec, book))
+    headline = tuple(args.kpi) or HEADLINE_KPIS
+    files = write_sweep(result, out_dir, headline)
+    print(sweep_text(result, headline))
+    print(tally)
     print("  " + "  ".join(str(f) for f in files))
     return EXIT_OK
 
@@ -247,12 +243,12 @@ def _size_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _size(args: argparse.Namespace) -> int:
     """``twin size``: judge candidates until the cheapest (or the largest fleet) is found."""
-    from twin.study.executors import make_executor
+    from twin.scenario.loader import load_scenario
     from twin.study.feasibility import SequentialCheck
     from twin.study.points import parse_axis
-    from twin.study.runbook import RunBook
     from twin.study.sizing import Sizer, SizingSpec, validate, write_sizing
     from twin.study.slo import parse_slo
+    from twin.study.stats import CONFIDENCE
     from twin.study.summary import sizing_text
 
     spec = SizingSpec(
@@ -261,29 +257,53 @@ def _size(args: argparse.Namespace) -> int:
         tuple(parse_slo(s) for s in args.slo),
         tuple(parse_axis(c, "--choose") for c in args.choose),
         parse_axis(args.grow, "--grow") if args.grow is not None else None,
-        SequentialCheck(args.replications, 0.95, args.tolerance, args.max_replications),
+        SequentialCheck(args.replications, CONFIDENCE, args.tolerance, args.max_replications),
         seed=args.seed,
         years=args.years,
         energy_price_per_kwh=args.energy_price_per_kwh,
         keep_stores=args.keep_stores,
     )
     validate(spec)  # every mistake before anything runs
-    out_dir = args.out or Path("out") / f"{args.scenario.stem}-size"
+    name = load_scenario(args.scenario, args.overrides).name
+    out_dir = args.out or Path("out") / f"{name}-size"
+    result, tally = _study(args, out_dir, lambda book: Sizer(spec, book).run())
+    files = write_sizing(result, out_dir)
+    print(sizing_text(result))
+    print(tally)
+    print("  " + "  ".join(str(f) for f in files))
+    return EXIT_OK
+
+
+def _study(
+    args: argparse.Namespace, out_dir: Path, work: Callable[[RunBook], StudyT]
+) -> tuple[StudyT, str]:
+    """``work(book)`` on the executor the options ask for, and a line tallying its runs. An
+    interruption or a worker lost for good ends the command with one line (exit 130 or 1);
+    the runs finished so far stay recorded for a rerun."""
+    from twin.study.executors import WorkerLostError, make_executor
+    from twin.study.runbook import RunBook
+
     executor = make_executor(args.workers, args.scheduler)
     book = RunBook(out_dir, executor, progress=not args.no_progress)
     try:
-        result = Sizer(spec, book).run()
+        result = work(book)
+    except (KeyboardInterrupt, WorkerLostError) as exc:
+        book.close()
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else str(exc)
+        print(
+            f"twin: {what}; {len(book.records)} runs are recorded in {book.file.path}, "
+            "the same command goes on from there",
+            file=sys.stderr,
+        )
+        raise SystemExit(130 if isinstance(exc, KeyboardInterrupt) else 1) from None
     finally:
         book.close()
         executor.close()
-    files = write_sizing(result, out_dir)
-    print(sizing_text(result))
-    print(
-        f"{result.executed} runs executed, {result.reused} reused from {book.file.path} "
+    tally = (
+        f"{book.executed} runs executed, {book.reused} reused from {book.file.path} "
         f"({book.wall_time_s:.0f} s on {executor.workers} worker(s))"
     )
-    print("  " + "  ".join(str(f) for f in files))
-    return EXIT_OK
+    return result, tally
 
 
 if __name__ == "__main__":

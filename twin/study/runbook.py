@@ -39,11 +39,12 @@ class RunProgress(ProgressBar):
         self(float(self.done))
 
     def close(self) -> None:
-        """End the line on a terminal; in a log, write the final state."""
+        """End the line on a terminal; in a log, write the final state (once)."""
         if self.shown and not self.interactive:
             self.stream.write(self.describe(0.0, time.perf_counter() - self.t0) + "\n")
             self.stream.flush()
         super().close()
+        self.shown = False
 
 
 def _duration(seconds: float) -> str:
