@@ -1,23 +1,29 @@
 """twin sweep: common random numbers, the files it writes, resuming after a kill without
-redoing finished runs, and one-line errors for bad input before anything runs."""
+redoing finished runs, one-line errors for bad input before anything runs, and the stores
+kept on request."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tests.twin.study.conftest import TINY, tables
+from tests.twin.study.conftest import SWEEP, TINY, tables
 from twin.cli import main
+from twin.study.executors import SerialExecutor
 from twin.study.kpi_names import kpi_table
+from twin.study.points import parse_axis
 from twin.study.records import RECORD_FILE
-from twin.study.sweep import SweepResult, write_sweep
+from twin.study.runbook import RunBook
+from twin.study.sweep import SweepResult, run_sweep, write_sweep
 
 ROOT = Path(__file__).resolve().parents[3]
 #: The command line of the shared SWEEP spec.
@@ -121,3 +127,15 @@ def test_bad_input_is_one_line_and_exit_2_before_any_run(
     err = capsys.readouterr().err
     assert code == 2 and names in err and err.count("\n") == 1
     assert not (tmp_path / RECORD_FILE).exists()
+
+
+def test_keep_stores_keeps_each_runs_database(tmp_path: Path) -> None:
+    spec = replace(SWEEP, axes=(parse_axis("fleet.pv.count=3", "--vary"),), replications=2,
+                   keep_stores=tmp_path / "stores")  # fmt: skip
+    result = run_sweep(spec, RunBook(tmp_path / "study", SerialExecutor(), progress=False))
+    for i, run in enumerate(result.points[0].runs):
+        store = tmp_path / "stores" / "p0" / f"rep-{i}" / "store.sqlite"
+        with sqlite3.connect(store) as db:
+            meters = db.execute("SELECT COUNT(DISTINCT meter_id) FROM readings").fetchone()[0]
+            rows = db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+        assert meters == 3 and rows >= run.kpis["readings_stored"] > 0
