@@ -177,10 +177,11 @@ def _sweep_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def _sweep(args: argparse.Namespace) -> int:
     """``twin sweep``: resolve every point, run what ``runs.jsonl`` lacks, write the tables."""
+    from twin.study.files import write_sweep
     from twin.study.kpi_names import HEADLINE_KPIS, check_kpi_name
     from twin.study.points import parse_axis
     from twin.study.summary import sweep_text
-    from twin.study.sweep import SweepSpec, plan, run_sweep, write_sweep
+    from twin.study.sweep import SweepSpec, plan, run_sweep
 
     if not args.vary:
         raise ScenarioError("--vary", None, "at least one KEY=V1,V2,...")
@@ -245,8 +246,9 @@ def _size(args: argparse.Namespace) -> int:
     """``twin size``: judge candidates until the cheapest (or the largest fleet) is found."""
     from twin.scenario.loader import load_scenario
     from twin.study.feasibility import SequentialCheck
+    from twin.study.files import write_sizing
     from twin.study.points import parse_axis
-    from twin.study.sizing import Sizer, SizingSpec, validate, write_sizing
+    from twin.study.sizing import Sizer, SizingSpec, validate
     from twin.study.slo import parse_slo
     from twin.study.stats import CONFIDENCE
     from twin.study.summary import sizing_text

@@ -28,6 +28,13 @@ from twin.study.kpi_names import kpi_table
 #: Version of the record line; part of every key, so a new format never reuses old lines.
 RECORD_FORMAT = 1
 RECORD_FILE = "runs.jsonl"
+#: Folder of a study holding each run's ``results.json`` (:mod:`twin.study.files`).
+POINTS_DIR = "points"
+
+
+def run_results_path(point_id: str, replication: int) -> str:
+    """Where replication ``replication`` of point ``point_id`` is, in a study folder."""
+    return f"{POINTS_DIR}/{point_id}/rep-{replication}/results.json"
 
 
 def run_key(scenario: Scenario, seed: int) -> str:

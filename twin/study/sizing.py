@@ -32,7 +32,6 @@ import numpy as np
 from twin.errors import ScenarioError
 from twin.study.cost import DEFAULT_ENERGY_PRICE_PER_KWH, DEFAULT_YEARS, Cost, horizon_cost
 from twin.study.feasibility import SequentialCheck, Verdict, judge
-from twin.study.files import write_study
 from twin.study.kpi_names import missing_kpis
 from twin.study.points import Axis, Point, Setting, check_distinct, grid, resolve_one
 from twin.study.records import RunRecord, RunTask
@@ -284,35 +283,6 @@ def validate(spec: SizingSpec) -> None:
         values = (axis.values[0], axis.values[-1]) if axis.ranged else axis.values
         for value in values:
             resolve_one(spec.scenario_path, spec.base_overrides, (*others, (axis.key, value)), "")
-
-
-def write_sizing(result: SizingResult, out_dir: Path) -> list[Path]:
-    """Write ``size.json``, ``size.csv`` (the candidates), each run's ``results.json`` and
-    ``size.html``."""
-    from twin.study.pages import size_page
-
-    keys = axis_keys(result.spec)
-    kpis = [s.kpi for s in result.spec.slos]
-    rows = []
-    for c in result.candidates:
-        row: list[Any] = [c.point.id, *(c.point.value(k) for k in keys)]
-        row += [c.verdict.verdict, c.verdict.replications, ";".join(c.verdict.broken)]
-        row += [round(c.cost.total_usd, 2), round(c.cost.capex_usd, 2)]
-        for k in kpis:
-            e = c.estimates.get(k)
-            row += [e.mean, e.ci_low, e.ci_high] if e is not None else ["", "", ""]
-        rows.append(row)
-    header = ["candidate", *keys, "verdict", "replications", "broken", "cost_usd", "capex_usd"]
-    header += [f"{k}_{stat}" for k in kpis for stat in ("mean", "ci_low", "ci_high")]
-    return write_study(
-        out_dir,
-        "size",
-        [(c.point, c.runs) for c in result.candidates],
-        result.to_json(),
-        header,
-        rows,
-        size_page(result),
-    )
 
 
 def axis_keys(spec: SizingSpec) -> list[str]:

@@ -22,10 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from twin.errors import ScenarioError
-from twin.study.files import POINTS_DIR, run_results_path, write_study
-from twin.study.kpi_names import HEADLINE_KPIS
 from twin.study.points import Axis, Point, check_distinct, grid, resolve, zipped
-from twin.study.records import RunRecord, RunTask
+from twin.study.records import POINTS_DIR, RunRecord, RunTask, run_results_path
 from twin.study.runbook import RunBook
 from twin.study.stats import CONFIDENCE, Estimate, estimate
 
@@ -133,28 +131,3 @@ def summarise(runs: Sequence[RunRecord]) -> dict[str, Estimate]:
     tables = [r.table() for r in runs]
     names = list(dict.fromkeys(name for t in tables for name in t))
     return {name: estimate([t.get(name, math.nan) for t in tables]) for name in names}
-
-
-def write_sweep(
-    result: SweepResult, out_dir: Path, headline: tuple[str, ...] = HEADLINE_KPIS
-) -> list[Path]:
-    """Write ``sweep.json``, ``sweep.csv``, each run's ``results.json`` and ``sweep.html``
-    (``headline``: the KPIs charted first)."""
-    from twin.study.pages import sweep_page
-
-    keys = [a.key for a in result.spec.axes]
-    rows = [
-        [p.point.id, *(p.point.value(k) for k in keys), name, e.n]
-        + ["" if math.isnan(v) else v for v in (e.mean, e.sd, e.ci_low, e.ci_high)]
-        for p in result.points
-        for name, e in p.estimates.items()
-    ]
-    return write_study(
-        out_dir,
-        "sweep",
-        [(p.point, p.runs) for p in result.points],
-        result.to_json(),
-        ["point", *keys, "kpi", "n", "mean", "sd", "ci_low", "ci_high"],
-        rows,
-        sweep_page(result, headline),
-    )

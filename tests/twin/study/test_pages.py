@@ -13,11 +13,12 @@ from urllib.parse import urlparse
 
 import pytest
 
+from twin.study.files import write_sizing, write_sweep
 from twin.study.kpi_names import HEADLINE_KPIS
 from twin.study.pages import pareto_frontier
 from twin.study.points import Axis, Point
-from twin.study.sizing import SizingResult, write_sizing
-from twin.study.sweep import PointResult, SweepResult, write_sweep
+from twin.study.sizing import SizingResult
+from twin.study.sweep import PointResult, SweepResult
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -15,10 +15,11 @@ from twin.cli import main
 from twin.study.cost import SECONDS_PER_YEAR
 from twin.study.executors import PoolExecutor
 from twin.study.feasibility import SequentialCheck
+from twin.study.files import write_sizing
 from twin.study.points import parse_axis
 from twin.study.records import RECORD_FILE
 from twin.study.runbook import RunBook
-from twin.study.sizing import Sizer, SizingResult, SizingSpec, validate, write_sizing
+from twin.study.sizing import Sizer, SizingResult, SizingSpec, validate
 from twin.study.slo import parse_slo
 
 WAIT_BOUND_S = 20.0

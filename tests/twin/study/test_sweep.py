@@ -19,11 +19,12 @@ import pytest
 from tests.twin.study.conftest import SWEEP, TINY, tables
 from twin.cli import main
 from twin.study.executors import SerialExecutor
+from twin.study.files import write_sweep
 from twin.study.kpi_names import kpi_table
 from twin.study.points import parse_axis
 from twin.study.records import RECORD_FILE
 from twin.study.runbook import RunBook
-from twin.study.sweep import SweepResult, run_sweep, write_sweep
+from twin.study.sweep import SweepResult, run_sweep
 
 ROOT = Path(__file__).resolve().parents[3]
 #: The command line of the shared SWEEP spec.
