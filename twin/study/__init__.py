@@ -9,6 +9,6 @@ append-only record file that makes studies resumable), ``executors`` (serial, po
 ``runbook`` (runs a batch of tasks, skipping recorded ones, with one progress bar),
 ``stats`` (Student-t intervals), ``slo`` and ``feasibility`` (service-level objectives and
 the sequential check of a candidate against them), ``cost`` (catalog price and energy),
-``sweep``, ``sizing``, ``files`` (what a study folder holds), ``pages`` (``sweep.html``,
-``size.html``) and ``summary`` (what the commands print).
+``sweep``, ``sizing``, ``pages`` (``sweep.html``, ``size.html``), ``files`` (what a study
+folder holds) and ``summary`` (what the commands print).
 """

@@ -27,6 +27,12 @@ SWEEP = SweepSpec(
     replications=3,
 )
 
+#: The command line of :data:`SWEEP` (no executor, folder or progress options).
+SWEEP_ARGS = [
+    "sweep", str(TINY), "--set", "fleet.pv.count=6",
+    "--vary", "mdc.north.servers.sku=edge-1u-4c,edge-1u-8c", "--replications", "3",
+]  # fmt: skip
+
 
 def tables(result: SweepResult) -> list[list[dict[str, float]]]:
     """Every run's KPI table, point by point, replication by replication."""

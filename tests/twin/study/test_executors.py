@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from distributed import LocalCluster
 
-from tests.twin.study.conftest import SWEEP, tables
+from tests.twin.study.conftest import SWEEP, SWEEP_ARGS, tables
+from twin.cli import main
 from twin.errors import ScenarioError
 from twin.study.executors import DaskExecutor, PoolExecutor, SerialExecutor, make_executor
+from twin.study.files import write_sweep
 from twin.study.records import execute_run
 from twin.study.runbook import RunBook
 from twin.study.sweep import SweepResult, plan, run_sweep
@@ -34,17 +36,21 @@ def test_the_pool_gives_the_serial_table(serial_sweep: SweepResult, tmp_path: Pa
     assert len(set(p99)) == 3
 
 
-def test_a_dask_cluster_gives_the_serial_table(serial_sweep: SweepResult, tmp_path: Path) -> None:
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-    ) as cluster:
-        dask = DaskExecutor(cluster.scheduler_address, workers=2)
-        try:
-            assert dask.workers == 2
-            result = run_sweep(SWEEP, RunBook(tmp_path, dask, progress=False))
-        finally:
-            dask.close()
-    assert tables(result) == tables(serial_sweep)
+def test_the_sweep_command_on_a_local_cluster_writes_the_serial_tables(
+    serial_sweep: SweepResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``twin sweep --scheduler local``: Dask worker processes, the same files as the serial
+    sweep (and so as the pool, which gives the serial table)."""
+    out = tmp_path / "dask"
+    args = [*SWEEP_ARGS, "--workers", "2", "--scheduler", "local", "--no-progress"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "6 runs executed, 0 reused" in capsys.readouterr().out
+    write_sweep(serial_sweep, tmp_path / "serial")
+    for name in ("sweep.csv", "sweep.json"):
+        assert (out / name).read_bytes() == (tmp_path / "serial" / name).read_bytes(), name
+    rows = [r.split(",") for r in (out / "sweep.csv").read_text().splitlines()]
+    p99 = [(r[0], r[1], r[3]) for r in rows if r[2] == "latency_s.p99"]
+    assert p99 == [("p0", "edge-1u-4c", "3"), ("p1", "edge-1u-8c", "3")]
 
 
 def _die_once(marker: str, fn: Callable[[Any], Any], item: Any) -> Any:

@@ -4,6 +4,7 @@ one-line errors for bad requests."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -118,7 +119,7 @@ def test_the_size_command_prints_the_answer_and_resumes(
         "size", str(TINY), "--slo", "latency_s.p99<=1800", "--slo", "readings_lost_total==0",
         "--choose", "mdc.north.servers.sku=edge-1u-8c,edge-1u-4c",
         "--choose", "mdc.north.servers.count=1..2", "--replications", "2", "--workers", "1",
-        "--out", str(tmp_path), "--no-progress",
+        "--set", "fleet.pv.count=6", "--out", str(tmp_path), "--no-progress",
     ]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -127,6 +128,11 @@ def test_the_size_command_prints_the_answer_and_resumes(
     assert "8 runs executed, 0 reused" in out
     for name in ("size.json", "size.csv", "size.html", RECORD_FILE):
         assert (tmp_path / name).is_file()
+    # --set applies to every candidate: 6 meters of 60 one-minute readings an hour
+    for run_json in tmp_path.glob("points/c*/rep-*/results.json"):
+        run = json.loads(run_json.read_text())
+        assert run["scenario"]["fleets"][0]["count"] == 6
+        assert run["kpis"]["readings_generated"] == 360
     assert main(args) == 0
     assert "0 runs executed, 8 reused" in capsys.readouterr().out
 
@@ -150,6 +156,8 @@ def test_the_size_command_prints_the_answer_and_resumes(
          "mdc.north.servers.sku"),
         (["--slo", "latency_s.p99<=1800", "--choose", "mdc.north.servers.count=1..2",
           "--replications", "1"], "--replications"),
+        (["--slo", "latency_s.p99<=1800", "--choose", "mdc.north.servers.count=1..2",
+          "--set", "fleet.pv.cuont=5"], "fleet.pv.cuont"),
     ],
 )  # fmt: skip
 def test_bad_requests_are_one_line_and_exit_2_before_any_run(

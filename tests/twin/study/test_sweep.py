@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.twin.study.conftest import SWEEP, TINY, tables
+from tests.twin.study.conftest import SWEEP, SWEEP_ARGS, TINY, tables
 from twin.cli import main
 from twin.study.executors import SerialExecutor
 from twin.study.files import write_sweep
@@ -27,12 +27,7 @@ from twin.study.runbook import RunBook
 from twin.study.sweep import SweepResult, run_sweep
 
 ROOT = Path(__file__).resolve().parents[3]
-#: The command line of the shared SWEEP spec.
-ARGS = [
-    "sweep", str(TINY), "--set", "fleet.pv.count=6",
-    "--vary", "mdc.north.servers.sku=edge-1u-4c,edge-1u-8c", "--replications", "3",
-    "--workers", "1",
-]  # fmt: skip
+ARGS = [*SWEEP_ARGS, "--workers", "1"]
 
 
 def test_replication_i_has_the_same_seed_at_every_point(serial_sweep: SweepResult) -> None:
@@ -118,6 +113,8 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(
          "equal lengths"),
         (["--vary", "fleet.pv.count=4", "--replications", "0"], "--replications"),
         (["--vary", "fleet.pv.count=4", "--kpi", "latency_s.p999"], "--kpi"),
+        (["--vary", "fleet.pv.count=4", "--set", "mdc.north.servers.count=0"],
+         "mdc.north.servers.count"),
         ([], "--vary"),
     ],
 )  # fmt: skip
