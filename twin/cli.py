@@ -1,5 +1,6 @@
 """The ``twin`` command: run (in-process, or live against a real MDC service), validate and
-calibrate scenarios, and write the keyring of a scenario's meters."""
+calibrate scenarios, write the keyring of a scenario's meters, sweep and size them
+(:mod:`twin.study.commands`)."""
 
 from __future__ import annotations
 
@@ -69,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--out", type=Path, default=Path("twin/data/cost_model.json"))
     calibrate.add_argument("--repeats", type=int, default=200, help="calls per upload size")
     _add_keys(commands)
+    from twin.study.commands import add_study_commands
+
+    add_study_commands(commands)
     return parser
 
 
@@ -82,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "keys":
             return _keys(args)
+        if args.command in ("sweep", "size"):
+            from twin.study.commands import size_command, sweep_command
+
+            return sweep_command(args) if args.command == "sweep" else size_command(args)
         return _calibrate(args)
     except UsageError as exc:
         print(f"twin: {exc.label}: {exc}", file=sys.stderr)

@@ -102,10 +102,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     key = key.strip()
     if not sep or not key:
         raise ScenarioError("--set", item, "KEY=VALUE, e.g. fleet.pv.count=500")
-    try:
-        value = tomllib.loads(f"v = {text}")["v"]
-    except (ValueError, RecursionError):  # not a TOML value (or an int too long to read)
-        value = text.strip()
+    value = override_value(text)
     parts = key.split(".")
     node: Any = raw
     walked: list[str] = []
@@ -122,6 +119,14 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     if not isinstance(node, dict):
         raise ScenarioError(".".join(walked), node, f"a table, to set {key}")
     node[parts[-1]] = value
+
+
+def override_value(text: str) -> Any:
+    """The value of an override's ``VALUE`` text: a TOML value, or else the bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except (ValueError, RecursionError):  # not a TOML value (or an int too long to read)
+        return text.strip()
 
 
 def _select_item(items: list[Any], selector: str, key: str) -> Any:
