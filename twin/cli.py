@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("--out", type=Path, default=Path("twin/data/cost_model.json"))
     calibrate.add_argument("--repeats", type=int, default=200, help="calls per upload size")
+
+    report = commands.add_parser("report", help="(re)build report.html of a run's output folder")
+    report.add_argument("out_dir", type=Path, help="a folder written by twin run")
     return parser
 
 
@@ -55,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "report":
+            return _report(args)
         return _calibrate(args)
     except ScenarioError as exc:
         print(f"twin: scenario error: {exc}", file=sys.stderr)
@@ -81,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     files = write_outputs(results, out_dir, plots=not args.no_plots)
     print(summary_text(results, files))
     print(f"  results: {files.results}")
+    print(f"  report: {files.report}")
     return EXIT_OK
 
 
@@ -112,6 +118,19 @@ def _calibrate(args: argparse.Namespace) -> int:
         f"c = {model.analytics.c_s_per_point * 1e6:8.3f} us/point (batch VEE + detectors)"
     )
     print(f"cost model written to {model_path}")
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``twin report OUT_DIR``: rebuild the run's report.html from its files."""
+    from twin.errors import UsageError
+    from twin.outputs.report import write_report
+
+    try:
+        print(write_report(args.out_dir))
+    except UsageError as exc:
+        print(f"twin report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 

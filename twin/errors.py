@@ -14,3 +14,8 @@ class ScenarioError(ValueError):
         self.value = value
         self.expected = expected
         super().__init__(f"{key} = {value!r}: expected {expected}")
+
+
+class UsageError(ValueError):
+    """A command was misused (a missing run folder, an unknown KPI name, a gate that does
+    not parse): the message is the one line the user sees, with exit code 2."""

@@ -155,6 +155,7 @@ def run(
         horizon_s,
     )
     ground_truth = [r for f in fleets for r in f.ground_truth]
+    hops = world.net.hops
     return Results(
         scenario=scenario,
         seed=seed,
@@ -191,6 +192,7 @@ def run(
                 fleet_series, ledger, world.samples, world.sample_columns(), horizon_s
             ),
             LatencyDistribution.of(ledger.latencies_s()),
+            {hop: LatencyDistribution.of(hops.values(hop)) for hop in hops.hops},
         ),
         ground_truth=ground_truth,
         detections=world.detections,

@@ -1,12 +1,13 @@
 """The files of a run's output folder (DESIGN.md §6), written from its :class:`Results`:
 ``results.json``, ``timeseries.csv``, ``ground_truth.csv`` (with field faults) and
-``overview.png`` (optional). The pipeline's own ``store.sqlite`` is written by the run."""
+``overview.png`` (optional), then ``report.html`` (:mod:`twin.outputs.report`). The
+pipeline's own ``store.sqlite`` is written by the run."""
 
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,13 @@ RESULTS_NAME = "results.json"
 @dataclass(frozen=True)
 class OutputFiles:
     """Paths written: ``results.json``, the time series, the ground truth (None without
-    field faults) and the plots."""
+    field faults), the plots and the report."""
 
     results: Path
     timeseries: Path
     ground_truth: Path | None = None
     plots: list[Path] = field(default_factory=list)
+    report: Path | None = None
 
     def listing(self) -> dict[str, Any]:
         """The ``extra`` record of ``results.json``: the other files, as strings."""
@@ -55,7 +57,9 @@ def write_outputs(results: Results, out_dir: Path, plots: bool = True) -> Output
     files = OutputFiles(out_dir / RESULTS_NAME, timeseries, truth, pngs)
     data = results.to_json() | {"extra": files.listing()}
     files.results.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", "utf-8")
-    return files
+    from twin.outputs.report import write_run_report  # reads the folder written above
+
+    return replace(files, report=write_run_report(results, out_dir))
 
 
 def write_csv(path: Path, columns: list[str], rows: np.ndarray) -> Path:
