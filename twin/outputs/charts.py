@@ -157,16 +157,21 @@ def window_shapes(windows: Sequence[Window]) -> tuple[list[Figure], list[Figure]
 
 
 def timeseries_figure(
-    runs: Sequence[tuple[str, TimeSeries]], windows: Sequence[Window] = ()
+    runs: Sequence[tuple[str, TimeSeries]],
+    windows: Sequence[Window] = (),
+    only: Sequence[str] = (),
 ) -> Figure:
     """Stacked panels (:data:`PANELS`) of one or more runs' time series over simulated
     hours, one x axis for all (zoom one, zoom all); with several runs, each run has its
-    colour and each column its line style."""
+    colour and each column its line style. ``only``: the columns to draw (shell patterns;
+    all when empty). Columns without a value are left out."""
     columns = [
         c
         for _, ts in runs
         for c in ts.columns
-        if c != "t_s" and not np.all(np.isnan(ts_col(ts, c)))
+        if c != "t_s"
+        and (not only or any(fnmatch(c, p) for p in only))
+        and not np.all(np.isnan(ts_col(ts, c)))
     ]
     columns = list(dict.fromkeys(columns))
     used = sorted({_panel_of(c) for c in columns})

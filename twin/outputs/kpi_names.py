@@ -30,22 +30,26 @@ from typing import Any
 from twin.accounting.kpis import Kpis
 from twin.errors import UsageError
 
+Number = bool | int | float
 
-def flatten(node: Any, prefix: str = "") -> dict[str, float]:
-    """The numbers under ``node`` (nested mappings) by dotted path; booleans count as 0/1,
-    anything else that is not a number (None, text, lists) is left out."""
-    out: dict[str, float] = {}
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Number]:
+    """The numbers under ``node`` (nested mappings) by dotted path, as they are (booleans,
+    integers, floats); anything else (None, text, lists) is left out."""
+    out: dict[str, Number] = {}
     if isinstance(node, Mapping):
         for key, value in node.items():
             out |= flatten(value, f"{prefix}.{key}" if prefix else str(key))
     elif isinstance(node, bool | int | float) and prefix:
-        out[prefix] = float(node)
+        out[prefix] = node
     return out
 
 
 def kpi_values(results: Mapping[str, Any]) -> dict[str, float]:
-    """The KPIs of a run's ``results.json`` content, by name (NaN ones left out)."""
-    return {k: v for k, v in flatten(results["kpis"]).items() if not math.isnan(v)}
+    """The KPIs of a run's ``results.json`` content, by name, as floats (NaN ones left
+    out)."""
+    values = {k: float(v) for k, v in flatten(results["kpis"]).items()}
+    return {k: v for k, v in values.items() if not math.isnan(v)}
 
 
 def kpi_patterns() -> list[str]:

@@ -61,7 +61,7 @@ def number_text(value: float) -> str:
         return f"{int(value):,}"
     if abs(value) >= 1e6:
         return f"{value:,.0f}"
-    return f"{value:.6g}"
+    return f"{value:,.6g}"
 
 
 def value_cell(value: Any) -> Any:

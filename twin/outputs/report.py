@@ -137,8 +137,12 @@ def _kpis(page: Page, r: dict[str, Any]) -> None:
     if verdicts:
         rows = []
         for v in verdicts:
-            word, css = {True: ("met", "pass"), False: ("MISSED", "fail")}.get(
-                v.met, ("not measured", "unknown")
+            word, css = (
+                ("not measured", "unknown")
+                if v.met is None
+                else ("met", "pass")
+                if v.met
+                else ("MISSED", "fail")
             )
             bound = "at most" if v.kind.bound == "max" else "at least"
             rows.append(
