@@ -29,7 +29,7 @@ LATENCY_BINS = 60
 #: Probabilities at which a latency distribution keeps its empirical quantiles: every
 #: 0.5 % and the far tail, enough to draw its CDF and read p50/p95/p99 off it.
 QUANTILE_LEVELS = np.unique(
-    np.concatenate((np.linspace(0.0, 1.0, 201), [0.9925, 0.995, 0.9975, 0.999, 0.9995, 0.9999]))
+    np.round(np.concatenate((np.arange(201) / 200, [0.9925, 0.9975, 0.999, 0.9995, 0.9999])), 6)
 )
 
 

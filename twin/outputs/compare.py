@@ -336,7 +336,7 @@ def to_json(
                         "df": None if d.interval is None else _finite(d.interval.df),
                         "significant": None if d.interval is None else d.interval.significant,
                     }
-                    for d in row.deltas
+                    for d in [None, *row.deltas]  # aligned with the sides: A has none
                 ],
             }
             for row in rows

@@ -1,0 +1,116 @@
+"""Golden KPIs: deterministic for a seed, every shipped scenario has them, drift fails
+with a diff naming the value, and an update is reproducible byte for byte."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from twin.cli import main
+from twin.outputs.golden import GoldenFile, check, drift, plan, run_golden, update
+from twin.scenario.loader import load_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
+#: A 6 h slice of the baseline: 30 sites.
+SLICE = ["fleet.pv.count=24", "fleet.wind.count=6", 'scenario.duration="6h"']
+
+
+def test_two_runs_give_identical_golden_values() -> None:
+    first, _ = run_golden(SCENARIOS / "baseline.toml", SLICE)
+    second, _ = run_golden(SCENARIOS / "baseline.toml", SLICE)
+    assert first == second
+    assert first["readings_generated"] == 30 * 6 * 60
+    assert first["ledger.balanced"] is True
+    text = GoldenFile("baseline", 7, SLICE, "a slice", first).to_text()
+    assert text == GoldenFile("baseline", 7, SLICE, "a slice", second).to_text()
+
+
+def test_every_shipped_scenario_has_golden_kpis_for_its_default_seed() -> None:
+    for path in sorted(SCENARIOS.glob("*.toml")):
+        golden = GoldenFile.read(SCENARIOS / "golden" / f"{path.stem}.json")
+        scenario = load_scenario(path, golden.overrides)  # the declared overrides still apply
+        assert (golden.scenario, golden.seed) == (path.stem, scenario.seed)
+        assert golden.note and ("shortened for CI" in golden.note) == bool(golden.overrides)
+        assert golden.values["readings_generated"] == sum(
+            int(f.count * scenario.duration_s // f.meter.sample_s) for f in scenario.fleets
+        )
+        assert golden.values["ledger.balanced"] is True
+
+
+def test_drift_names_each_value_outside_its_tolerance() -> None:
+    golden = {"readings_lost_total": 0, "latency_s.p99": 900.0, "energy_mdc_kwh.north": 0.6}
+    golden |= {"gone": 1, "mdcs.north.little_ok": True}
+    now = {"readings_lost_total": 12, "latency_s.p99": 900.0004, "energy_mdc_kwh.north": 0.61}
+    now |= {"new": 2.5, "mdcs.north.little_ok": True}
+    assert drift(golden, now) == [
+        "  energy_mdc_kwh.north: golden 0.6, now 0.61, +1.667 % (tolerance 1e-06 relative + 1e-06)",
+        "- gone: golden 1, no longer reported",
+        "+ new: now 2.5, not in the golden file",
+        "  readings_lost_total: golden 0, now 12 (exact)",
+    ]
+    # p99 moved 0.4 ms of 900 s (4.4e-7 relative): within its tolerance; 2 ms is not
+    assert drift({"latency_s.p99": 900.0}, {"latency_s.p99": 900.002}) == [
+        "  latency_s.p99: golden 900.0, now 900.002, +0.0002222 % (tolerance 1e-06 relative "
+        "+ 1e-06)"
+    ]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A scenario folder holding the baseline only."""
+    shutil.copy(SCENARIOS / "baseline.toml", tmp_path / "baseline.toml")
+    return tmp_path
+
+
+def test_check_fails_with_a_readable_diff_and_update_restores_it(folder: Path) -> None:
+    out = io.StringIO()
+    assert update(plan(folder, [], SLICE), 1, out) == 0
+    golden_path = folder / "golden" / "baseline.json"
+    written = golden_path.read_text("utf-8")
+    assert "wrote  baseline" in out.getvalue()
+    assert check(plan(folder, [], None), 1, io.StringIO()) == 0
+
+    data = json.loads(written)
+    data["values"]["readings_stored"] -= 1
+    data["values"]["hop_latency_s.vpn.p50"] /= 2  # as if the VPN had been twice as fast
+    golden_path.write_text(json.dumps(data), "utf-8")
+    out = io.StringIO()
+    assert check(plan(folder, ["baseline"], None), 1, out) == 1
+    report = out.getvalue().splitlines()
+    assert report[0].startswith("DRIFT  baseline")
+    assert report[1].startswith("      hop_latency_s.vpn.p50: golden ")
+    assert "+100 %" in report[1]
+    assert report[2].startswith("      readings_stored: golden ")
+    assert report[2].endswith("(exact)")
+    assert report[-1].startswith("golden: 1 of 1 scenarios drifted (baseline)")
+
+    # the update keeps the declared overrides and rewrites the very same file
+    assert update(plan(folder, [], None), 1, io.StringIO()) == 0
+    assert golden_path.read_text("utf-8") == written
+
+
+def test_a_missing_golden_file_fails_the_check(folder: Path) -> None:
+    out = io.StringIO()
+    jobs = plan(folder, [], SLICE)
+    assert check(jobs, 1, out) == 1
+    assert "no golden file" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--check", "nosuch"], "no scenario 'nosuch' in"),
+        (["--check", "--set", 'scenario.duration="1h"'], "--set and --full go with --update"),
+        (["--check", "--jobs", "0"], "--jobs 0: expected at least 1"),
+    ],
+)
+def test_misuse_is_one_line_and_exit_2(
+    folder: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(["golden", "--dir", str(folder), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("twin golden: ") and message in err
