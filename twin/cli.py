@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="GATE",
-        help="exit 1 when it holds, e.g. 'latency_s.p99>+10%%' or 'readings_lost_total>0'",
+        help="exit 1 if this holds, e.g. 'latency_s.p99>+10%%' or 'readings_lost_total>0'",
     )
     compare.add_argument(
         "--kpi", action="append", default=[], metavar="PATTERN", help="only these KPIs (globs)"
@@ -227,7 +227,7 @@ def _compare(args: argparse.Namespace) -> int:
     print(f"compare page: {page}", file=sys.stderr)
     broken = [v for v in verdicts if v.broken]
     for verdict in verdicts:
-        state = "BROKEN" if verdict.broken else "holds"
+        state = "BROKEN" if verdict.broken else "passed"
         print(f"gate {state}: {verdict.describe(sides[0].label)}", file=sys.stderr)
     return 1 if broken else EXIT_OK
 

@@ -202,7 +202,7 @@ def timeseries_figure(
                 "x": 0,
                 "y": top,
                 "xanchor": "left",
-                "yanchor": "top",
+                "yanchor": "bottom",
                 "showarrow": False,
                 "font": {"size": 11},
             }

@@ -244,6 +244,8 @@ def _num(value: float) -> str:
 def _percent(relative: float) -> str:
     if math.isnan(relative):
         return "-"
+    if relative == 0:
+        return "0 %"
     return f"{100 * relative:+.3g} %" if math.isfinite(relative) else "from 0"
 
 

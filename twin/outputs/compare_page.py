@@ -60,7 +60,7 @@ def compare_html(sides: Sequence[Side], rows: Sequence[Row], gates: Sequence[Gat
                     g.gate.text,
                     g.side,
                     Cell(
-                        ("BROKEN: " if g.broken else "holds: ") + g.describe(sides[0].label),
+                        ("BROKEN: " if g.broken else "passed: ") + g.describe(sides[0].label),
                         {"data-gate": g.gate.text},
                         css="fail" if g.broken else "pass",
                     ),

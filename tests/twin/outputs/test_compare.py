@@ -93,12 +93,12 @@ def test_a_broken_gate_exits_1_and_names_the_kpi(
     )
     assert code == 1
     assert "gate BROKEN: latency_s.p99>+10%: outage3h latency_s.p99 changed by +" in err
-    assert "gate holds: readings_lost_total>0: outage3h readings_lost_total = 0" in err
+    assert "gate passed: readings_lost_total>0: outage3h readings_lost_total = 0" in err
     # the same gates hold between a run and itself
     code, _, err = _compare(
         capsys, str(outage_run), str(outage_run), *html, "--fail-on", "latency_s.p99>+10%"
     )
-    assert code == 0 and "gate holds" in err
+    assert code == 0 and "gate passed" in err
 
 
 @pytest.mark.parametrize(

@@ -2,25 +2,39 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from twin.errors import ScenarioError
-from twin.scenario.loader import load_scenario
+from twin.scenario.loader import load_scenario, parse_scenario
 from twin.scenario.slo import SLO_KINDS, Slo, judge
 
 BASELINE = Path(__file__).resolve().parents[3] / "scenarios" / "baseline.toml"
 
 
 def test_the_table_is_read_in_file_order_and_travels_in_the_resolved_scenario() -> None:
-    scenario = load_scenario(BASELINE, ["slo.readings_lost=0", "slo.latency_p99_s=1800"])
-    assert scenario.slo == (Slo("readings_lost", 0.0), Slo("latency_p99_s", 1800.0))
-    assert scenario.to_json()["slo"] == {"readings_lost": 0.0, "latency_p99_s": 1800.0}
+    scenario = load_scenario(BASELINE, ["slo.latency_p99_s=900", "slo.drain_s=60"])
+    assert scenario.slo == (
+        Slo("readings_lost", 0.0),
+        Slo("latency_p99_s", 900.0),
+        Slo("availability", 0.999),
+        Slo("drain_s", 60.0),
+    )
+    assert scenario.to_json()["slo"] == {
+        "readings_lost": 0.0,
+        "latency_p99_s": 900.0,
+        "availability": 0.999,
+        "drain_s": 60.0,
+    }
 
 
-def test_a_scenario_without_the_table_resolves_as_before() -> None:
-    assert "slo" not in load_scenario(BASELINE).to_json()
+def test_a_scenario_without_the_table_resolves_without_it() -> None:
+    raw = tomllib.loads(BASELINE.read_text("utf-8"))
+    del raw["slo"]
+    scenario = parse_scenario(raw)
+    assert scenario.slo == () and "slo" not in scenario.to_json()
 
 
 @pytest.mark.parametrize(
