@@ -206,7 +206,7 @@ def _compare(args: argparse.Namespace) -> int:
         if not args.sides:
             raise UsageError("name at least one run folder (RUN), the reference first")
         gates = [compare.parse_gate(text) for text in args.fail_on]
-        sides = [compare.load_side(path) for path in args.sides]
+        sides = compare.load_sides(args.sides)
         rows = [compare.compare_kpi(sides, n) for n in compare.kpi_names(sides, args.kpi)]
         verdicts = compare.check_gates(gates, sides)
         page = args.html or args.sides[0].parent / "compare.html"

@@ -25,7 +25,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,21 @@ def load_side(path: Path) -> Side:
     else:
         raise UsageError(f"{path}: no such folder")
     return Side(path.resolve().name, path, runs, [kpi_values(r.results) for r in runs])
+
+
+def load_sides(paths: Sequence[Path]) -> list[Side]:
+    """Each path as a :class:`Side`; sides whose folders share a name are labelled by the
+    path as given (numbered if that is the same too), so no two labels are alike."""
+    sides = [load_side(p) for p in paths]
+    names = [s.label for s in sides]
+    labels = [
+        str(p) if names.count(s.label) > 1 else s.label for p, s in zip(paths, sides, strict=True)
+    ]
+    labels = [
+        f"{label} ({labels[:i].count(label) + 1})" if labels.count(label) > 1 else label
+        for i, label in enumerate(labels)
+    ]
+    return [replace(s, label=label) for s, label in zip(sides, labels, strict=True)]
 
 
 @dataclass(frozen=True)

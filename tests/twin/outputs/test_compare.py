@@ -13,7 +13,7 @@ from scipy import stats
 
 from twin.accounting.intervals import welch_interval
 from twin.cli import main
-from twin.outputs.compare import Side, compare_kpi, load_side, parse_gate
+from twin.outputs.compare import Side, compare_kpi, load_side, load_sides, parse_gate
 from twin.outputs.kpi_names import kpi_patterns, kpi_values
 
 
@@ -199,3 +199,11 @@ def test_every_kpi_of_a_run_fits_a_documented_pattern(outage_run: Path) -> None:
     assert "readings_lost_total" in patterns and "latency_s.p99" in patterns
     side = Side("x", outage_run, [], [names])
     assert side.values("latency_s.p99").tolist() == [names["latency_s.p99"]]
+
+
+def test_sides_with_the_same_folder_name_get_distinct_labels(
+    outage_run: Path, tmp_path: Path
+) -> None:
+    other = shutil.copytree(outage_run, tmp_path / "elsewhere" / "outage")
+    labels = [s.label for s in load_sides([outage_run, other, outage_run])]
+    assert labels == [f"{outage_run} (1)", str(other), f"{outage_run} (2)"]
