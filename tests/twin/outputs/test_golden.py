@@ -39,6 +39,9 @@ def test_every_shipped_scenario_has_golden_kpis_for_its_default_seed() -> None:
             int(f.count * scenario.duration_s // f.meter.sample_s) for f in scenario.fleets
         )
         assert golden.values["ledger.balanced"] is True
+    # and no golden file outlives its scenario
+    scenarios = {p.stem for p in SCENARIOS.glob("*.toml")}
+    assert {p.stem for p in (SCENARIOS / "golden").glob("*.json")} == scenarios
 
 
 def test_drift_names_each_value_outside_its_tolerance() -> None:
