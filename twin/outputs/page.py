@@ -66,13 +66,15 @@ def number_text(value: float) -> str:
 
 def value_cell(value: Any) -> Any:
     """A table value: numbers as :func:`number_text`, None as a dash, booleans as yes/no,
-    the rest as text."""
+    a mapping as ``key value, ...``, the rest as text."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int | float):
         return Cell(number_text(value), number=True)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
     return str(value)
 
 

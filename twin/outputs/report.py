@@ -249,9 +249,13 @@ def _faults(page: Page, r: dict[str, Any]) -> None:
         page.table(["kind", "injected"], [[k, value_cell(n)] for k, n in sorted(kinds.items())])
         listed = truth[:MAX_LISTED]
         columns = list(dict.fromkeys(key for t in listed for key in t))
+        more = len(truth) - len(listed)
+        page.raw(
+            f"<details><summary>The records ({len(listed)} of {len(truth)}"
+            f"{'; the rest are in results.json' if more else ''})</summary>"
+        )
         page.table(columns, [[value_cell(t.get(c)) for c in columns] for t in listed])
-        if len(truth) > MAX_LISTED:
-            page.paragraph(f"... and {len(truth) - MAX_LISTED} more in results.json.", "note")
+        page.raw("</details>")
 
 
 def _mdcs(page: Page, r: dict[str, Any]) -> None:

@@ -74,7 +74,7 @@ _MDC_FIELDS: tuple[tuple[str, Any], ...] = (
     ("memory peak, bytes", lambda m: m["memory_peak_bytes"]),
     ("RAM admission waits", lambda m: m["admission_waits"]),
     ("jobs lost", lambda m: m["lost_jobs"]),
-    ("jobs lost by cause", lambda m: _pairs(m["lost_jobs_by_cause"])),
+    ("jobs lost by cause", lambda m: m["lost_jobs_by_cause"]),
     ("whole-MDC power losses", lambda m: m["power_losses"]),
     ("Little's law L", lambda m: m["little_l"]),
     ("Little's law lambda, 1/s", lambda m: m["little_lambda_per_s"]),
@@ -98,10 +98,6 @@ _POWER_FIELDS = (
     "battery_min_soc",
     "battery_losses_wh",
 )
-
-
-def _pairs(mapping: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(mapping.items())) or "-"
 
 
 def mdc_rows(mdcs: Sequence[dict[str, Any]], kpis: dict[str, Any]) -> Rows:
@@ -147,9 +143,7 @@ def server_rows(mdcs: Sequence[dict[str, Any]]) -> Rows:
 def network_rows(network: dict[str, Any]) -> Rows:
     """The network's counts, then each tunnel's."""
     rows: list[list[Any]] = [
-        [k.replace("_", " "), value_cell(v) if not isinstance(v, dict) else _pairs(v)]
-        for k, v in sorted(network.items())
-        if k != "vpn"
+        [k.replace("_", " "), value_cell(v)] for k, v in sorted(network.items()) if k != "vpn"
     ]
     for tunnel in network.get("vpn", []):
         rows.append(
