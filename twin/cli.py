@@ -247,8 +247,9 @@ def _golden(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"twin golden: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    stale = [] if args.names else golden.orphans(args.dir)  # all scenarios: no leftovers
     command = golden.update if args.update else golden.check
-    return command(jobs, args.jobs, sys.stdout)
+    return command(jobs, args.jobs, sys.stdout, stale)
 
 
 if __name__ == "__main__":

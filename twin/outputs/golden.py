@@ -56,8 +56,14 @@ GOLDEN_FOLDER = "golden"
 DIGITS = 10
 
 
-def _keyed(items: Sequence[dict[str, Any]], key: Callable[[dict[str, Any]], str]) -> dict:
-    return {key(item): item for item in items}
+def _keyed(items: Sequence[dict[str, Any]], *keys: Callable[[dict[str, Any]], str]) -> dict:
+    """``items`` by the first of ``keys`` that names each one differently, else by
+    position, so that no record hides another."""
+    for key in keys:
+        names = [key(item) for item in items]
+        if len(set(names)) == len(names):
+            return dict(zip(names, items, strict=True))
+    return {str(i): item for i, item in enumerate(items)}
 
 
 def golden_values(results: dict[str, Any]) -> dict[str, Number]:
@@ -72,6 +78,7 @@ def golden_values(results: dict[str, Any]) -> dict[str, Number]:
         "analytics": _keyed(
             results["analytics"],
             lambda s: s["fault_kind"] if s["fault_kind"] != "(none)" else s["detection_kind"],
+            lambda s: f"{s['fault_kind']}.{s['detection_kind']}",
         ),
         "forecasts": results["forecasts"],
     }
@@ -221,6 +228,12 @@ def plan(folder: Path, names: Sequence[str], overrides: Sequence[str] | None) ->
     return jobs
 
 
+def orphans(folder: Path) -> list[Path]:
+    """The golden files in ``folder`` whose scenario file is gone."""
+    scenarios = {p.stem for p in folder.glob("*.toml")}
+    return sorted(p for p in (folder / GOLDEN_FOLDER).glob("*.json") if p.stem not in scenarios)
+
+
 def run_jobs(
     jobs: Sequence[GoldenJob],
     workers: int,
@@ -254,9 +267,16 @@ def _head(job: GoldenJob, wall_s: float) -> str:
     return f"{job.name:<16} ({how}; {wall_s:.1f} s)"
 
 
-def check(jobs: Sequence[GoldenJob], workers: int, out: TextIO) -> int:
-    """Run the jobs and compare each with its golden file; 0 when all match, else 1."""
+def check(jobs: Sequence[GoldenJob], workers: int, out: TextIO, stale: Sequence[Path] = ()) -> int:
+    """Run the jobs and compare each with its golden file; 0 when all match and no golden
+    file is ``stale`` (its scenario gone, :func:`orphans`), else 1."""
     failed: list[str] = []
+    for path in stale:
+        failed.append(path.stem)
+        print(
+            f"STALE  {path}: no scenario {path.stem}.toml (twin golden --update removes it)",
+            file=out,
+        )
 
     def report(job: GoldenJob, values: dict[str, Number] | Exception, wall_s: float) -> None:
         if isinstance(values, Exception):
@@ -279,8 +299,9 @@ def check(jobs: Sequence[GoldenJob], workers: int, out: TextIO) -> int:
     run_jobs(jobs, workers, report)
     if failed:
         print(
-            f"golden: {len(failed)} of {len(jobs)} scenarios drifted ({', '.join(sorted(failed))});"
-            f" if the change is intended: twin golden --update {' '.join(sorted(failed))}",
+            f"golden: {len(failed)} of {len(jobs) + len(stale)} scenarios drifted "
+            f"({', '.join(sorted(failed))}); if the change is intended: twin golden --update "
+            + ("" if stale else " ".join(sorted(failed))),
             file=out,
         )
         return 1
@@ -288,9 +309,13 @@ def check(jobs: Sequence[GoldenJob], workers: int, out: TextIO) -> int:
     return 0
 
 
-def update(jobs: Sequence[GoldenJob], workers: int, out: TextIO) -> int:
-    """Run the jobs and rewrite their golden files; 0 unless a run failed."""
+def update(jobs: Sequence[GoldenJob], workers: int, out: TextIO, stale: Sequence[Path] = ()) -> int:
+    """Run the jobs and rewrite their golden files (write them for new scenarios), and
+    remove the ``stale`` ones (:func:`orphans`); 0 unless a run failed."""
     failed: list[str] = []
+    for path in stale:
+        path.unlink()
+        print(f"removed {path}: no scenario {path.stem}.toml", file=out)
 
     def report(job: GoldenJob, values: dict[str, Number] | Exception, wall_s: float) -> None:
         if isinstance(values, Exception):

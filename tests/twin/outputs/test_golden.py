@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from twin.cli import main
-from twin.outputs.golden import GoldenFile, check, drift, plan, run_golden, update
+from twin.outputs.golden import (
+    GoldenFile,
+    check,
+    drift,
+    golden_values,
+    orphans,
+    plan,
+    run_golden,
+    update,
+)
 from twin.scenario.loader import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
@@ -101,6 +110,41 @@ def test_a_missing_golden_file_fails_the_check(folder: Path) -> None:
     jobs = plan(folder, [], SLICE)
     assert check(jobs, 1, out) == 1
     assert "no golden file" in out.getvalue()
+
+
+def test_a_golden_file_without_its_scenario_fails_the_check_and_the_update_removes_it(
+    folder: Path,
+) -> None:
+    (folder / "golden").mkdir()
+    gone = folder / "golden" / "renamed.json"
+    gone.write_text(GoldenFile("renamed", 7, [], "the full scenario", {"x": 1}).to_text())
+    (folder / "golden" / "baseline.json").write_text("{}")
+    assert orphans(folder) == [gone]
+    out = io.StringIO()
+    assert check([], 1, out, orphans(folder)) == 1
+    assert out.getvalue().startswith(f"STALE  {gone}: no scenario renamed.toml")
+    assert out.getvalue().rstrip().endswith("if the change is intended: twin golden --update")
+    out = io.StringIO()
+    assert update([], 1, out, orphans(folder)) == 0
+    assert out.getvalue() == f"removed {gone}: no scenario renamed.toml\n"
+    assert not gone.exists() and orphans(folder) == []
+
+
+def test_records_that_share_a_name_are_all_kept() -> None:
+    """Two analytics scores of one fault kind (two detectors) both get golden values."""
+    score = {"fault_kind": "icing", "detection_kind": "flatline", "recall": 0.5}
+    minimal = {
+        "kpis": {"readings_generated": 10},
+        "ledger": {},
+        "faults": [],
+        "mdcs": [],
+        "network": {"vpn": []},
+        "analytics": [score, score | {"detection_kind": "drift", "recall": 1.0}],
+        "forecasts": {},
+    }
+    values = golden_values(minimal)
+    assert values["analytics.icing.flatline.recall"] == 0.5
+    assert values["analytics.icing.drift.recall"] == 1.0
 
 
 @pytest.mark.parametrize(
