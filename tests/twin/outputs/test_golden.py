@@ -130,6 +130,24 @@ def test_a_golden_file_without_its_scenario_fails_the_check_and_the_update_remov
     assert not gone.exists() and orphans(folder) == []
 
 
+def test_update_of_every_scenario_is_one_command(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``twin golden --update`` (no name) writes the golden file of each scenario and
+    removes those of scenarios that are gone; the check then passes."""
+    (folder / "golden").mkdir()
+    gone = folder / "golden" / "renamed.json"
+    gone.write_text(GoldenFile("renamed", 7, [], "the full scenario", {"x": 1}).to_text())
+    tiny = ["fleet.pv.count=2", "fleet.wind.count=1", 'scenario.duration="1h"']
+    sets = [arg for o in tiny for arg in ("--set", o)]
+    assert main(["golden", "--dir", str(folder), "--update", "--jobs", "1", *sets]) == 0
+    out = capsys.readouterr().out
+    assert f"removed {gone}" in out and "wrote  baseline" in out
+    assert sorted(p.name for p in (folder / "golden").iterdir()) == ["baseline.json"]
+    assert GoldenFile.read(folder / "golden" / "baseline.json").overrides == tiny
+    assert main(["golden", "--dir", str(folder), "--check", "--jobs", "1"]) == 0
+
+
 def test_records_that_share_a_name_are_all_kept() -> None:
     """Two analytics scores of one fault kind (two detectors) both get golden values."""
     score = {"fault_kind": "icing", "detection_kind": "flatline", "recall": 0.5}
