@@ -23,6 +23,11 @@ INTERLEAVED: dict[str, tuple[float, float, float]] = {}
 RATIOS: list[tuple[str, str, str]] = [
     ("fetch+process / bare fromstring (15 readings)", "fetch_process", "bare_fromstring"),
     ("full pipeline incl. SQLite store / bare fromstring", "pipeline_handle", "bare_fromstring"),
+    # test_service_bench.py: wall time of 1000 sealed uploads (above 1: the service is slower)
+    ("MDC service, 1 worker / in-process, commit per upload", "service_1", "in_process"),
+    ("MDC service, 2 workers / in-process, commit per upload", "service_2", "in_process"),
+    ("MDC service, 1 worker / in-process, group commits", "service_1", "in_process_grouped"),
+    ("MDC service, 2 workers / in-process, group commits", "service_2", "in_process_grouped"),
 ]
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from twin.accounting.kpis import LatencyStats
-from twin.accounting.ledger import Ledger
+from twin.accounting.ledger import STORED, Ledger
 
 #: Interval of the run's time series, s: the world samples its state this often.
 SAMPLE_EVERY_S = 300.0
@@ -118,7 +118,7 @@ def timeseries_table(
             sums = np.bincount(bins, weights=power_w, minlength=n_bins)
             columns.append(f"{name}_kw_{fleet.name}")
             data.append(sums / counts / 1000.0)
-    committed = ledger.stored_at_s[np.isfinite(ledger.stored_at_s)]
+    committed = ledger.final_at_s[ledger.final == STORED]
     columns.append("readings_stored")
     data.append(np.histogram(committed, bins=edges_s)[0].astype(np.float64))
     sampled = np.array(samples, dtype=np.float64).reshape(-1, len(sample_columns))[:n_bins]

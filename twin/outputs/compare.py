@@ -73,10 +73,10 @@ def load_side(path: Path) -> Side:
     elif path.is_dir():
         folders = sorted(p.parent for p in path.rglob(RESULTS_NAME))
         if not folders:
-            raise UsageError(f"{path}: neither a run folder nor a folder of runs (no results.json)")
+            raise UsageError("RUN", str(path), "a run folder or a folder of runs (no results.json)")
         runs = [load_run(f) for f in folders]
     else:
-        raise UsageError(f"{path}: no such folder")
+        raise UsageError("RUN", str(path), "an existing folder")
     return Side(path.resolve().name, path, runs, [kpi_values(r.results) for r in runs])
 
 
@@ -151,7 +151,7 @@ def kpi_names(sides: Sequence[Side], patterns: Sequence[str] = ()) -> list[str]:
     names = sorted({n for s in sides for k in s.kpis for n in k})
     for pattern in patterns:
         if not any(fnmatch(n, pattern) for n in names):
-            check_kpi_name(pattern, names, f"--kpi {pattern!r}")
+            check_kpi_name(pattern, names, "--kpi", pattern)
     return [n for n in names if not patterns or any(fnmatch(n, p) for p in patterns)]
 
 
@@ -188,9 +188,10 @@ def parse_gate(text: str) -> Gate:
     match = _GATE.match(text)
     if match is None:
         raise UsageError(
-            f"--fail-on {text!r}: expected KPI OP VALUE, e.g. 'latency_s.p99>+10%' "
-            "(OP one of > >= < <=; VALUE a number, signed for a change from A, % for a "
-            "relative change)"
+            "--fail-on",
+            text,
+            "KPI OP VALUE, e.g. 'latency_s.p99>+10%' (OP one of > >= < <=; VALUE a number, "
+            "signed for a change from A, % for a relative change)",
         )
     number = float(match["number"]) * (-1 if match["sign"] == "-" else 1)
     mode = "relative" if match["percent"] else "change" if match["sign"] else "value"
@@ -224,10 +225,10 @@ def check_gates(gates: Sequence[Gate], sides: Sequence[Side]) -> list[GateResult
     known = kpi_names(sides)
     results = []
     for gate in gates:
-        check_kpi_name(gate.kpi, known, f"--fail-on {gate.text!r}")
+        check_kpi_name(gate.kpi, known, "--fail-on", gate.text)
         if gate.mode != "value" and len(sides) < 2:
             raise UsageError(
-                f"--fail-on {gate.text!r}: a change needs a second side to compare with A"
+                "--fail-on", gate.text, "a gate on the KPI itself: a change needs a second run"
             )
         row = compare_kpi(sides, gate.kpi)
         targets = range(1, len(sides)) if len(sides) > 1 else range(1)

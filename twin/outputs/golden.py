@@ -144,7 +144,7 @@ class GoldenFile:
                 rules,
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"{path}: not a golden file ({exc!r})") from None
+            raise UsageError("golden file", str(path), f"a golden file ({exc!r})") from None
 
 
 def drift(
@@ -213,10 +213,10 @@ def plan(folder: Path, names: Sequence[str], overrides: Sequence[str] | None) ->
 
     paths = {p.stem: p for p in sorted(folder.glob("*.toml"))}
     if not paths:
-        raise UsageError(f"{folder}: no scenario files (*.toml)")
+        raise UsageError("--dir", str(folder), "a folder of scenario files (*.toml)")
     unknown = [n for n in names if n not in paths]
     if unknown:
-        raise UsageError(f"no scenario {unknown[0]!r} in {folder}; one of {', '.join(paths)}")
+        raise UsageError("NAME", unknown[0], f"a scenario of {folder}: {', '.join(paths)}")
     jobs = []
     for name in names or list(paths):
         golden_path = folder / GOLDEN_FOLDER / f"{name}.json"

@@ -71,11 +71,12 @@ def kpi_patterns() -> list[str]:
     return [*names, "readings_lost_total"]
 
 
-def check_kpi_name(name: str, known: Iterable[str], where: str) -> None:
-    """Raise a :class:`UsageError` naming ``where`` if ``name`` is not in ``known``."""
+def check_kpi_name(name: str, known: Iterable[str], key: str, value: str) -> None:
+    """Raise a :class:`UsageError` naming the option ``key`` and its ``value`` if ``name``
+    is not in ``known``, with the closest names."""
     known = list(known)
     if name in known:
         return
     close = difflib.get_close_matches(name, known, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; see twin compare --list-kpis"
-    raise UsageError(f"unknown KPI {name!r} in {where}{hint}")
+    hint = f"did you mean {', '.join(close)}?" if close else "twin compare --list-kpis lists them"
+    raise UsageError(key, value, f"a KPI the runs report ({name!r} is none; {hint})")

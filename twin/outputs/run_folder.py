@@ -87,11 +87,11 @@ def load_run(path: Path) -> RunFolder:
     try:
         results = json.loads(results_path.read_text("utf-8"))
     except FileNotFoundError:
-        raise UsageError(f"{path}: not a run folder (no {RESULTS_NAME})") from None
+        raise UsageError("OUT_DIR", str(path), f"a run folder (it has no {RESULTS_NAME})") from None
     except (OSError, ValueError) as exc:
-        raise UsageError(f"{results_path}: unreadable ({exc})") from None
+        raise UsageError(RESULTS_NAME, str(results_path), f"a readable file ({exc})") from None
     if not isinstance(results, dict) or "kpis" not in results or "scenario" not in results:
-        raise UsageError(f"{results_path}: not the results of a twin run")
+        raise UsageError(RESULTS_NAME, str(results_path), "the results of a twin run")
     timeseries = None
     if (path / TIMESERIES_NAME).exists():
         timeseries = read_timeseries(path / TIMESERIES_NAME)

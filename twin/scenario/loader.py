@@ -29,7 +29,7 @@ from twin.scenario.field import (
 )
 from twin.scenario.mdc import MdcSpec, parse_mdc
 from twin.scenario.network import NetworkSpec, check_backbone, parse_network
-from twin.scenario.schema import Table
+from twin.scenario.schema import MIN_PERIOD_S, Table, read_scenario_text
 from twin.scenario.slo import Slo, parse_slo
 from twin.sil.service_time import SERVICE_TIME_MODES, load_cost_model
 from twin.world.faults import WORLD_FAULTS
@@ -91,12 +91,12 @@ class Scenario:
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
     """Read, override and validate a scenario file."""
     path = Path(path)
+    text = read_scenario_text(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError("SCENARIO", str(path), "an existing scenario file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(str(path), "(file)", f"valid TOML ({exc})") from None
+        raw = tomllib.loads(text)
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError, an int too long to read
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ScenarioError(str(path), "(file)", f"valid TOML ({reason})") from None
     for item in overrides or []:
         apply_override(raw, item)
     return parse_scenario(raw)
@@ -110,7 +110,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
         raise ScenarioError("--set", item, "KEY=VALUE, e.g. fleet.pv.count=500")
     try:
         value = tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):  # not a TOML value (or an int too long to read)
         value = text.strip()
     parts = key.split(".")
     node: Any = raw
@@ -232,7 +232,7 @@ def _pipeline(table: Table) -> PipelineSpec:
         service_time=table.string("service_time", "calibrated", choices=tuple(SERVICE_TIME_MODES)),
         cost_model=table.string("cost_model", "default"),
         authenticate=table.boolean("authenticate", True),
-        analytics_every_s=table.duration_s("analytics_every", "1h"),
+        analytics_every_s=table.duration_s("analytics_every", "1h", minimum_s=MIN_PERIOD_S),
         pipeline_sample_rate=table.number("pipeline_sample_rate", 1.0, 0.0, 1.0, True),
     )
     if spec.service_time != "model" and spec.pipeline_sample_rate != 1.0:

@@ -104,7 +104,7 @@ def test_a_broken_gate_exits_1_and_names_the_kpi(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--fail-on", "latency.p99>+10%"], "unknown KPI 'latency.p99' in --fail-on"),
+        (["--fail-on", "latency.p99>+10%"], "--fail-on = 'latency.p99>+10%': expected a KPI"),
         (["--fail-on", "latency_s.p99 >> 10"], "expected KPI OP VALUE"),
         (["--fail-on", "latency_s.p99>ten"], "expected KPI OP VALUE"),
         (["--kpi", "latency_s.p999"], "did you mean latency_s.p99"),
@@ -115,14 +115,15 @@ def test_bad_kpi_names_and_gates_are_one_line_and_exit_2(
 ) -> None:
     code, out, err = _compare(capsys, str(outage_run), str(outage_run), *args)
     assert code == 2 and out == ""
-    assert err.count("\n") == 1 and err.startswith("twin compare: ") and message in err
+    assert err.count("\n") == 1 and err.startswith("twin: error: ") and message in err
 
 
 def test_a_missing_folder_is_one_line_and_exit_2(
     outage_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = _compare(capsys, str(outage_run), str(tmp_path / "nope"))
-    assert code == 2 and err == f"twin compare: {tmp_path / 'nope'}: no such folder\n"
+    nope = str(tmp_path / "nope")
+    assert code == 2 and err == f"twin: error: RUN = {nope!r}: expected an existing folder\n"
 
 
 def test_gate_forms() -> None:

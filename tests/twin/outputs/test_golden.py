@@ -168,9 +168,9 @@ def test_records_that_share_a_name_are_all_kept() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--check", "nosuch"], "no scenario 'nosuch' in"),
-        (["--check", "--set", 'scenario.duration="1h"'], "--set and --full go with --update"),
-        (["--check", "--jobs", "0"], "--jobs 0: expected at least 1"),
+        (["--check", "nosuch"], "NAME = 'nosuch': expected a scenario of"),
+        (["--check", "--set", 'scenario.duration="1h"'], "expected given with --update only"),
+        (["--check", "--jobs", "0"], "--jobs = 0: expected an integer >= 1"),
     ],
 )
 def test_misuse_is_one_line_and_exit_2(
@@ -178,4 +178,4 @@ def test_misuse_is_one_line_and_exit_2(
 ) -> None:
     assert main(["golden", "--dir", str(folder), *args]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("twin golden: ") and message in err
+    assert err.count("\n") == 1 and err.startswith("twin: error: ") and message in err
