@@ -6,7 +6,6 @@ window is on the time axis; a screenshot of each page is saved in the test's tmp
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,23 +13,11 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM
 from twin.cli import main
 from twin.outputs.kpi_names import kpi_values
 
-#: Debian's chromium (Ubuntu names it chromium-browser).
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no chromium executable (Debian: apt-get install -y chromium; .ci/run installs it)",
-)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 
 #: What each plot div holds once Plotly has drawn it: its traces (lines, bars, Sankey).
 _DRAWN = """() => Array.from(document.querySelectorAll('div.plot')).map(d => ({
@@ -74,7 +61,7 @@ def chromium() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield Browser(browser)
         browser.close()
 
