@@ -1,5 +1,6 @@
 """The ``twin`` command: run (in-process, or live against a real MDC service), validate and
-calibrate scenarios, write the keyring of a scenario's meters, sweep and size them
+calibrate scenarios, write the keyring of a scenario's meters, (re)build a run's report,
+compare runs, check or update the golden KPIs, sweep and size them
 (:mod:`twin.study.commands`)."""
 
 from __future__ import annotations
@@ -69,6 +70,61 @@ def _parser() -> argparse.ArgumentParser:
     )
     calibrate.add_argument("--out", type=Path, default=Path("twin/data/cost_model.json"))
     calibrate.add_argument("--repeats", type=int, default=200, help="calls per upload size")
+
+    report = commands.add_parser("report", help="(re)build report.html of a run's output folder")
+    report.add_argument("out_dir", type=Path, help="a folder written by twin run")
+
+    compare = commands.add_parser(
+        "compare", help="KPIs of runs side by side: changes, confidence intervals, gates"
+    )
+    compare.add_argument(
+        "sides",
+        nargs="*",
+        type=Path,
+        metavar="RUN",
+        help="run folders, or folders of replications; the first is the reference (A)",
+    )
+    compare.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    compare.add_argument(
+        "--fail-on",
+        action="append",
+        default=[],
+        metavar="GATE",
+        help="exit 1 if this holds, e.g. 'latency_s.p99>+10%%' or 'readings_lost_total>0'",
+    )
+    compare.add_argument(
+        "--kpi", action="append", default=[], metavar="PATTERN", help="only these KPIs (globs)"
+    )
+    compare.add_argument("--changed", action="store_true", help="only KPIs that differ from A")
+    compare.add_argument(
+        "--html", type=Path, default=None, help="the page (default: compare.html beside RUN A)"
+    )
+    compare.add_argument("--list-kpis", action="store_true", help="print the KPI names")
+
+    golden = commands.add_parser(
+        "golden", help="check (CI) or rewrite the shipped scenarios' golden KPIs"
+    )
+    mode = golden.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--check", action="store_true", help="fail with a diff on drift")
+    mode.add_argument("--update", action="store_true", help="rewrite the golden files")
+    golden.add_argument("names", nargs="*", metavar="NAME", help="scenarios (default: all)")
+    golden.add_argument(
+        "--jobs", type=int, default=2, help="scenarios run at a time (processes; default 2)"
+    )
+    golden.add_argument(
+        "--dir", type=Path, default=Path("scenarios"), help="the scenarios (golden/ inside)"
+    )
+    golden.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="with --update: run with these overrides, declared in the golden file",
+    )
+    golden.add_argument(
+        "--full", action="store_true", help="with --update: run the full scenario (no overrides)"
+    )
     _add_keys(commands)
     from twin.study.commands import add_study_commands
 
@@ -84,6 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "compare":
+            return _compare(args)
+        if args.command == "golden":
+            return _golden(args)
         if args.command == "keys":
             return _keys(args)
         if args.command in ("sweep", "size"):
@@ -145,6 +207,7 @@ def _run(args: argparse.Namespace) -> int:
         files = write_outputs(results, out_dir, plots=not args.no_plots, staging=staging)
     print(summary_text(results, files))
     print(f"  results: {files.results}")
+    print(f"  report: {files.report}")
     return EXIT_OK
 
 
@@ -193,6 +256,70 @@ def _calibrate(args: argparse.Namespace) -> int:
     )
     print(f"cost model written to {model_path}")
     return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    """``twin report OUT_DIR``: rebuild the run's report.html from its files."""
+    from twin.outputs.report import write_report
+
+    print(write_report(args.out_dir))
+    return EXIT_OK
+
+
+def _compare(args: argparse.Namespace) -> int:
+    """``twin compare A B [C...]``: print the KPI table, write compare.html, check gates."""
+    import json
+
+    from twin.outputs import compare
+    from twin.outputs.compare_page import compare_html
+    from twin.outputs.kpi_names import kpi_patterns
+
+    if args.list_kpis:
+        print("\n".join(kpi_patterns()))
+        return EXIT_OK
+    if not args.sides:
+        raise UsageError("RUN", [], "at least one run folder, the reference first")
+    gates = [compare.parse_gate(text) for text in args.fail_on]
+    sides = compare.load_sides(args.sides)
+    rows = [compare.compare_kpi(sides, n) for n in compare.kpi_names(sides, args.kpi)]
+    verdicts = compare.check_gates(gates, sides)
+    page = args.html or args.sides[0].parent / "compare.html"
+    try:
+        page.write_text(compare_html(sides, rows, verdicts), "utf-8")
+    except OSError as exc:
+        raise UsageError("--html", str(page), f"a file it can write ({exc.strerror})") from None
+    shown = [r for r in rows if r.changed] if args.changed else rows
+    if args.format == "json":
+        print(json.dumps(compare.to_json(sides, shown, verdicts), indent=2, sort_keys=True))
+    else:
+        header, cells = compare.table(sides, shown)
+        render = compare.markdown_table if args.format == "markdown" else compare.text_table
+        print(render(header, cells))
+    print(f"compare page: {page}", file=sys.stderr)
+    broken = [v for v in verdicts if v.broken]
+    for verdict in verdicts:
+        state = "BROKEN" if verdict.broken else "passed"
+        print(f"gate {state}: {verdict.describe(sides[0].label)}", file=sys.stderr)
+    return 1 if broken else EXIT_OK
+
+
+def _golden(args: argparse.Namespace) -> int:
+    """``twin golden --check|--update [NAME...]``: the golden KPIs of the shipped scenarios."""
+    from twin.outputs import golden
+
+    if (args.overrides is not None or args.full) and not args.update:
+        raise UsageError(
+            "--set/--full",
+            args.overrides or "--full",
+            "given with --update only (the check runs what the golden files declare)",
+        )
+    if args.jobs < 1:
+        raise UsageError("--jobs", args.jobs, "an integer >= 1")
+    overrides = [] if args.full else args.overrides
+    jobs = golden.plan(args.dir, args.names, overrides)
+    stale = [] if args.names else golden.orphans(args.dir)  # all scenarios: no leftovers
+    command = golden.update if args.update else golden.check
+    return command(jobs, args.jobs, sys.stdout, stale)
 
 
 def _add_live_options(run: argparse.ArgumentParser) -> None:
@@ -294,6 +421,7 @@ def _run_live(args: argparse.Namespace, scenario: Scenario, out_dir: Path, stagi
         + (f"; {report.kills} kills" if report.kills else "")
     )
     print(f"  results: {files.results}")
+    print(f"  report: {files.report}")
     return EXIT_OK
 
 

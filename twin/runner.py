@@ -200,6 +200,7 @@ def assemble_results(
         horizon_s,
     )
     ground_truth = [r for f in fleets for r in f.ground_truth]
+    hops = world.net.hops
     return Results(
         scenario=scenario,
         seed=seed,
@@ -228,6 +229,7 @@ def assemble_results(
                 fleet_series, ledger, world.samples, world.sample_columns(), horizon_s
             ),
             LatencyDistribution.of(ledger.latencies_s()),
+            {hop: LatencyDistribution.of(hops.values(hop)) for hop in hops.hops},
         ),
         ground_truth=ground_truth,
         detections=world.detections,

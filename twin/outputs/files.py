@@ -1,6 +1,7 @@
 """The files of a run's output folder (DESIGN.md §6), written from its :class:`Results`:
 ``results.json``, ``timeseries.csv``, ``ground_truth.csv`` (with field faults) and
-``overview.png`` (optional). The pipeline's own ``store.sqlite`` is written by the run.
+``overview.png`` (optional), then ``report.html`` and ``latency.json``
+(:mod:`twin.outputs.report`). The pipeline's own ``store.sqlite`` is written by the run.
 
 One folder holds one run, written whole or not at all (:func:`run_folder`): the run and its
 files go to a staging folder beside the output folder, which replaces it only once
@@ -20,7 +21,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,13 @@ STAGING_PREFIX = ".twin-staging-"
 @dataclass(frozen=True)
 class OutputFiles:
     """Paths written: ``results.json``, the time series, the ground truth (None without
-    field faults) and the plots."""
+    field faults), the plots and the report."""
 
     results: Path
     timeseries: Path
     ground_truth: Path | None = None
     plots: list[Path] = field(default_factory=list)
+    report: Path | None = None
 
     def listing(self) -> dict[str, Any]:
         """The ``extra`` record of ``results.json``: the other files, as strings."""
@@ -59,7 +61,8 @@ def write_outputs(
 ) -> OutputFiles:
     """Write the run's files into ``out_dir`` (created if needed), or into ``staging`` (the
     folder of :func:`run_folder` that becomes ``out_dir``); the paths listed and returned
-    are those in ``out_dir``. ``results.json`` is written last, and atomically."""
+    are those in ``out_dir``. ``results.json`` is written atomically after the other
+    files, then the report from the folder."""
     folder = out_dir if staging is None else staging
     folder.mkdir(parents=True, exist_ok=True)
     table = results.series.timeseries
@@ -79,7 +82,9 @@ def write_outputs(
     )
     data = results.to_json() | {"extra": files.listing()}
     write_text_atomic(folder / RESULTS_NAME, json.dumps(data, indent=2, sort_keys=True) + "\n")
-    return files
+    from twin.outputs.report import write_run_report  # reads the folder written above
+
+    return replace(files, report=out_dir / write_run_report(results, folder).name)
 
 
 def write_csv(path: Path, columns: list[str], rows: np.ndarray) -> Path:

@@ -30,6 +30,7 @@ from twin.scenario.field import (
 from twin.scenario.mdc import MdcSpec, parse_mdc
 from twin.scenario.network import NetworkSpec, check_backbone, parse_network
 from twin.scenario.schema import MIN_PERIOD_S, Table, read_scenario_text
+from twin.scenario.slo import Slo, parse_slo
 from twin.sil.service_time import SERVICE_TIME_MODES, load_cost_model
 from twin.world.faults import WORLD_FAULTS
 
@@ -70,6 +71,8 @@ class Scenario:
     timezone: str = "UTC"
     #: Cells per region, the VPN's dynamics and gateway buffer, the backbone.
     network: NetworkSpec = field(default_factory=NetworkSpec)
+    #: The service levels the run is judged against (``[slo]``, twin.scenario.slo).
+    slo: tuple[Slo, ...] = ()
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -79,6 +82,9 @@ class Scenario:
         """The resolved scenario as plain JSON types (times in s, start as ISO 8601)."""
         data = dataclasses.asdict(self)
         data["start"] = self.start.isoformat().replace("+00:00", "Z")
+        del data["slo"]  # as the table of limits, and only when the scenario has one
+        if self.slo:
+            data["slo"] = {s.key: s.limit for s in self.slo}
         return data
 
 
@@ -205,6 +211,7 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
             raise ScenarioError(
                 f"fault.{index}.kind", fault.kind, "pipeline.authenticate = true (uploads sealed)"
             )
+    slo = parse_slo(root.table("slo"))
     root.finish()
     return Scenario(
         name,
@@ -221,6 +228,7 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
         faults,
         timezone,
         network,
+        slo,
     )
 
 

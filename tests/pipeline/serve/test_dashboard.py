@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM
 from tests.serve_process import RunningService, running_service
 from twin.runner import STORE_NAME, meter_keys, site_records
 from twin.scenario.faults import FaultSpec
@@ -25,20 +26,8 @@ from twin.sil.live import LiveOptions
 from twin.sil.live_run import run_live, write_keyring, write_sites
 from twin.world.fleet import build_fleets
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason="no chromium executable (Debian package chromium)"
-)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 BASELINE = Path(__file__).resolve().parents[3] / "scenarios" / "baseline.toml"
-#: Chromium's flags for a headless run on a CI machine (no sandbox, GPU or background work).
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 #: Longest wait for the page to fill, ms.
 PAGE_TIMEOUT_MS = 90_000
 

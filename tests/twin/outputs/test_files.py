@@ -42,7 +42,13 @@ def test_a_rerun_replaces_its_folder_whole_and_says_so(
     assert main(["run", str(BASELINE), "--out", str(out), *TINY, "--no-plots"]) == 0
     assert capsys.readouterr().err == f"twin: replacing the earlier run of baseline in {out}\n"
     # the earlier run's plot is gone with it: the folder is the second run's alone
-    assert _names(out) == ["results.json", "store.sqlite", "timeseries.csv"]
+    assert _names(out) == [
+        "latency.json",
+        "report.html",
+        "results.json",
+        "store.sqlite",
+        "timeseries.csv",
+    ]
     assert _names(tmp_path) == ["baseline"]  # no staging folder left
     data = json.loads((out / "results.json").read_text())
     assert data["store_path"] == str(out / "store.sqlite")
