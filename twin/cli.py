@@ -270,9 +270,9 @@ def _compare(args: argparse.Namespace) -> int:
     """``twin compare A B [C...]``: print the KPI table, write compare.html, check gates."""
     import json
 
+    from twin.accounting.kpi_names import kpi_patterns
     from twin.outputs import compare
     from twin.outputs.compare_page import compare_html
-    from twin.outputs.kpi_names import kpi_patterns
 
     if args.list_kpis:
         print("\n".join(kpi_patterns()))

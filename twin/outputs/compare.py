@@ -4,7 +4,7 @@ side (A, the reference) and gates on them for CI.
 A side is a folder: a run folder (``results.json`` in it) is one run; any other folder is
 a set of replications, every run folder below it (``*/results.json``, at any depth, in
 path order), as a sweep point with several seeds writes them. Each KPI
-(:mod:`twin.outputs.kpi_names`) of a side is the mean over its runs; against A, each other
+(:mod:`twin.accounting.kpi_names`) of a side is the mean over its runs; against A, each other
 side gets the absolute and relative difference and, where a side has replications, Welch's
 95 % confidence interval of the difference (:mod:`twin.accounting.intervals`) and whether
 it is significant (the interval excludes zero).
@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from twin.accounting.intervals import DifferenceInterval, welch_interval
+from twin.accounting.kpi_names import check_kpi_name, kpi_values
 from twin.errors import UsageError
 from twin.outputs.files import RESULTS_NAME
-from twin.outputs.kpi_names import check_kpi_name, kpi_values
 from twin.outputs.page import number_text
 from twin.outputs.run_folder import RunFolder, load_run
 
@@ -151,7 +151,7 @@ def kpi_names(sides: Sequence[Side], patterns: Sequence[str] = ()) -> list[str]:
     names = sorted({n for s in sides for k in s.kpis for n in k})
     for pattern in patterns:
         if not any(fnmatch(n, pattern) for n in names):
-            check_kpi_name(pattern, names, "--kpi", pattern)
+            check_kpi_name(pattern, "--kpi", pattern, names)
     return [n for n in names if not patterns or any(fnmatch(n, p) for p in patterns)]
 
 
@@ -225,7 +225,7 @@ def check_gates(gates: Sequence[Gate], sides: Sequence[Side]) -> list[GateResult
     known = kpi_names(sides)
     results = []
     for gate in gates:
-        check_kpi_name(gate.kpi, known, "--fail-on", gate.text)
+        check_kpi_name(gate.kpi, "--fail-on", gate.text, known)
         if gate.mode != "value" and len(sides) < 2:
             raise UsageError(
                 "--fail-on", gate.text, "a gate on the KPI itself: a change needs a second run"

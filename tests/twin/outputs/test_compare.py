@@ -12,9 +12,9 @@ import pytest
 from scipy import stats
 
 from twin.accounting.intervals import welch_interval
+from twin.accounting.kpi_names import kpi_patterns, kpi_values
 from twin.cli import main
 from twin.outputs.compare import Side, compare_kpi, load_side, load_sides, parse_gate
-from twin.outputs.kpi_names import kpi_patterns, kpi_values
 
 
 def _compare(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -14,8 +14,8 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM
+from twin.accounting.kpi_names import kpi_values
 from twin.cli import main
-from twin.outputs.kpi_names import kpi_values
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 
@@ -94,7 +94,7 @@ def test_report_in_a_browser(outage_run: Path, chromium: Browser, tmp_path: Path
     for name, value, text in cells:
         assert float(value) == kpis[name]
         assert _shown(text) == pytest.approx(kpis[name], rel=5e-6), name
-    verdict = page.inner_text("td[data-slo='latency_p99_s']")
+    verdict = page.inner_text("td[data-slo='latency_s.p99']")
     assert verdict == "MISSED" and results["kpis"]["latency_s"]["p99"] > 1800
 
     # the outage (10 h to 12 h) is shaded on the time axis, its label drawn above it

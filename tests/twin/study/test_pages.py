@@ -13,8 +13,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from twin.accounting.kpi_names import HEADLINE_KPIS
 from twin.study.files import write_sizing, write_sweep
-from twin.study.kpi_names import HEADLINE_KPIS
 from twin.study.pages import pareto_frontier
 from twin.study.points import Axis, Point
 from twin.study.sizing import SizingResult

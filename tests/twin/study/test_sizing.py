@@ -13,6 +13,7 @@ import pytest
 from hw_models.queueing import mmc_mean_wait_s
 from tests.twin.study.conftest import ERLANG, TINY
 from twin.cli import main
+from twin.scenario.slo import parse_slo
 from twin.study.cost import SECONDS_PER_YEAR
 from twin.study.executors import PoolExecutor
 from twin.study.feasibility import SequentialCheck
@@ -21,7 +22,6 @@ from twin.study.points import parse_axis
 from twin.study.records import RECORD_FILE
 from twin.study.runbook import RunBook
 from twin.study.sizing import Sizer, SizingResult, SizingSpec, validate
-from twin.study.slo import parse_slo
 
 WAIT_BOUND_S = 20.0
 
