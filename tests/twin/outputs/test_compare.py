@@ -190,7 +190,8 @@ def test_replications_with_common_seeds_give_the_paired_interval(
     a = load_side(_replications(outage_run, tmp_path / "p0", a_p99, [7, 8, 9, 10, 11]))
     order = [3, 0, 4, 1, 2]
     b_folder = tmp_path / "p1"
-    b = load_side(_replications(outage_run, b_folder, [b_p99[i] for i in order], [7 + i for i in order]))
+    b_seeds = [7 + i for i in order]
+    b = load_side(_replications(outage_run, b_folder, [b_p99[i] for i in order], b_seeds))
     assert paired(a, b)
     ci = compare_kpi([a, b], "latency_s.p99").deltas[0].interval  # type: ignore[union-attr]
     expected = stats.ttest_rel(b_p99, a_p99).confidence_interval(0.95)
