@@ -142,7 +142,7 @@ def _add_size(commands: argparse._SubParsersAction) -> None:
 
 def size_command(args: argparse.Namespace) -> int:
     """``twin size``: judge candidates until the cheapest (or the largest fleet) is found."""
-    from twin.accounting.kpi_names import check_kpi_name
+    from twin.accounting.kpi_names import check_kpi_name, check_slos
     from twin.scenario.loader import load_scenario
     from twin.scenario.slo import parse_slo
     from twin.study.feasibility import SequentialCheck
@@ -153,6 +153,7 @@ def size_command(args: argparse.Namespace) -> int:
     from twin.study.summary import sizing_text
 
     scenario = load_scenario(args.scenario, args.overrides)
+    check_slos(scenario.slo, "slo")
     slos = tuple(parse_slo(text) for text in args.slo) or scenario.slo
     for text, slo in zip(args.slo, slos, strict=False):
         check_kpi_name(slo.kpi, "--slo", text)

@@ -137,6 +137,21 @@ def test_the_size_command_prints_the_answer_and_resumes(
     assert "0 runs executed, 8 reused" in capsys.readouterr().out
 
 
+def test_without_slo_options_the_scenarios_slo_table_is_judged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "tiny_slo.toml"
+    table = '\n[slo]\nlatency_s.p99 = "<= 1800"\nreadings_lost_total = "== 0"\n'
+    scenario.write_text(TINY.read_text("utf-8") + table, "utf-8")
+    assert main([
+        "size", str(scenario), "--choose", "mdc.north.servers.count=1..1",
+        "--replications", "2", "--workers", "1", "--out", str(tmp_path / "out"), "--no-progress",
+    ]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.startswith("SLOs: latency_s.p99<=1800, readings_lost_total==0 at 95% confidence")
+    assert "answer: mdc.north.servers.count=1" in out
+
+
 @pytest.mark.parametrize(
     ("extra", "names"),
     [

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from scipy import stats
 
 from tests.twin.study.conftest import SWEEP, SWEEP_ARGS, TINY, tables
 from twin.accounting.kpi_names import DERIVED_KPIS, kpi_table
@@ -103,6 +104,17 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(
     # a third run of the command runs nothing
     assert main([*ARGS, "--out", str(out), "--no-progress"]) == 0
     assert "0 runs executed, 6 reused" in capsys.readouterr().out
+    # twin compare on the two points pairs their replications by seed (common random numbers)
+    p0, p1 = out / "points/p0", out / "points/p1"
+    args = ["compare", str(p0), str(p1), "--kpi", "latency_s.p99", "--format", "json"]
+    assert main([*args, "--html", str(tmp_path / "compare.html")]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["kpis"]
+    change = row["changes"][1]
+    a = [t["latency_s.p99"] for t in again[0]]
+    b = [t["latency_s.p99"] for t in again[1]]
+    expected = stats.ttest_rel(b, a).confidence_interval(0.95)
+    assert change["interval"] == "paired" and change["df"] == 2
+    assert change["ci95"] == pytest.approx([expected.low, expected.high], rel=1e-9)
 
 
 @pytest.mark.parametrize(
