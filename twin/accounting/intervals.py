@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import stdtrit
 
-#: Confidence level of the intervals twin reports.
+#: Confidence level of the intervals twin reports (compare, sweeps, sizing).
 CONFIDENCE = 0.95
 
 

@@ -142,6 +142,7 @@ def _add_size(commands: argparse._SubParsersAction) -> None:
 
 def size_command(args: argparse.Namespace) -> int:
     """``twin size``: judge candidates until the cheapest (or the largest fleet) is found."""
+    from twin.accounting.intervals import CONFIDENCE
     from twin.accounting.kpi_names import check_kpi_name, check_slos
     from twin.scenario.loader import load_scenario
     from twin.scenario.slo import parse_slo
@@ -149,7 +150,6 @@ def size_command(args: argparse.Namespace) -> int:
     from twin.study.files import write_sizing
     from twin.study.points import parse_axis
     from twin.study.sizing import Sizer, SizingSpec, validate
-    from twin.study.stats import CONFIDENCE
     from twin.study.summary import sizing_text
 
     scenario = load_scenario(args.scenario, args.overrides)
