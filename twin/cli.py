@@ -181,6 +181,7 @@ def _run(args: argparse.Namespace) -> int:
     read_scenario_text(args.scenario)  # a bad path is reported before the slow imports
     import dataclasses
 
+    from twin.accounting.kpi_names import check_slos
     from twin.outputs.files import run_folder, write_outputs
     from twin.outputs.progress import ProgressBar
     from twin.outputs.summary import summary_text
@@ -189,6 +190,7 @@ def _run(args: argparse.Namespace) -> int:
     from twin.scenario.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
+    check_slos(scenario.slo, "slo")
     estimate = estimate_run(scenario)
     check_fits(estimate)
     out_dir = args.out if args.out is not None else Path("out") / scenario.name
@@ -215,10 +217,12 @@ def _validate(args: argparse.Namespace) -> int:
     from twin.scenario.schema import read_scenario_text
 
     read_scenario_text(args.scenario)  # a bad path is reported before the slow imports
+    from twin.accounting.kpi_names import check_slos
     from twin.scenario.estimate import check_fits, estimate_run
     from twin.scenario.loader import load_scenario
 
     scenario = load_scenario(args.scenario, args.overrides)
+    check_slos(scenario.slo, "slo")
     estimate = estimate_run(scenario)
     check_fits(estimate)
     sites = sum(f.count for f in scenario.fleets)
@@ -270,9 +274,9 @@ def _compare(args: argparse.Namespace) -> int:
     """``twin compare A B [C...]``: print the KPI table, write compare.html, check gates."""
     import json
 
+    from twin.accounting.kpi_names import kpi_patterns
     from twin.outputs import compare
     from twin.outputs.compare_page import compare_html
-    from twin.outputs.kpi_names import kpi_patterns
 
     if args.list_kpis:
         print("\n".join(kpi_patterns()))

@@ -22,6 +22,7 @@ import numpy as np
 
 from pipeline import Keyring, Pipeline, SiteMeta
 from twin.accounting.forecasts import score_forecasts
+from twin.accounting.kpi_names import check_slos
 from twin.accounting.kpis import assemble_kpis
 from twin.accounting.ledger import LedgerError
 from twin.accounting.records import LedgerRecord, ServiceTimeRecord
@@ -117,6 +118,7 @@ def run(
     the simulated time now and then; ``audit_every_s`` re-checks the ledger's balance during
     the run (a :class:`~twin.accounting.ledger.LedgerError` if it fails)."""
     scenario, seed = seeded(scenario, seed)
+    check_slos(scenario.slo, "slo")
     t0 = time.perf_counter()
     cost_model = load_cost_model(scenario.pipeline.cost_model)
     service_time = SERVICE_TIME_MODES[scenario.pipeline.service_time](

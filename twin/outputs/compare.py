@@ -4,10 +4,12 @@ side (A, the reference) and gates on them for CI.
 A side is a folder: a run folder (``results.json`` in it) is one run; any other folder is
 a set of replications, every run folder below it (``*/results.json``, at any depth, in
 path order), as a sweep point with several seeds writes them. Each KPI
-(:mod:`twin.outputs.kpi_names`) of a side is the mean over its runs; against A, each other
-side gets the absolute and relative difference and, where a side has replications, Welch's
+(:mod:`twin.accounting.kpi_names`) of a side is the mean over its runs; against A, each other
+side gets the absolute and relative difference and, where a side has replications, the
 95 % confidence interval of the difference (:mod:`twin.accounting.intervals`) and whether
-it is significant (the interval excludes zero).
+it is significant (the interval excludes zero). When both sides are replications whose
+seeds pair up one to one (two sweep points: common random numbers), the interval is the
+paired-difference Student-t interval over the pairs; otherwise it is Welch's.
 
 A gate (``--fail-on``) is ``KPI OP VALUE`` with OP one of ``> >= < <=``, checked on every
 side after A (on A when it is the only one), on the side's mean:
@@ -32,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from twin.accounting.intervals import DifferenceInterval, welch_interval
+from twin.accounting.intervals import DifferenceInterval, paired_interval, welch_interval
+from twin.accounting.kpi_names import check_kpi_name, kpi_values
 from twin.errors import UsageError
 from twin.outputs.files import RESULTS_NAME
-from twin.outputs.kpi_names import check_kpi_name, kpi_values
 from twin.outputs.page import number_text
 from twin.outputs.run_folder import RunFolder, load_run
 
@@ -64,6 +66,29 @@ class Side:
     def values(self, name: str) -> np.ndarray:
         """The KPI ``name`` of each run that has it."""
         return np.array([k[name] for k in self.kpis if name in k], dtype=float)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(r.results["seed"]) for r in self.runs]
+
+
+def paired(a: Side, b: Side) -> bool:
+    """Whether ``a`` and ``b`` are replications whose seeds pair up one to one."""
+    seeds = a.seeds
+    return len(seeds) > 1 and len(set(seeds)) == len(seeds) and sorted(seeds) == sorted(b.seeds)
+
+
+def _pairs(a: Side, b: Side, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The KPI ``name`` of the runs of ``a`` and ``b`` with the same seed, in seed order,
+    where both have it."""
+    by_seed = {s: k for s, k in zip(b.seeds, b.kpis, strict=True)}
+    pairs = [
+        (k[name], by_seed[s][name])
+        for s, k in sorted(zip(a.seeds, a.kpis, strict=True), key=lambda sk: sk[0])
+        if name in k and name in by_seed[s]
+    ]
+    both = np.array(pairs, dtype=float).reshape(-1, 2)
+    return both[:, 0], both[:, 1]
 
 
 def load_side(path: Path) -> Side:
@@ -108,8 +133,8 @@ class Stat:
 @dataclass(frozen=True)
 class Delta:
     """One side's KPI against A's: absolute and relative difference (NaN where A is zero
-    and the side too; inf where only A is zero) and Welch's interval where one of them
-    has replications."""
+    and the side too; inf where only A is zero) and the interval of the difference
+    (paired or Welch's, module docstring) where one of them has replications."""
 
     absolute: float
     relative: float
@@ -151,7 +176,7 @@ def kpi_names(sides: Sequence[Side], patterns: Sequence[str] = ()) -> list[str]:
     names = sorted({n for s in sides for k in s.kpis for n in k})
     for pattern in patterns:
         if not any(fnmatch(n, pattern) for n in names):
-            check_kpi_name(pattern, names, "--kpi", pattern)
+            check_kpi_name(pattern, "--kpi", pattern, names)
     return [n for n in names if not patterns or any(fnmatch(n, p) for p in patterns)]
 
 
@@ -161,13 +186,18 @@ def compare_kpi(sides: Sequence[Side], name: str) -> Row:
     stats = [_stat(v) for v in values]
     reference = stats[0]
     deltas: list[Delta | None] = []
-    for stat, v in zip(stats[1:], values[1:], strict=True):
+    for side, stat, v in zip(sides[1:], stats[1:], values[1:], strict=True):
         if reference is None or stat is None:
             deltas.append(None)
         else:
             change = stat.mean - reference.mean
             relative = relative_change(reference.mean, stat.mean)
-            deltas.append(Delta(change, relative, welch_interval(values[0], v)))
+            interval = (
+                paired_interval(*_pairs(sides[0], side, name))
+                if paired(sides[0], side)
+                else welch_interval(values[0], v)
+            )
+            deltas.append(Delta(change, relative, interval))
     return Row(name, stats, deltas)
 
 
@@ -225,7 +255,7 @@ def check_gates(gates: Sequence[Gate], sides: Sequence[Side]) -> list[GateResult
     known = kpi_names(sides)
     results = []
     for gate in gates:
-        check_kpi_name(gate.kpi, known, "--fail-on", gate.text)
+        check_kpi_name(gate.kpi, "--fail-on", gate.text, known)
         if gate.mode != "value" and len(sides) < 2:
             raise UsageError(
                 "--fail-on", gate.text, "a gate on the KPI itself: a change needs a second run"
@@ -275,8 +305,9 @@ def table(sides: Sequence[Side], rows: Sequence[Row]) -> tuple[list[str], list[l
     header = ["KPI", label(sides[0])]
     with_ci = any(len(s.runs) > 1 for s in sides)
     for s in sides[1:]:
+        method = "paired t, same seeds" if paired(sides[0], s) else "Welch"
         header += [label(s), "change", "change %"] + (
-            ["95 % CI of change", "significant"] if with_ci else []
+            [f"95 % CI of change ({method})", "significant"] if with_ci else []
         )
     cells = []
     for row in rows:
@@ -352,6 +383,7 @@ def to_json(
                         "relative": _finite(d.relative),
                         "ci95": None if d.interval is None else [d.interval.low, d.interval.high],
                         "df": None if d.interval is None else _finite(d.interval.df),
+                        "interval": None if d.interval is None else d.interval.method,
                         "significant": None if d.interval is None else d.interval.significant,
                     }
                     for d in [None, *row.deltas]  # aligned with the sides: A has none

@@ -13,7 +13,7 @@ tolerances and the values::
      "values": {"latency_s.p99": 894.2384523, "readings_lost_total": 0, ...}}
 
 The values are :func:`golden_values` of the run: every KPI (named as ``twin compare``
-names them, :mod:`twin.outputs.kpi_names`), and ``ledger.*``, ``faults.<index>.<kind>.*``,
+names them, :mod:`twin.accounting.kpi_names`), and ``ledger.*``, ``faults.<index>.<kind>.*``,
 ``mdcs.<name>.*``, ``network.*``, ``analytics.<kind>.*`` and ``forecasts.*`` from the rest
 of ``results.json``. Integers and booleans (every count of the ledger) must match
 exactly; a float matches when it is within the first of the file's tolerance rules whose
@@ -38,8 +38,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, TextIO
 
+from twin.accounting.kpi_names import Number, derived_kpis, flatten
 from twin.errors import UsageError
-from twin.outputs.kpi_names import Number, flatten
 
 Rule = tuple[tuple[str, ...], float, float]
 
@@ -82,7 +82,7 @@ def golden_values(results: dict[str, Any]) -> dict[str, Number]:
         ),
         "forecasts": results["forecasts"],
     }
-    values = flatten(results["kpis"]) | flatten(sections)
+    values = flatten(results["kpis"]) | derived_kpis(results) | flatten(sections)
     return {k: v for k, v in values.items() if not (isinstance(v, float) and math.isnan(v))}
 
 

@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from twin.accounting.kpi_names import DERIVED_KPIS, kpi_table, kpi_values
 from twin.accounting.results import Results
 from twin.outputs.charts import (
     MAX_POINTS_PER_TRACE,
@@ -29,11 +30,10 @@ from twin.outputs.charts import (
     ledger_figure,
     timeseries_figure,
 )
-from twin.outputs.kpi_names import kpi_values
 from twin.outputs.page import Cell, Page, number_text, value_cell
 from twin.outputs.report_tables import fault_rows, mdc_rows, network_rows, server_rows
 from twin.outputs.run_folder import RunFolder, load_run, write_latency
-from twin.scenario.slo import judge
+from twin.scenario.slo import parse_slo
 from twin.units import format_duration
 
 REPORT_NAME = "report.html"
@@ -133,28 +133,31 @@ def report_html(run: RunFolder) -> str:
 
 def _kpis(page: Page, r: dict[str, Any]) -> None:
     page.section("Service levels and KPIs", "kpis")
-    verdicts = judge(r)
-    if verdicts:
+    slos = [parse_slo(f"{k} {v}", f"slo.{k}") for k, v in r["scenario"].get("slo", {}).items()]
+    if slos:
+        table = kpi_table(r)
         rows = []
-        for v in verdicts:
+        for slo in slos:
+            value = table.get(slo.kpi)
+            met = slo.met(value)
             word, css = (
                 ("not measured", "unknown")
-                if v.met is None
+                if met is None
                 else ("met", "pass")
-                if v.met
+                if met
                 else ("MISSED", "fail")
             )
-            bound = "at most" if v.kind.bound == "max" else "at least"
+            what = DERIVED_KPIS[slo.kpi].description if slo.kpi in DERIVED_KPIS else ""
             rows.append(
                 [
-                    v.slo.key,
-                    v.kind.what,
-                    f"{bound} {number_text(v.slo.limit)} {v.kind.unit}".strip(),
-                    value_cell(v.value),
-                    Cell(word, {"data-slo": v.slo.key}, css=css),
+                    slo.kpi,
+                    what,
+                    f"{slo.op} {number_text(slo.limit)}",
+                    value_cell(value if met is not None else None),
+                    Cell(word, {"data-slo": slo.kpi}, css=css),
                 ]
             )
-        page.table(["service level", "what", "limit", "measured", "verdict"], rows, "slo")
+        page.table(["KPI", "what", "service level", "measured", "verdict"], rows, "slo")
     else:
         page.paragraph("The scenario sets no service levels (no [slo] table).", "note")
     values = kpi_values(r)

@@ -30,7 +30,7 @@ from twin.scenario.field import (
 from twin.scenario.mdc import MdcSpec, parse_mdc
 from twin.scenario.network import NetworkSpec, check_backbone, parse_network
 from twin.scenario.schema import MIN_PERIOD_S, Table, read_scenario_text
-from twin.scenario.slo import Slo, parse_slo
+from twin.scenario.slo import Slo, slo_json, slo_table
 from twin.sil.service_time import SERVICE_TIME_MODES, load_cost_model
 from twin.world.faults import WORLD_FAULTS
 
@@ -82,9 +82,9 @@ class Scenario:
         """The resolved scenario as plain JSON types (times in s, start as ISO 8601)."""
         data = dataclasses.asdict(self)
         data["start"] = self.start.isoformat().replace("+00:00", "Z")
-        del data["slo"]  # as the table of limits, and only when the scenario has one
+        del data["slo"]  # as the [slo] table, and only when the scenario has one
         if self.slo:
-            data["slo"] = {s.key: s.limit for s in self.slo}
+            data["slo"] = slo_json(self.slo)
         return data
 
 
@@ -211,7 +211,7 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
             raise ScenarioError(
                 f"fault.{index}.kind", fault.kind, "pipeline.authenticate = true (uploads sealed)"
             )
-    slo = parse_slo(root.table("slo"))
+    slo = slo_table(root.table("slo"))
     root.finish()
     return Scenario(
         name,

@@ -74,8 +74,8 @@ def _add_sweep(commands: argparse._SubParsersAction) -> None:
 
 def sweep_command(args: argparse.Namespace) -> int:
     """``twin sweep``: resolve every point, run what ``runs.jsonl`` lacks, write the tables."""
+    from twin.accounting.kpi_names import HEADLINE_KPIS, check_kpi_name
     from twin.study.files import write_sweep
-    from twin.study.kpi_names import HEADLINE_KPIS, check_kpi_name
     from twin.study.points import parse_axis
     from twin.study.summary import sweep_text
     from twin.study.sweep import SweepSpec, plan, run_sweep
@@ -83,7 +83,7 @@ def sweep_command(args: argparse.Namespace) -> int:
     if not args.vary:
         raise ScenarioError("--vary", None, "at least one KEY=V1,V2,...")
     for name in args.kpi:
-        check_kpi_name(name, "--kpi")
+        check_kpi_name(name, "--kpi", name)
     spec = SweepSpec(
         args.scenario,
         tuple(args.overrides),
@@ -115,7 +115,8 @@ def _add_size(commands: argparse._SubParsersAction) -> None:
     _study_options(size)
     size.add_argument(
         "--slo", action="append", default=[], metavar="KPI<=LIMIT",
-        help="a service-level objective, e.g. 'latency_s.p99<=1800' (repeatable)",
+        help="a service-level objective, e.g. 'latency_s.p99<=1800' (repeatable; default the "
+        "scenario's [slo] table)",
     )  # fmt: skip
     size.add_argument(
         "--choose", action="append", default=[], metavar="KEY=V1,V2,...",
@@ -141,19 +142,25 @@ def _add_size(commands: argparse._SubParsersAction) -> None:
 
 def size_command(args: argparse.Namespace) -> int:
     """``twin size``: judge candidates until the cheapest (or the largest fleet) is found."""
+    from twin.accounting.intervals import CONFIDENCE
+    from twin.accounting.kpi_names import check_kpi_name, check_slos
     from twin.scenario.loader import load_scenario
+    from twin.scenario.slo import parse_slo
     from twin.study.feasibility import SequentialCheck
     from twin.study.files import write_sizing
     from twin.study.points import parse_axis
     from twin.study.sizing import Sizer, SizingSpec, validate
-    from twin.study.slo import parse_slo
-    from twin.study.stats import CONFIDENCE
     from twin.study.summary import sizing_text
 
+    scenario = load_scenario(args.scenario, args.overrides)
+    check_slos(scenario.slo, "slo")
+    slos = tuple(parse_slo(text) for text in args.slo) or scenario.slo
+    for text, slo in zip(args.slo, slos, strict=False):
+        check_kpi_name(slo.kpi, "--slo", text)
     spec = SizingSpec(
         args.scenario,
         tuple(args.overrides),
-        tuple(parse_slo(s) for s in args.slo),
+        slos,
         tuple(parse_axis(c, "--choose") for c in args.choose),
         parse_axis(args.grow, "--grow") if args.grow is not None else None,
         SequentialCheck(args.replications, CONFIDENCE, args.tolerance, args.max_replications),
@@ -163,8 +170,7 @@ def size_command(args: argparse.Namespace) -> int:
         keep_stores=args.keep_stores,
     )
     validate(spec)  # every mistake before anything runs
-    name = load_scenario(args.scenario, args.overrides).name
-    out_dir = args.out or Path("out") / f"{name}-size"
+    out_dir = args.out or Path("out") / f"{scenario.name}-size"
     result, tally = _study(args, out_dir, lambda book: Sizer(spec, book).run())
     files = write_sizing(result, out_dir)
     print(sizing_text(result))

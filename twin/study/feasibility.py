@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from twin.study.slo import Slo
+from twin.scenario.slo import Slo
 from twin.study.stats import t_quantile
 
 MEETS = "meets"

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from twin.study.kpi_names import HEADLINE_KPIS
+from twin.accounting.kpi_names import HEADLINE_KPIS
 from twin.study.pages import size_page, sweep_page
 from twin.study.points import Point
 from twin.study.records import RunRecord, run_results_path

@@ -19,7 +19,7 @@ from typing import Any
 
 from plotly.offline import get_plotlyjs
 
-from twin.study.kpi_names import HEADLINE_KPIS
+from twin.accounting.kpi_names import HEADLINE_KPIS
 from twin.study.sizing import Candidate, SizingResult, axis_keys
 from twin.study.sweep import SweepResult
 

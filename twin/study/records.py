@@ -21,9 +21,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from twin.accounting.kpi_names import kpi_table
 from twin.runner import run
 from twin.scenario.loader import Scenario
-from twin.study.kpi_names import kpi_table
 
 #: Version of the record line; part of every key, so a new format never reuses old lines.
 RECORD_FORMAT = 1
@@ -88,7 +88,7 @@ class RunRecord:
         }
 
     def table(self) -> dict[str, float]:
-        """Every KPI of the run by name (:func:`twin.study.kpi_names.kpi_table`)."""
+        """Every KPI of the run by name (:func:`twin.accounting.kpi_names.kpi_table`)."""
         return kpi_table(self.results_json())
 
     def to_json(self) -> dict[str, Any]:

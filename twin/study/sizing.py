@@ -29,14 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from twin.accounting.kpi_names import missing_kpis
 from twin.errors import ScenarioError
+from twin.scenario.slo import Slo
 from twin.study.cost import DEFAULT_ENERGY_PRICE_PER_KWH, DEFAULT_YEARS, Cost, horizon_cost
 from twin.study.feasibility import SequentialCheck, Verdict, judge
-from twin.study.kpi_names import missing_kpis
 from twin.study.points import Axis, Point, Setting, check_distinct, grid, resolve_one
 from twin.study.records import RunRecord, RunTask
 from twin.study.runbook import RunBook
-from twin.study.slo import Slo
 from twin.study.stats import Estimate
 from twin.study.sweep import replication_task, summarise
 
@@ -251,7 +251,9 @@ def validate(spec: SizingSpec) -> None:
     """Every mistake in the request, before anything runs (one :class:`ScenarioError`)."""
     check = spec.check
     if not spec.slos:
-        raise ScenarioError("--slo", None, "at least one SLO, e.g. --slo 'latency_s.p99<=1800'")
+        raise ScenarioError(
+            "--slo", None, "at least one SLO (--slo 'latency_s.p99<=1800' or an [slo] table)"
+        )
     if (spec.grow is None) == (not spec.choose):
         raise ScenarioError(
             "--choose/--grow", None, "either --choose axes (what to buy) or one --grow axis"

@@ -16,8 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-#: Confidence level of every interval a study reports.
-CONFIDENCE = 0.95
+from twin.accounting.intervals import CONFIDENCE
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from twin.study.kpi_names import HEADLINE_KPIS
+from twin.accounting.kpi_names import HEADLINE_KPIS
 from twin.study.sizing import Candidate, SizingResult, axis_keys
 from twin.study.stats import Estimate
 from twin.study.sweep import SweepResult

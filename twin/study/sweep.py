@@ -21,11 +21,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from twin.accounting.intervals import CONFIDENCE
 from twin.errors import ScenarioError
 from twin.study.points import Axis, Point, check_distinct, grid, resolve, zipped
 from twin.study.records import POINTS_DIR, RunRecord, RunTask, run_results_path
 from twin.study.runbook import RunBook
-from twin.study.stats import CONFIDENCE, Estimate, estimate
+from twin.study.stats import Estimate, estimate
 
 
 @dataclass(frozen=True)

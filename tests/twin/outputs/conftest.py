@@ -18,9 +18,9 @@ SMALL = [
     "fleet.pv.count=20",
     "fleet.wind.count=4",
     'scenario.duration="14h"',
-    "slo.readings_lost=0",
-    "slo.latency_p99_s=1800",
-    "slo.drain_s=3600",
+    "slo.readings_lost_total=== 0",
+    "slo.latency_s.p99=<= 1800",
+    "slo.drain_s_max=<= 3600",
 ]
 
 

@@ -12,9 +12,17 @@ import pytest
 from scipy import stats
 
 from twin.accounting.intervals import welch_interval
+from twin.accounting.kpi_names import kpi_patterns, kpi_values
 from twin.cli import main
-from twin.outputs.compare import Side, compare_kpi, load_side, load_sides, parse_gate
-from twin.outputs.kpi_names import kpi_patterns, kpi_values
+from twin.outputs.compare import (
+    Side,
+    compare_kpi,
+    load_side,
+    load_sides,
+    paired,
+    parse_gate,
+    table,
+)
 
 
 def _compare(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -138,12 +146,17 @@ def test_gate_forms() -> None:
     )
 
 
-def _replications(run: Path, folder: Path, p99_s: list[float]) -> Path:
-    """Copies of a run folder as replications whose p99 latency is ``p99_s``."""
+def _replications(
+    run: Path, folder: Path, p99_s: list[float], seeds: list[int] | None = None
+) -> Path:
+    """Copies of a run folder as replications whose p99 latency is ``p99_s`` (and whose
+    seeds are ``seeds``, when given; else every copy keeps the run's seed)."""
     for i, value in enumerate(p99_s):
-        copy = shutil.copytree(run, folder / f"seed-{i}")
+        copy = shutil.copytree(run, folder / f"rep-{i}")
         results = json.loads((copy / "results.json").read_text("utf-8"))
         results["kpis"]["latency_s"]["p99"] = value
+        if seeds is not None:
+            results["seed"] = seeds[i]
         (copy / "results.json").write_text(json.dumps(results), "utf-8")
     return folder
 
@@ -165,6 +178,37 @@ def test_replications_give_welchs_interval(outage_run: Path, tmp_path: Path) -> 
     # identical replications on both sides: a zero-width interval at zero, not significant
     same = compare_kpi([a, a], "readings_stored").deltas[0]
     assert same is not None and same.interval is not None and not same.interval.significant
+
+
+def test_replications_with_common_seeds_give_the_paired_interval(
+    outage_run: Path, tmp_path: Path
+) -> None:
+    # two sweep points: replication i has seed 7 + i on both sides (listed in another order
+    # on B); the shared noise is large, the effect small and steady
+    a_p99 = [900.0, 1010.0, 950.0, 1100.0, 980.0]
+    b_p99 = [912.0, 1019.0, 963.0, 1111.0, 990.0]
+    a = load_side(_replications(outage_run, tmp_path / "p0", a_p99, [7, 8, 9, 10, 11]))
+    order = [3, 0, 4, 1, 2]
+    b_folder = tmp_path / "p1"
+    b_seeds = [7 + i for i in order]
+    b = load_side(_replications(outage_run, b_folder, [b_p99[i] for i in order], b_seeds))
+    assert paired(a, b)
+    ci = compare_kpi([a, b], "latency_s.p99").deltas[0].interval  # type: ignore[union-attr]
+    expected = stats.ttest_rel(b_p99, a_p99).confidence_interval(0.95)
+    assert ci is not None and ci.method == "paired" and ci.df == 4
+    assert (ci.low, ci.high) == pytest.approx((expected.low, expected.high), rel=1e-9)
+    assert ci.significant  # Welch's interval on the same runs is not
+    welch = stats.ttest_ind(b_p99, a_p99, equal_var=False).confidence_interval(0.95)
+    assert welch.low < 0 < welch.high
+    header, _ = table([a, b], [compare_kpi([a, b], "latency_s.p99")])
+    assert "95 % CI of change (paired t, same seeds)" in header
+    # seeds that do not pair up one to one: Welch
+    c = load_side(_replications(outage_run, tmp_path / "c", b_p99, [7, 8, 9, 10, 12]))
+    assert not paired(a, c)
+    ci_c = compare_kpi([a, c], "latency_s.p99").deltas[0].interval  # type: ignore[union-attr]
+    assert ci_c is not None and ci_c.method == "Welch"
+    assert (ci_c.low, ci_c.high) == pytest.approx((welch.low, welch.high), rel=1e-9)
+    assert "95 % CI of change (Welch)" in table([a, c], [compare_kpi([a, c], "latency_s.p99")])[0]
 
 
 def test_welch_interval_covers_the_true_difference_95_percent_of_the_time() -> None:

@@ -152,7 +152,7 @@ def test_records_that_share_a_name_are_all_kept() -> None:
     """Two analytics scores of one fault kind (two detectors) both get golden values."""
     score = {"fault_kind": "icing", "detection_kind": "flatline", "recall": 0.5}
     minimal = {
-        "kpis": {"readings_generated": 10},
+        "kpis": {"readings_generated": 10, "readings_lost_total": 0},
         "ledger": {},
         "faults": [],
         "mdcs": [],

@@ -9,13 +9,12 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM
+from tests.browser import CHROMIUM, NO_CHROMIUM, headless_chromium, open_offline
+from twin.accounting.kpi_names import kpi_values
 from twin.cli import main
-from twin.outputs.kpi_names import kpi_values
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 
@@ -36,34 +35,13 @@ class Browser:
     def open(self, path: Path) -> tuple[Any, list[str], list[str]]:
         """The page loaded and drawn; the console errors and the requests it tried that
         were aborted (anything but a local file or loopback)."""
-        page = self.browser.new_page(viewport={"width": 1300, "height": 900})
-        errors: list[str] = []
-        aborted: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-
-        def route(r: Any) -> None:
-            url = urlparse(r.request.url)
-            if url.scheme == "file" or url.hostname in ("127.0.0.1", "localhost", "::1"):
-                r.continue_()
-            else:
-                aborted.append(r.request.url)
-                r.abort()
-
-        page.route("**/*", route)
-        page.goto(path.as_uri())
-        page.wait_for_selector("body[data-plotted]", timeout=60_000)
-        return page, errors, aborted
+        return open_offline(self.browser, path, "body[data-plotted]")
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with headless_chromium() as browser:
         yield Browser(browser)
-        browser.close()
 
 
 def _assert_drawn(page: Any) -> list[str]:
@@ -94,7 +72,7 @@ def test_report_in_a_browser(outage_run: Path, chromium: Browser, tmp_path: Path
     for name, value, text in cells:
         assert float(value) == kpis[name]
         assert _shown(text) == pytest.approx(kpis[name], rel=5e-6), name
-    verdict = page.inner_text("td[data-slo='latency_p99_s']")
+    verdict = page.inner_text("td[data-slo='latency_s.p99']")
     assert verdict == "MISSED" and results["kpis"]["latency_s"]["p99"] > 1800
 
     # the outage (10 h to 12 h) is shaded on the time axis, its label drawn above it

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from twin.scenario.slo import parse_slo
 from twin.study.executors import SerialExecutor
 from twin.study.feasibility import SequentialCheck
 from twin.study.points import parse_axis
 from twin.study.runbook import RunBook
 from twin.study.sizing import Sizer, SizingResult, SizingSpec, validate
-from twin.study.slo import parse_slo
 from twin.study.sweep import SweepResult, SweepSpec, run_sweep
 
 HERE = Path(__file__).resolve().parent

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
+from twin.scenario.slo import Slo, parse_slo
 from twin.study.feasibility import BREAKS, MEETS, UNRESOLVED, SequentialCheck, judge
-from twin.study.slo import Slo, parse_slo
 
 P99 = parse_slo("latency_s.p99<=100")
 LOSS = parse_slo("readings_lost_total==0")

@@ -4,25 +4,20 @@ selector redraws any KPI."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
+from tests.browser import headless_chromium, open_offline
+from twin.accounting.kpi_names import HEADLINE_KPIS
 from twin.study.files import write_sizing, write_sweep
-from twin.study.kpi_names import HEADLINE_KPIS
 from twin.study.pages import pareto_frontier
 from twin.study.points import Axis, Point
 from twin.study.sizing import SizingResult
 from twin.study.sweep import PointResult, SweepResult
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
 def test_pareto_frontier_keeps_what_nothing_beats_on_cost_and_latency() -> None:
@@ -33,36 +28,14 @@ def test_pareto_frontier_keeps_what_nothing_beats_on_cost_and_latency() -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no chromium executable at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
+    with headless_chromium() as chromium:
+        yield chromium
 
 
 def _open(browser: Any, path: Path) -> tuple[Any, list[str], list[str]]:
-    """The page at ``path``, its console errors and the requests it tried to make outside."""
-    page = browser.new_page()
-    errors: list[str] = []
-    blocked: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-
-    def route(r: Any) -> None:
-        url = urlparse(r.request.url)
-        if url.scheme == "file" or url.hostname in ("127.0.0.1", "localhost"):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort()
-
-    page.route("**/*", route)
-    page.goto(path.as_uri())
-    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0")
-    return page, errors, blocked
+    """The page at ``path`` once Plotly drew a chart, its console errors and the requests
+    it tried to make outside."""
+    return open_offline(browser, path, ".js-plotly-plot")
 
 
 def _as_counts(result: SweepResult) -> SweepResult:

@@ -13,6 +13,7 @@ import pytest
 from hw_models.queueing import mmc_mean_wait_s
 from tests.twin.study.conftest import ERLANG, TINY
 from twin.cli import main
+from twin.scenario.slo import parse_slo
 from twin.study.cost import SECONDS_PER_YEAR
 from twin.study.executors import PoolExecutor
 from twin.study.feasibility import SequentialCheck
@@ -21,7 +22,6 @@ from twin.study.points import parse_axis
 from twin.study.records import RECORD_FILE
 from twin.study.runbook import RunBook
 from twin.study.sizing import Sizer, SizingResult, SizingSpec, validate
-from twin.study.slo import parse_slo
 
 WAIT_BOUND_S = 20.0
 
@@ -135,6 +135,21 @@ def test_the_size_command_prints_the_answer_and_resumes(
         assert run["kpis"]["readings_generated"] == 360
     assert main(args) == 0
     assert "0 runs executed, 8 reused" in capsys.readouterr().out
+
+
+def test_without_slo_options_the_scenarios_slo_table_is_judged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario = tmp_path / "tiny_slo.toml"
+    table = '\n[slo]\nlatency_s.p99 = "<= 1800"\nreadings_lost_total = "== 0"\n'
+    scenario.write_text(TINY.read_text("utf-8") + table, "utf-8")
+    assert main([
+        "size", str(scenario), "--choose", "mdc.north.servers.count=1..1",
+        "--replications", "2", "--workers", "1", "--out", str(tmp_path / "out"), "--no-progress",
+    ]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.startswith("SLOs: latency_s.p99<=1800, readings_lost_total==0 at 95% confidence")
+    assert "answer: mdc.north.servers.count=1" in out
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ kept on request."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -15,12 +16,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from scipy import stats
 
 from tests.twin.study.conftest import SWEEP, SWEEP_ARGS, TINY, tables
+from twin.accounting.kpi_names import DERIVED_KPIS, kpi_table
 from twin.cli import main
+from twin.outputs.files import write_outputs
+from twin.runner import run as run_scenario
 from twin.study.executors import SerialExecutor
 from twin.study.files import write_sweep
-from twin.study.kpi_names import kpi_table
 from twin.study.points import parse_axis
 from twin.study.records import RECORD_FILE
 from twin.study.runbook import RunBook
@@ -100,6 +104,17 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(
     # a third run of the command runs nothing
     assert main([*ARGS, "--out", str(out), "--no-progress"]) == 0
     assert "0 runs executed, 6 reused" in capsys.readouterr().out
+    # twin compare on the two points pairs their replications by seed (common random numbers)
+    p0, p1 = out / "points/p0", out / "points/p1"
+    args = ["compare", str(p0), str(p1), "--kpi", "latency_s.p99", "--format", "json"]
+    assert main([*args, "--html", str(tmp_path / "compare.html")]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["kpis"]
+    change = row["changes"][1]
+    a = [t["latency_s.p99"] for t in again[0]]
+    b = [t["latency_s.p99"] for t in again[1]]
+    expected = stats.ttest_rel(b, a).confidence_interval(0.95)
+    assert change["interval"] == "paired" and change["df"] == 2
+    assert change["ci95"] == pytest.approx([expected.low, expected.high], rel=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -137,3 +152,26 @@ def test_keep_stores_keeps_each_runs_database(tmp_path: Path) -> None:
             meters = db.execute("SELECT COUNT(DISTINCT meter_id) FROM readings").fetchone()[0]
             rows = db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
         assert meters == 3 and rows >= run.kpis["readings_stored"] > 0
+
+
+def test_a_results_json_and_the_run_record_give_the_same_table(
+    serial_sweep: SweepResult, tmp_path: Path
+) -> None:
+    first = serial_sweep.points[0]
+    results = run_scenario(first.point.scenario, first.runs[0].seed)
+    files = write_outputs(results, tmp_path, plots=False)
+    from_file = kpi_table(json.loads(files.results.read_text()))
+    # a run record keeps kpis and mdcs: every KPI but those derived from other sections
+    assert first.runs[0].table() == {k: v for k, v in from_file.items() if k != "drain_s_max"}
+    k = results.kpis
+    assert from_file["latency_s.p99"] == k.latency_s.p99
+    assert from_file["readings_lost_total"] == k.readings_lost_total
+    assert from_file["readings_lost.meter_buffer_overflow"] == 0
+    assert from_file["utilization.north/server-0"] == k.utilization["north/server-0"]
+    assert from_file["hop_latency_s.mdc_queue.n"] == k.hop_latency_s["mdc_queue"].n
+    assert math.isnan(from_file["hop_latency_s.backbone.mean"])  # no backbone: None in JSON
+    assert from_file["energy_mdc_kwh_total"] == pytest.approx(sum(k.energy_mdc_kwh.values()))
+    servers = results.mdcs[0].server_availability
+    assert from_file["availability"] == pytest.approx(sum(servers.values()) / len(servers))
+    assert from_file["loss_fraction"] == k.readings_lost_total / k.readings_generated
+    assert set(DERIVED_KPIS) <= set(from_file)
