@@ -42,15 +42,19 @@ Only numpy, numba and the standard library are imported here (DESIGN §2).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
 __all__ = [
     "MAD_TO_SIGMA",
+    "Runs",
     "rolling_max",
     "rolling_median",
     "rolling_median_mad",
     "rolling_robust_z",
+    "runs_across_skips",
     "true_runs",
 ]
 
@@ -346,3 +350,42 @@ def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     m = np.concatenate(([False], np.asarray(mask, dtype=bool).ravel(), [False]))
     edges = np.flatnonzero(m[1:] != m[:-1])
     return edges[0::2], edges[1::2]
+
+
+class Runs(NamedTuple):
+    """Runs of hits found by `runs_across_skips`, one entry per run (int64 arrays): the row,
+    the first and last column holding a hit, the number of hits, and `first_hit`, the flat
+    index into the row-major order of the hits (``np.nonzero(hit)``) of each run's first."""
+
+    row: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    hits: np.ndarray
+    first_hit: np.ndarray
+
+
+def runs_across_skips(hit: np.ndarray, miss: np.ndarray) -> tuple[Runs, np.ndarray]:
+    """Runs of hits along the columns of each row of a 2-D boolean mask, broken only by a
+    miss: cells that are neither (no evidence: night, a missing reading) are skipped, so a
+    run may continue across them. Vectorised (one cumulative sum, one ``nonzero``).
+    Returns the runs and the columns of all hits in row-major order (so that the k-th hit
+    of run i is at ``columns[runs.first_hit[i] + k]``)."""
+    hit = np.asarray(hit, dtype=bool)
+    breaks = np.cumsum(np.asarray(miss, dtype=bool), axis=1)
+    rows, cols = np.nonzero(hit)
+    if rows.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Runs(empty, empty, empty, empty, empty), empty
+    key = breaks[rows, cols]
+    new = np.ones(rows.size, dtype=bool)
+    new[1:] = (rows[1:] != rows[:-1]) | (key[1:] != key[:-1])
+    starts = np.flatnonzero(new)
+    stops = np.append(starts[1:], rows.size)
+    runs = Runs(
+        rows[starts].astype(np.int64),
+        cols[starts].astype(np.int64),
+        cols[stops - 1].astype(np.int64),
+        (stops - starts).astype(np.int64),
+        starts.astype(np.int64),
+    )
+    return runs, cols.astype(np.int64)

@@ -23,6 +23,7 @@ from meters.weather_events import EVENT_PEAK_BOUNDS, WEATHER_EVENTS, WeatherEven
 from meters.wind import WIND_PROFILES, turbine_types
 from twin.errors import ScenarioError
 from twin.scenario.schema import Table, check_number
+from twin.scenario.weather_feed import WeatherFeedSpec, parse_weather_feed
 from twin.units import format_duration
 
 FLEET_KINDS = ("pv", "wind")
@@ -52,6 +53,8 @@ class WeatherSpec:
     climate: str = ""
     synthetic: tuple[tuple[str, float], ...] = ()
     events: tuple[WeatherEvent, ...] = ()
+    #: The regional weather feed (met station and forecast product) sent to the MDC.
+    feed: WeatherFeedSpec = WeatherFeedSpec()
 
 
 @dataclass(frozen=True)
@@ -154,8 +157,9 @@ def parse_weather(table: Table, duration_s: float) -> WeatherSpec:
         overrides.append((name, synthetic.number(name)))
     synthetic.finish()
     events = tuple(_event(t, duration_s) for t in table.tables("event"))
+    feed = parse_weather_feed(table.table("feed"))
     table.finish()
-    return replace(spec, climate=climate, synthetic=tuple(overrides), events=events)
+    return replace(spec, climate=climate, synthetic=tuple(overrides), events=events, feed=feed)
 
 
 def _check_station(key: str, value: str, station: str, stations: list[str]) -> None:
