@@ -170,9 +170,7 @@ def station_observations(
     return StationObservations(spec.sample_s, ghi_obs, temp_obs, wind_obs)
 
 
-def _lead_correlated(
-    rng: np.random.Generator, n: int, sigma: np.ndarray, phi: float
-) -> np.ndarray:
+def _lead_correlated(rng: np.random.Generator, n: int, sigma: np.ndarray, phi: float) -> np.ndarray:
     """An AR(1) series of n values with lag-1 correlation `phi` and unit variance, scaled
     by `sigma` [n] (the error of one issue over its lead hours)."""
     z = rng.standard_normal(n)

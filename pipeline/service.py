@@ -50,6 +50,7 @@ from pipeline.analyze.batch import (
     BatchAnalysis,
 )
 from pipeline.analyze.faults import DetectorParams
+from pipeline.analyze.recommendations import Recommendation
 from pipeline.fetch.auth import DEFAULT_REPLAY_WINDOW, Authenticator, Keyring
 from pipeline.fetch.limits import Limits
 from pipeline.fetch.parse import parse_upload
@@ -57,7 +58,6 @@ from pipeline.fetch.rejection import RejectedUpload
 from pipeline.process.batch import ReadingBatch
 from pipeline.process.upload import extract_batches, upload_id
 from pipeline.process.weather import WeatherUpload, read_weather
-from pipeline.analyze.recommendations import Recommendation
 from pipeline.sinks.digest import send_digest
 from pipeline.sinks.webhook import AlertSink
 from pipeline.store.sites import SiteMeta

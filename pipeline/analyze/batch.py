@@ -248,9 +248,7 @@ class BatchAnalysis:
         for rt in self.store.readings.reading_types_of(site.site_id):
             self._new_since[(site.site_id, rt)] = _WHOLE_WINDOW_NEW
 
-    def mark_new(
-        self, batches: Sequence[ReadingBatch], counts: Sequence[tuple[int, int]]
-    ) -> None:
+    def mark_new(self, batches: Sequence[ReadingBatch], counts: Sequence[tuple[int, int]]) -> None:
         """Note the series that got new readings (``counts``: (inserted, duplicates) per
         batch, as the store returned them), for the next `analyze`."""
         new_since = self._new_since
@@ -395,7 +393,9 @@ class BatchAnalysis:
         if rt.accumulation_behaviour in REGISTER_ACCUMULATIONS:
             return []  # register readings, not interval values: nothing to validate
         role = (
-            self._roles(meter_id, roles).get(rt.flow_direction, OTHER) if rt.uom == UOM_WH else OTHER
+            self._roles(meter_id, roles).get(rt.flow_direction, OTHER)
+            if rt.uom == UOM_WH
+            else OTHER
         )
         lo = self._window_start(since, now, role)
         rows = self._windows.read(self.store.readings, meter_id, rt, lo, now, since)
@@ -496,7 +496,9 @@ class BatchAnalysis:
             row = grid.row[site_id]
             per_slot = FLEET_STEP_S // result.interval_length_s
             bound = (  # a net meter's import: judged against its own readings
-                spike_bound_wh(fast, row, result.start_s, per_slot, params) if channel == GEN else None
+                spike_bound_wh(fast, row, result.start_s, per_slot, params)
+                if channel == GEN
+                else None
             )
             alerts += detect_spikes(
                 site_id, result, scale, bound, fast.nameplate_wh[row] / per_slot, params

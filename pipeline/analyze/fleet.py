@@ -91,9 +91,11 @@ MIN_NEIGHBOURS = 3
 #: it (clipping flattens the index).
 _MIN_CS_FRACTION = 0.05
 _CLIP_FRACTION = 0.9
-#: Clear-sky indices the inversion tabulates (0 to 1.3: cloud enhancement included).
-_K_GRID = np.linspace(0.0, 1.3, 27)
-_K_ONE = 20  # _K_GRID[_K_ONE] == 1
+#: Clear-sky indices the inversion tabulates (0 to 1.3 by 0.1: cloud enhancement included;
+#: the plane's irradiance is smooth in the index, so linear interpolation between them is
+#: good to a fraction of a per cent).
+_K_GRID = np.linspace(0.0, 1.3, 14)
+_K_ONE = 10  # _K_GRID[_K_ONE] == 1
 #: Channels of the grid.
 GEN = "gen"
 IMP = "imp"
@@ -113,13 +115,16 @@ _SITE_ARRAYS: dict[str, float | bool] = {
     "zenith_deg": np.nan,
     "cos_aoi": np.nan,
     "expected_wh": np.nan,
+    "sky_index": np.nan,
     "reference": -1,
 }
 #: Per-station arrays [stations, n_bins].
 _STATION_ARRAYS = ("st_ghi", "st_temp_air", "st_wind_speed", "st_ghi_clear")
 
 
-def _distance_km(lat: np.ndarray, lon: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+def _distance_km(
+    lat: np.ndarray, lon: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
+) -> np.ndarray:
     """Great-circle distance (haversine), km, broadcasting."""
     p1, p2 = np.radians(lat), np.radians(lat2)
     dp, dl = p2 - p1, np.radians(lon2 - lon)
@@ -225,14 +230,27 @@ class FleetGrid:
         self.sites: list[SiteMeta] = []
         self.row: dict[str, int] = {}
         self.net = np.zeros(0, dtype=bool)
-        for name, fill in _SITE_ARRAYS.items():
-            dtype = bool if isinstance(fill, bool) else (np.int8 if fill == -1 else np.float64)
-            setattr(self, name, np.full((0, self.n_bins), fill, dtype=dtype))
+        none = (0, self.n_bins)
+        #: per site and bin (module docstring; `_SITE_ARRAYS` lists them with their fill)
+        self.gen = np.full(none, np.nan)
+        self.imp = np.full(none, np.nan)
+        self.gen_frozen = np.zeros(none, dtype=bool)
+        self.imp_frozen = np.zeros(none, dtype=bool)
+        self.clear_sky_wh = np.full(none, np.nan)
+        self.ghi_clear = np.full(none, np.nan)
+        self.zenith_deg = np.full(none, np.nan)
+        self.cos_aoi = np.full(none, np.nan)
+        self.expected_wh = np.full(none, np.nan)
+        self.sky_index = np.full(none, np.nan)
+        self.reference = np.full(none, -1, dtype=np.int8)
         self.day_of_year = np.full(self.n_bins, np.nan)
         self.stations: list[WeatherStation] = []
         self._station_rows: dict[str, int] = {}
-        for name in _STATION_ARRAYS:
-            setattr(self, name, np.full((0, self.n_bins), np.nan))
+        #: per station and bin: observed GHI, air temperature, wind speed, clear-sky GHI
+        self.st_ghi = np.full(none, np.nan)
+        self.st_temp_air = np.full(none, np.nan)
+        self.st_wind_speed = np.full(none, np.nan)
+        self.st_ghi_clear = np.full(none, np.nan)
         self.station_of = np.zeros(0, dtype=np.int64)
         self._pv_neighbours = np.zeros((0, NEIGHBOURS), dtype=np.int64)
         self._wind_neighbours = np.zeros((0, NEIGHBOURS), dtype=np.int64)
@@ -407,10 +425,12 @@ class FleetGrid:
         sums = np.asarray(evidence_wh[sl], dtype=np.float64).reshape(nb, k).sum(axis=1)
         same = np.zeros(n, dtype=bool)
         same[1:] = raw[1:] == raw[:-1]
-        frozen = same[sl].reshape(nb, k).all(axis=1)
+        frozen = np.asarray(same[sl].reshape(nb, k).all(axis=1))
         if i0 == 0:  # no reading before the first bin: its frozen state is unknown
             frozen[0] = False
-        target, flags = (self.gen, self.gen_frozen) if channel == GEN else (self.imp, self.imp_frozen)
+        target, flags = (
+            (self.gen, self.gen_frozen) if channel == GEN else (self.imp, self.imp_frozen)
+        )
         target[row, b0 + lo : b0 + hi] = sums[lo:hi]
         flags[row, b0 + lo : b0 + hi] = frozen[lo:hi]
         self._dirty = min(self._dirty, b0 + lo)
@@ -457,21 +477,17 @@ class FleetGrid:
             out[has] = a[self.station_of[has], sl]
         return out
 
-    def _poa(self, rows: np.ndarray, sl: slice, k: np.ndarray) -> np.ndarray:
-        """Plane-of-array irradiance of PV `rows` over bins `sl` when the clear-sky index
-        is `k` ([R, B], or [R, B, K] for a table), W/m2."""
+    def _poa(self, rows: np.ndarray, cols: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """Plane-of-array irradiance of the PV cells (`rows`, `cols`: bin indices) when the
+        clear-sky index is `k` ([n], or [n, K] for a table), W/m2."""
+        tilt = np.array([s.tilt_deg for s in self.sites])[rows]
+        albedo = np.array([s.albedo for s in self.sites])[rows]
         parts = [
-            self.ghi_clear[rows, sl],
-            self.zenith_deg[rows, sl],
-            self.cos_aoi[rows, sl],
-            np.broadcast_to(self.day_of_year[sl][None, :], (rows.size, sl.stop - sl.start)),
-            np.broadcast_to(np.array([self.sites[r].tilt_deg for r in rows])[:, None],
-                            (rows.size, sl.stop - sl.start)),
-            np.broadcast_to(np.array([self.sites[r].albedo for r in rows])[:, None],
-                            (rows.size, sl.stop - sl.start)),
+            self.ghi_clear[rows, cols], self.zenith_deg[rows, cols], self.cos_aoi[rows, cols],
+            self.day_of_year[cols], tilt, albedo,
         ]  # fmt: skip
-        if k.ndim == 3:
-            parts = [p[..., None] for p in parts]
+        if k.ndim == 2:
+            parts = [p[:, None] for p in parts]
         return poa_at_index_w_m2(k, *parts)
 
     def _refresh(self, upto: int) -> None:
@@ -485,17 +501,17 @@ class FleetGrid:
         enp = np.array([x.nameplate_w for x in self.sites]) * FLEET_STEP_S / 3600.0
         gen, cs = self.gen[:, sl], self.clear_sky_wh[:, sl]
         k_site = np.full(gen.shape, np.nan)
-        pv_gen = np.flatnonzero(is_pv & ~self.net)
-        if pv_gen.size:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                usable = (cs[pv_gen] >= _MIN_CS_FRACTION * enp[pv_gen, None]) & (
-                    cs[pv_gen] < _CLIP_FRACTION * enp[pv_gen, None]
-                )
-                ratio = np.where(usable, gen[pv_gen] / cs[pv_gen], np.nan)
-                curve = self._poa(pv_gen, sl, np.broadcast_to(_K_GRID, (*ratio.shape, _K_GRID.size)))
-                curve = curve / np.maximum(curve[..., _K_ONE : _K_ONE + 1], 1e-9)
-            k_site[pv_gen] = _invert(curve, ratio)
         with np.errstate(invalid="ignore", divide="ignore"):
+            usable = (
+                (is_pv & ~self.net)[:, None] & np.isfinite(gen)
+                & (cs >= _MIN_CS_FRACTION * enp[:, None]) & (cs < _CLIP_FRACTION * enp[:, None])
+            )  # fmt: skip
+            r, c = np.nonzero(usable)
+            if r.size:
+                curve = self._poa(r, c + lo, np.broadcast_to(_K_GRID, (r.size, _K_GRID.size)))
+                curve = curve / np.maximum(curve[:, _K_ONE : _K_ONE + 1], 1e-9)
+                k_site[r, c] = _invert(curve, gen[r, c] / cs[r, c])
+            self.sky_index[:, sl] = k_site
             kc_nb = _median_of_rows(k_site, self._pv_neighbours, MIN_NEIGHBOURS)
             station_kc = self._per_site(
                 np.where(self.st_ghi_clear > 10.0, self.st_ghi / self.st_ghi_clear, np.nan), sl
@@ -504,25 +520,37 @@ class FleetGrid:
             np.isfinite(kc_nb), REF_NEIGHBOURS,
             np.where(np.isfinite(station_kc), REF_STATION, REF_CLEAR_SKY),
         ).astype(np.int8)  # fmt: skip
-        kc_ref = np.where(np.isfinite(kc_nb), kc_nb, np.where(np.isfinite(station_kc), station_kc, 1.0))
+        kc_ref = np.where(
+            np.isfinite(kc_nb), kc_nb, np.where(np.isfinite(station_kc), station_kc, 1.0)
+        )
         expected = np.full(gen.shape, np.nan)
         pv = np.flatnonzero(is_pv)
-        if pv.size:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                at_k = self._poa(pv, sl, kc_ref[pv])
-                at_one = self._poa(pv, sl, np.ones_like(kc_ref[pv]))
-                scaled = np.where(at_one > 0, cs[pv] * at_k / at_one, 0.0)
-            expected[pv] = np.minimum(scaled, enp[pv, None])
+        expected[pv] = self.energy_at_index(pv, lo, hi, kc_ref[pv])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cf = np.where(~is_pv[:, None], gen / enp[:, None], np.nan)
         wind = np.flatnonzero(~is_pv)
         if wind.size:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                cf = np.where(~is_pv[:, None], gen / enp[:, None], np.nan)
             cf_nb = _median_of_rows(cf, self._wind_neighbours, MIN_NEIGHBOURS)
             expected[wind] = cf_nb[wind] * enp[wind, None]
             reference[wind] = np.where(np.isfinite(cf_nb[wind]), 0, -1)
         self.expected_wh[:, sl] = expected
         self.reference[:, sl] = reference
         self._dirty = hi
+
+    def energy_at_index(self, rows: np.ndarray, b0: int, b1: int, k: np.ndarray) -> np.ndarray:
+        """Energy of PV `rows` over bins [b0, b1) when the sky's clear-sky index on the
+        horizontal is `k` [R, b1 - b0]: clear-sky energy times the plane's irradiance at
+        `k` over that at 1, clipped at the nameplate (module docstring), Wh."""
+        out = np.zeros(k.shape)
+        cs = self.clear_sky_wh[rows, b0:b1]
+        r, c = np.nonzero(cs > 0)
+        if r.size:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                at_k = self._poa(rows[r], c + b0, k[r, c])
+                at_one = self._poa(rows[r], c + b0, np.ones(r.size))
+                out[r, c] = np.where(at_one > 0, cs[r, c] * at_k / at_one, 0.0)
+        plate = np.array([self.sites[x].nameplate_w for x in rows]) * FLEET_STEP_S / 3600.0
+        return np.minimum(out, plate[:, None])
 
     def view(self, b0: int, b1: int) -> FleetView:
         """The bins [b0, b1) with their references (see `FleetView`)."""

@@ -30,8 +30,9 @@ temperature do.
   expectation shifted by whole bins (-`clock_max_lag_bins`..+), each with its best scale
   (so that a loss of level is no shift): when a shift of at least `clock_min_lag_bins`
   fits far better than none, and each half of the window prefers it (under broken clouds
-  a shift can fit one stretch better by chance, not two), the meter's clock is off by it (the readings carry labels an hour away
-  from the sun that made them, as after a jump of its real-time clock).
+  a shift can fit one stretch better by chance, not two), the meter's clock is off by it
+  (the readings carry labels an hour away from the sun that made them, as after a jump of
+  its real-time clock).
 
 Only numpy and the standard library are imported here (DESIGN §2).
 """
@@ -156,20 +157,30 @@ def detect_gradual_loss(view: FleetView, params: DetectorParams) -> list[Detecti
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = -b_slope / base
         loss = rate * span_days
-    found = (dof >= 3) & (f_stat >= params.gradual_min_f) & (rate > 0) & (loss >= params.gradual_min_loss)
+    found = (
+        (dof >= 3)
+        & (f_stat >= params.gradual_min_f)
+        & (rate > 0)
+        & (loss >= params.gradual_min_loss)
+    )
     out = []
     for row in np.flatnonzero(found).tolist():
         onset = int(onsets[best[row]])
         fitted = float(b_slope[row]) * (x_t[row, best[row]])
         recovered = _recovery(y_t[row] - fitted, x[best[row]], float(-b_slope[row]), valid[row])
-        kind = SOILING if recovered is not None or rate[row] >= params.soiling_min_rate_per_day else DEGRADATION
+        kind = (
+            SOILING
+            if recovered is not None or rate[row] >= params.soiling_min_rate_per_day
+            else DEGRADATION
+        )
         end_point = last[row] if recovered is None else recovered - 1
         first_bin = onset * _BINS_PER_POINT
         last_bin = end_point * _BINS_PER_POINT + _BINS_PER_POINT - 1
         seen = np.flatnonzero(np.isfinite(r[row]))
         detected = int(seen[-1]) if seen.size else last_bin
         why = (
-            "then recovered (a cleaning or rain): soiling" if recovered is not None
+            "then recovered (a cleaning or rain): soiling"
+            if recovered is not None
             else f"at {rate[row]:.1%} per day: " + ("soiling" if kind == SOILING else "degradation")
         )
         out.append(bin_detection(
@@ -207,7 +218,7 @@ def detect_shading(view: FleetView, params: DetectorParams) -> list[Detection]:
     d = b // per_day
     if d < params.shading_min_days:
         return []
-    off = int(((view.start_s[0] % SECONDS_PER_DAY) // FLEET_STEP_S))
+    off = int((view.start_s[0] % SECONDS_PER_DAY) // FLEET_STEP_S)
     if off:  # align the columns on UTC days
         r = r[:, per_day - off :]
         d = r.shape[1] // per_day

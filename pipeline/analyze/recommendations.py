@@ -184,7 +184,9 @@ RECOMMENDERS: dict[str, Callable[[Detection], tuple[str, str]]] = {
 }
 
 
-def recommend(d: Detection, grid: FleetGrid, price_per_kwh: float, now_s: int | None) -> Recommendation:
+def recommend(
+    d: Detection, grid: FleetGrid, price_per_kwh: float, now_s: int | None
+) -> Recommendation:
     """The recommendation of one detection as of `now_s` (default: its evidence's end)."""
     urgency, action = RECOMMENDERS.get(d.kind, _anomaly)(d)
     now = d.end_s if now_s is None else int(now_s)

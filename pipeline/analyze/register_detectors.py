@@ -19,9 +19,10 @@ Methods (each compares a site with its reference: neighbours, station, clear sky
 - `detect_frozen`: runs of frozen bins (every reading repeats the last: meter noise makes
   real readings differ) of at least `DetectorParams.frozen_min_s` through which the
   reference's expected energy changed by `DetectorParams.stuck_reference_change` of the
-  nameplate (the output had to move), or that last `DetectorParams.stuck_long_s`: the "consecutive identical values" check of
-  utility VEE (CPUC 1999, cited in `pipeline.analyze.vee`) with a physical reason to
-  expect change instead of a fixed duration alone. Flat tops at the nameplate (clipping,
+  nameplate (the output had to move), or that last `DetectorParams.stuck_long_s`: the
+  "consecutive identical values" check of utility VEE (CPUC 1999, cited in
+  `pipeline.analyze.vee`) with a physical reason to expect change instead of a fixed
+  duration alone. Flat tops at the nameplate (clipping,
   rated wind) are exempt;
 - `detect_spikes`: readings more than the source can physically give (the nameplate, or
   for PV half again the clear sky: minute-scale cloud enhancement stays below that), the
@@ -36,6 +37,7 @@ Only numpy and the standard library are imported here (DESIGN §2).
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from pipeline.analyze.detectors import hours_text, utc_text
@@ -109,7 +111,9 @@ def storm_bins(view: FleetView, params: DetectorParams) -> np.ndarray:
         was_full[:, 1:] = view.gen[:, :-1] >= 0.85 * enp
         cut_from_full = (view.gen == 0) & was_full & strong
     n_wind = max(1, int(np.count_nonzero(wind)))
-    fleet = np.count_nonzero(stopped & wind[:, None], axis=0) >= params.storm_fleet_fraction * n_wind
+    fleet = (
+        np.count_nonzero(stopped & wind[:, None], axis=0) >= params.storm_fleet_fraction * n_wind
+    )
     sign = (by_station | cut_from_full).any(axis=0) | fleet  # [B], region-wide
     hold = max(1, round(params.storm_hold_s / FLEET_STEP_S))
     near = np.convolve(sign.astype(np.int64), np.ones(2 * hold + 1, dtype=np.int64), "same") > 0
@@ -150,7 +154,9 @@ def detect_no_output(
         lost_wh = float(np.nansum(x[row, idx] - e[row, idx]))  # NaN reference: unknown
         confidence = 1.0 - math.exp(-duration_s / params.no_output_min_s)
         site = view.sites[row].site_id
-        span = f"from {utc_text(view.start_s[first])} to {utc_text(view.start_s[last] + FLEET_STEP_S)}"
+        span = (
+            f"from {utc_text(view.start_s[first])} to {utc_text(view.start_s[last] + FLEET_STEP_S)}"
+        )
         if view.is_pv[row]:
             alerts.append(bin_detection(
                 view, row, INVERTER_TRIP, first, last, detected, confidence, lost_wh,
@@ -213,7 +219,7 @@ def detect_frozen(view: FleetView, params: DetectorParams) -> list[Detection]:
                 level_ok &= values < params.stuck_exempt_fraction * enp
                 level_ok &= values >= params.frozen_min_level * enp
             hit = frozen & level_ok
-        runs, cols = runs_across_skips(hit, ~hit)
+        runs, _ = runs_across_skips(hit, ~hit)
         for i in np.flatnonzero(runs.hits >= k_min).tolist():
             row, first, last = int(runs.row[i]), int(runs.first[i]), int(runs.last[i])
             ref = view.expected_wh[row, first : last + 1]
@@ -280,7 +286,13 @@ def detect_spikes(
             continue
         if bound_wh is not None and not peak >= params.spike_local_factor * local:
             continue
-        ref = local if local > 0 else float(np.nanmax(bound_wh[first:stop])) if bound_wh is not None else peak
+        ref = (
+            local
+            if local > 0
+            else float(np.nanmax(bound_wh[first:stop]))
+            if bound_wh is not None
+            else peak
+        )
         factor = peak / ref if ref > 0 else 1.0
         start = int(result.start_s[first])
         end = int(result.start_s[stop - 1]) + step

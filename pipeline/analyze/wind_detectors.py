@@ -113,7 +113,9 @@ def detect_wind_below_neighbours(view: FleetView, params: DetectorParams) -> lis
     storm = storm_bins(view, params)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = cf / ref
-        limit = min(params.icing_max_ratio, math.exp(-_ICING_SIGMAS * _scatter(ratio, evidence & ~storm)))
+        limit = min(
+            params.icing_max_ratio, math.exp(-_ICING_SIGMAS * _scatter(ratio, evidence & ~storm))
+        )
         hit = below & ~storm & (ratio <= limit)
     hit[list(capped_rows)] = False
     runs, cols = runs_across_skips(hit, evidence & ~hit)
@@ -121,11 +123,17 @@ def detect_wind_below_neighbours(view: FleetView, params: DetectorParams) -> lis
         row, first, last = int(runs.row[i]), int(runs.first[i]), int(runs.last[i])
         idx = cols[runs.first_hit[i] : runs.first_hit[i] + runs.hits[i]]
         loss = 1.0 - float(np.median(ratio[row, idx]))
-        temp = float(np.nanmean(view.temp_air[row, idx])) if np.isfinite(view.temp_air[row, idx]).any() else math.nan
+        temp = (
+            float(np.nanmean(view.temp_air[row, idx]))
+            if np.isfinite(view.temp_air[row, idx]).any()
+            else math.nan
+        )
         cold = not math.isfinite(temp) or temp <= _ICING_MAX_TEMP_C
         duration_s = float(runs.hits[i] * FLEET_STEP_S)
         air = (
-            f"air at {temp:.0f} degC" if math.isfinite(temp) else "no air temperature from the station"
+            f"air at {temp:.0f} degC"
+            if math.isfinite(temp)
+            else "no air temperature from the station"
         )
         cause = "rotor icing" if cold else "rotor icing unlikely this warm: check pitch and blades"
         out.append(bin_detection(

@@ -39,17 +39,10 @@ _SELECT_OBSERVATIONS = (
     "SELECT start_s, duration_s, ghi, temp_air, wind_speed FROM weather_observations "
     "WHERE station_id = ? AND start_s BETWEEN ? AND ? ORDER BY start_s"
 )
-_LATEST_ISSUE = (
-    "SELECT max(issued_s) FROM weather_forecasts WHERE station_id = ? AND issued_s <= ?"
-)
 _SELECT_ISSUES = (
     "SELECT issued_s, start_s, duration_s, ghi, temp_air, wind_speed FROM weather_forecasts "
     "WHERE station_id = ? AND issued_s BETWEEN ? AND ? AND start_s BETWEEN ? AND ? "
     "ORDER BY issued_s, start_s"
-)
-_SELECT_FORECAST = (
-    "SELECT start_s, duration_s, ghi, temp_air, wind_speed FROM weather_forecasts "
-    "WHERE station_id = ? AND issued_s = ? AND start_s BETWEEN ? AND ? ORDER BY start_s"
 )
 
 
@@ -81,11 +74,15 @@ def _series(rows: list[tuple[object, ...]], issued_s: int | None = None) -> Weat
         return WeatherSeries(np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty, empty,
                              issued_s)  # fmt: skip
     cols = list(zip(*rows, strict=True))
-    as_float = [np.array(c, dtype=np.float64) for c in cols[2:]]  # None -> nan
+    ghi, temp_air, wind_speed = (np.array(c, dtype=np.float64) for c in cols[2:])  # None: NaN
     return WeatherSeries(
-        np.array(cols[0], dtype=np.int64), np.array(cols[1], dtype=np.int64), *as_float,
-        issued_s=issued_s,
-    )  # fmt: skip
+        np.array(cols[0], dtype=np.int64),
+        np.array(cols[1], dtype=np.int64),
+        ghi,
+        temp_air,
+        wind_speed,
+        issued_s,
+    )
 
 
 class WeatherRepository:
@@ -135,26 +132,13 @@ class WeatherRepository:
         rows = self._conn.execute(_SELECT_OBSERVATIONS, (station_id, lo_s, hi_s)).fetchall()
         return _series(rows)
 
-    def latest_forecast(
-        self, station_id: str, at_s: int, lo_s: int, hi_s: int
-    ) -> WeatherSeries | None:
-        """The steps with ``lo_s <= start_s <= hi_s`` of the station's latest forecast
-        issued at or before `at_s` (epoch s); None when none was."""
-        issued = self._conn.execute(_LATEST_ISSUE, (station_id, at_s)).fetchone()[0]
-        if issued is None:
-            return None
-        rows = self._conn.execute(_SELECT_FORECAST, (station_id, issued, lo_s, hi_s)).fetchall()
-        return _series(rows, int(issued))
-
-    def forecast_in_effect(self, station_id: str, lo_s: int, hi_s: int) -> WeatherSeries:
-        """For each step start in [lo_s, hi_s] (epoch s), the value of the latest forecast
-        issued at or before it: what a forecast user had for that hour (``issued_s`` of
-        the result is None; steps no issue covers are absent)."""
+    def issues(self, station_id: str, issued_lo_s: int, issued_hi_s: int) -> list[WeatherSeries]:
+        """The station's forecast issues with ``issued_lo_s <= issued_s <= issued_hi_s``
+        (epoch s), oldest first, each with all its steps."""
         rows = self._conn.execute(
-            _SELECT_ISSUES, (station_id, lo_s - 2 * 86_400, hi_s, lo_s, hi_s)
+            _SELECT_ISSUES, (station_id, issued_lo_s, issued_hi_s, 0, 2**62)
         ).fetchall()
-        latest: dict[int, tuple[object, ...]] = {}
-        for issued, start, *rest in rows:  # issues in order: later ones overwrite
-            if int(issued) <= int(start):
-                latest[int(start)] = (start, *rest)
-        return _series([latest[k] for k in sorted(latest)])
+        by_issue: dict[int, list[tuple[object, ...]]] = {}
+        for issued, *rest in rows:
+            by_issue.setdefault(int(issued), []).append(tuple(rest))
+        return [_series(r, issued) for issued, r in sorted(by_issue.items())]

@@ -186,9 +186,9 @@ def score_analytics(
             continue
         found += 1
         stats["found"].append(1)
-        kinds = [detections[i].kind for i in hits]
+        hit_kinds = [detections[i].kind for i in hits]
         first = min(hits, key=lambda i: detections[i].detected_s)
-        label = want if want in kinds else detections[first].kind
+        label = want if want in hit_kinds else detections[first].kind
         row[label] = row.get(label, 0) + 1
         if label == want:
             right += 1
@@ -212,14 +212,23 @@ def score_analytics(
         any(e.kind == EVENT_FOR[c["kind"]] and _matches(e, c, tolerance_s) for e in events)
         for c in cutouts
     )
-    kinds = []
+    kinds: list[KindScore] = []
     for kind in sorted(per_kind):
         st = per_kind[kind]
         n, f = len(st["n"]), len(st["found"])
         med, worst = _stats(st["rep"])
         kinds.append(
-            KindScore(kind, DETECTOR_FOR.get(kind, kind), n, f, len(st["right"]), f / n,
-                      med, worst, _stats(st["det"])[1])  # fmt: skip
+            KindScore(
+                kind,
+                DETECTOR_FOR.get(kind, kind),
+                n,
+                f,
+                len(st["right"]),
+                f / n,
+                med,
+                worst,
+                _stats(st["det"])[1],
+            )
         )
     n_false = sum(false_rows.values())
     return AnalyticsScores(

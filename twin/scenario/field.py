@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,7 @@ class WeatherSpec:
     synthetic: tuple[tuple[str, float], ...] = ()
     events: tuple[WeatherEvent, ...] = ()
     #: The regional weather feed (met station and forecast product) sent to the MDC.
-    feed: WeatherFeedSpec = WeatherFeedSpec()
+    feed: WeatherFeedSpec = field(default_factory=WeatherFeedSpec)
 
 
 @dataclass(frozen=True)

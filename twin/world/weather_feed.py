@@ -26,6 +26,7 @@ import simpy
 from hw_models.server import JobLost, Server, ServiceDemand
 from meters.weather import clearsky_ghi, epoch_s_to_index
 from meters.weather_station import (
+    ForecastIssue,
     StationObservations,
     StationSpec,
     encode_forecast,
@@ -132,21 +133,28 @@ class StationUplink:
         def rng_for(key: str) -> np.random.Generator:
             return component_rng(scenario.seed, key)
 
-        truth = [np.atleast_2d(getattr(weather, q))[0] for q in ("ghi", "temp_air", "wind_speed")]
-        self.obs: StationObservations = station_observations(self.spec, *truth, rng_for)
+        ghi, temp_air, wind_speed = (
+            np.atleast_2d(getattr(weather, q))[0] for q in ("ghi", "temp_air", "wind_speed")
+        )
+        self.obs: StationObservations = station_observations(
+            self.spec, ghi, temp_air, wind_speed, rng_for
+        )
         self.record = FeedRecord(station_id, region)
         missing = np.isnan(self.obs.ghi)
         self.record.observations = int(np.count_nonzero(~missing))
         self.record.observations_missing = int(np.count_nonzero(missing))
         self.record.outages = _runs_s(missing, feed.sample_s)
-        self.issues = []
+        self.issues: list[ForecastIssue] = []
         per_hour = round(3600.0 / feed.sample_s)
-        if feed.forecast and len(truth[0]) >= per_hour:
-            fine = self.epoch_s + (np.arange(len(truth[0])) + 0.5) * feed.sample_s
+        if feed.forecast and len(ghi) >= per_hour:
+            fine = self.epoch_s + (np.arange(len(ghi)) + 0.5) * feed.sample_s
             clear, _ = clearsky_ghi(epoch_s_to_index(fine), lat, lon, weather.altitude_m)
             self.issues = forecast_product(
                 self.spec,
-                *(_hourly(x, per_hour) for x in (truth[0], clear, truth[1], truth[2])),
+                _hourly(ghi, per_hour),
+                _hourly(clear, per_hour),
+                _hourly(temp_air, per_hour),
+                _hourly(wind_speed, per_hour),
                 0.0,
                 rng_for(f"station/{station_id}/forecast"),
             )
