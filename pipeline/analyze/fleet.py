@@ -21,9 +21,11 @@ computed (recomputed only from the earliest bin new data touched).
   `NEIGHBOUR_MAX_KM`: each neighbour's energy over its clear-sky energy, inverted through
   its plane's transposition to the k that gives it, and the median taken), else the
   region's met station (observed over clear-sky GHI), else 1 (clear sky). The site's
-  expected energy is its clear-sky energy times its plane's irradiance at k over that at 1
-  (`pipeline.analyze.clearsky.poa_at_index_w_m2`: Erbs split, isotropic transposition),
-  clipped at its AC nameplate: what it would make under its neighbours' sky. Working on
+  expected energy is its plane's irradiance at k
+  (`pipeline.analyze.clearsky.poa_at_index_w_m2`: Erbs split, isotropic transposition)
+  times its DC nameplate and derate, clipped at its AC nameplate: what it would make
+  under its neighbours' sky. A neighbour's k is the one whose irradiance on its plane
+  gives the energy it made (the same model, inverted). Working on
   the horizontal index makes sites of different orientations comparable under any sky
   (under overcast an east- and a west-facing array see the same diffuse light, under
   clear skies not). This is the fleet-relative expected yield of PV monitoring (peer
@@ -87,15 +89,14 @@ NEIGHBOUR_MAX_KM = 50.0
 #: Fewest neighbours with a value in a bin for their median to be the reference.
 MIN_NEIGHBOURS = 3
 #: A neighbour's index counts when its clear-sky energy is at least this fraction of its
-#: nameplate's (low sun: the model's relative error grows) and below `_CLIP_FRACTION` of
-#: it (clipping flattens the index).
+#: nameplate's (low sun: the model's relative error grows) and its energy below
+#: `_CLIP_FRACTION` of it (clipping flattens the index).
 _MIN_CS_FRACTION = 0.05
-_CLIP_FRACTION = 0.9
+_CLIP_FRACTION = 0.95
 #: Clear-sky indices the inversion tabulates (0 to 1.3 by 0.1: cloud enhancement included;
 #: the plane's irradiance is smooth in the index, so linear interpolation between them is
 #: good to a fraction of a per cent).
 _K_GRID = np.linspace(0.0, 1.3, 14)
-_K_ONE = 10  # _K_GRID[_K_ONE] == 1
 #: Channels of the grid.
 GEN = "gen"
 IMP = "imp"
@@ -504,13 +505,12 @@ class FleetGrid:
         with np.errstate(invalid="ignore", divide="ignore"):
             usable = (
                 (is_pv & ~self.net)[:, None] & np.isfinite(gen)
-                & (cs >= _MIN_CS_FRACTION * enp[:, None]) & (cs < _CLIP_FRACTION * enp[:, None])
+                & (cs >= _MIN_CS_FRACTION * enp[:, None]) & (gen < _CLIP_FRACTION * enp[:, None])
             )  # fmt: skip
             r, c = np.nonzero(usable)
             if r.size:
                 curve = self._poa(r, c + lo, np.broadcast_to(_K_GRID, (r.size, _K_GRID.size)))
-                curve = curve / np.maximum(curve[:, _K_ONE : _K_ONE + 1], 1e-9)
-                k_site[r, c] = _invert(curve, gen[r, c] / cs[r, c])
+                k_site[r, c] = _invert(curve, gen[r, c] / self._wh_per_w_m2[r])
             self.sky_index[:, sl] = k_site
             kc_nb = _median_of_rows(k_site, self._pv_neighbours, MIN_NEIGHBOURS)
             station_kc = self._per_site(
@@ -539,18 +539,26 @@ class FleetGrid:
 
     def energy_at_index(self, rows: np.ndarray, b0: int, b1: int, k: np.ndarray) -> np.ndarray:
         """Energy of PV `rows` over bins [b0, b1) when the sky's clear-sky index on the
-        horizontal is `k` [R, b1 - b0]: clear-sky energy times the plane's irradiance at
-        `k` over that at 1, clipped at the nameplate (module docstring), Wh."""
+        horizontal is `k` [R, b1 - b0]: the plane's irradiance at `k` times DC nameplate /
+        1000 W/m2 times derate (`pipeline.store.sites.SiteMeta.derate`), clipped at the
+        AC nameplate (module docstring), Wh."""
         out = np.zeros(k.shape)
-        cs = self.clear_sky_wh[rows, b0:b1]
-        r, c = np.nonzero(cs > 0)
+        r, c = np.nonzero(self.clear_sky_wh[rows, b0:b1] > 0)
         if r.size:
             with np.errstate(invalid="ignore", divide="ignore"):
-                at_k = self._poa(rows[r], c + b0, k[r, c])
-                at_one = self._poa(rows[r], c + b0, np.ones(r.size))
-                out[r, c] = np.where(at_one > 0, cs[r, c] * at_k / at_one, 0.0)
+                poa = self._poa(rows[r], c + b0, k[r, c])
+            out[r, c] = self._wh_per_w_m2[rows[r]] * np.nan_to_num(poa)
         plate = np.array([self.sites[x].nameplate_w for x in rows]) * FLEET_STEP_S / 3600.0
         return np.minimum(out, plate[:, None])
+
+    @property
+    def _wh_per_w_m2(self) -> np.ndarray:
+        """Energy per bin per W/m2 on each site's plane (DC nameplate / 1000 x derate x bin),
+        Wh; 0 for wind."""
+        return np.array(
+            [s.capacity_w / 1000.0 * s.derate * FLEET_STEP_S / 3600.0 if s.kind == "pv" else 0.0
+             for s in self.sites]
+        )  # fmt: skip
 
     def view(self, b0: int, b1: int) -> FleetView:
         """The bins [b0, b1) with their references (see `FleetView`)."""

@@ -40,6 +40,7 @@ Only numpy and the standard library are imported here (DESIGN §2).
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -95,43 +96,45 @@ def _points(r: np.ndarray) -> np.ndarray:
         return np.where(count >= 2, total / count, np.nan)
 
 
-def detect_gradual_loss(view: FleetView, params: DetectorParams) -> list[Detection]:
-    """Soiling and degradation (module docstring), at most one detection per site.
+class _RampFit(NamedTuple):
+    """The best ramp of each site (`_fit_ramps`), [S] arrays: its F statistic against a
+    flat index, onset (point index), loss rate per day and loss at the last point, both
+    relative to the index's level, and the last point with a value."""
 
-    The fit has a level per time of day (two-hour slots: the index of a site whose
-    orientation differs from its neighbours' has a daily shape under clouds) and one
-    ramp; it is solved for all sites and onsets at once (the regression's "within"
-    transformation: the slot means are taken out of the index and of the ramp)."""
-    r = performance_index(view, 0.5)
-    y = _points(r)
+    f_stat: np.ndarray
+    onset: np.ndarray
+    rate: np.ndarray
+    loss: np.ndarray
+    last: np.ndarray
+
+
+def _fit_ramps(y: np.ndarray, valid: np.ndarray, per_day: int) -> _RampFit:
+    """The flat-then-declining fit of the points `y` [S, H] (whole days of `per_day`
+    points; `valid` where a point counts), for all sites and onsets at once.
+
+    The fit has a level per time of day (the index of a site whose orientation differs
+    from its neighbours' has a daily shape under clouds) and one ramp, solved with the
+    regression's "within" transformation (the slot means are taken out of the index and of
+    the ramp). Of the onsets, the earliest whose fit is within the noise of the best (an
+    AIC difference of 2: a later onset with a steeper ramp is not told apart from an
+    earlier, gentler one by noise alone, so the longer evidence is preferred)."""
     s, h = y.shape
-    per_day = SECONDS_PER_DAY // (_BINS_PER_POINT * FLEET_STEP_S)
-    days = -(-h // per_day)
-    if s == 0 or h == 0:
-        return []
-    y = np.concatenate((y, np.full((s, days * per_day - h), np.nan)), axis=1)
-    h = days * per_day
-    valid = np.isfinite(y)
-    has = valid.any(axis=0)
-    if np.count_nonzero(has) < 6:
-        return []
+    days = h // per_day
     t_days = np.arange(h) * (_BINS_PER_POINT * FLEET_STEP_S / SECONDS_PER_DAY)
-    first_point = int(np.argmax(has))
-    onsets = np.arange(first_point, h - 3, _ONSET_STEP)
+    has = valid.any(axis=0)
+    first_point = int(np.argmax(has)) if has.any() else 0
+    onsets = np.arange(first_point, max(first_point + 1, h - 3), _ONSET_STEP)
     x = np.maximum(0.0, t_days[None, :] - t_days[onsets][:, None])  # [C, H]
     yv = np.where(valid, y, 0.0).reshape(s, days, per_day)
     vd = valid.reshape(s, days, per_day)
     n_slot = vd.sum(axis=1)  # [S, P]
     with np.errstate(invalid="ignore", divide="ignore"):
         y_slot = yv.sum(axis=1) / n_slot
-    y_t = np.where(vd, yv - y_slot[:, None, :], 0.0).reshape(s, h)  # demeaned index
-    xd = x.reshape(-1, days, per_day)  # [C, D, P]
-    xs = np.einsum("sdp,cdp->scp", vd, xd)  # [S, C, P]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x_slot = xs / n_slot[:, None, :]
-    x_t = np.where(vd[:, None], xd[None] - x_slot[:, :, None, :], 0.0).reshape(s, -1, h)
-    x_t = np.nan_to_num(x_t)
-    y_t = np.nan_to_num(y_t)
+        x_slot = np.einsum("sdp,cdp->scp", vd, x.reshape(-1, days, per_day)) / n_slot[:, None]
+    y_t = np.nan_to_num(np.where(vd, yv - y_slot[:, None, :], 0.0).reshape(s, h))
+    x_t = np.nan_to_num(
+        np.where(vd[:, None], x.reshape(-1, days, per_day)[None] - x_slot[:, :, None, :], 0.0)
+    ).reshape(s, -1, h)
     sxx = (x_t * x_t).sum(axis=2)
     sxy = np.einsum("sch,sh->sc", x_t, y_t)
     sse0 = (y_t * y_t).sum(axis=1)
@@ -143,71 +146,95 @@ def detect_gradual_loss(view: FleetView, params: DetectorParams) -> list[Detecti
     dof = valid.sum(axis=1) - np.count_nonzero(n_slot, axis=1) - 1
     least = np.min(sse, axis=1)
     noise = np.maximum(least / np.maximum(dof, 1), _INDEX_NOISE_FLOOR**2)
-    # the earliest onset that fits within the noise of the best (a later onset with a
-    # steeper ramp is not told apart from an earlier, gentler one by noise alone: prefer
-    # the longer evidence, Occam, as an AIC difference of 2)
     best = np.argmax(sse <= (least + 2.0 * noise)[:, None], axis=1)
-    b_sse, b_slope = sse[rows, best], slope[rows, best]
-    f_stat = (sse0 - b_sse) / noise
-    level = np.where(n_slot > 0, y_slot, np.nan)
+    b_slope = slope[rows, best]
+    f_stat = np.where(dof >= 3, (sse0 - sse[rows, best]) / noise, 0.0)
     with np.errstate(invalid="ignore"):
-        base = np.nanmedian(np.where(np.isfinite(level), level, np.nan), axis=1)
+        level = np.nanmedian(np.where(n_slot > 0, y_slot, np.nan), axis=1)
     last = np.where(valid.any(axis=1), h - 1 - np.argmax(valid[:, ::-1], axis=1), 0)
-    span_days = t_days[last] - t_days[onsets[best]]
     with np.errstate(invalid="ignore", divide="ignore"):
-        rate = -b_slope / base
-        loss = rate * span_days
-    found = (
-        (dof >= 3)
-        & (f_stat >= params.gradual_min_f)
-        & (rate > 0)
-        & (loss >= params.gradual_min_loss)
-    )
-    out = []
-    for row in np.flatnonzero(found).tolist():
-        onset = int(onsets[best[row]])
-        fitted = float(b_slope[row]) * (x_t[row, best[row]])
-        recovered = _recovery(y_t[row] - fitted, x[best[row]], float(-b_slope[row]), valid[row])
-        kind = (
-            SOILING
-            if recovered is not None or rate[row] >= params.soiling_min_rate_per_day
-            else DEGRADATION
-        )
-        end_point = last[row] if recovered is None else recovered - 1
-        first_bin = onset * _BINS_PER_POINT
-        last_bin = end_point * _BINS_PER_POINT + _BINS_PER_POINT - 1
-        seen = np.flatnonzero(np.isfinite(r[row]))
-        detected = int(seen[-1]) if seen.size else last_bin
-        why = (
-            "then recovered (a cleaning or rain): soiling"
-            if recovered is not None
-            else f"at {rate[row]:.1%} per day: " + ("soiling" if kind == SOILING else "degradation")
-        )
-        out.append(bin_detection(
-            view, row, kind, first_bin, min(last_bin, view.n_bins - 1), detected,
-            1.0 - math.exp(-float(f_stat[row]) / (2.0 * params.gradual_min_f)), float(loss[row]),
-            f"performance of {view.sites[row].site_id} against its neighbours fell "
-            f"{loss[row]:.0%} from {utc_text(view.start_s[first_bin])} {why}",
-        ))  # fmt: skip
+        rate = -b_slope / level
+    return _RampFit(
+        np.nan_to_num(f_stat), onsets[best], rate, rate * (t_days[last] - t_days[onsets[best]]),
+        last,
+    )  # fmt: skip
+
+
+def _recoveries(y: np.ndarray, valid: np.ndarray, min_step: float) -> np.ndarray:
+    """Per site, the point where the index steps up most (the mean of the next three
+    points over that of the previous three), if by at least `min_step`; -1 otherwise."""
+    out = np.full(y.shape[0], -1, dtype=np.int64)
+    v = np.where(valid, y, np.nan)
+    with np.errstate(invalid="ignore"):
+        spread = np.nanmax(v, axis=1, initial=-np.inf) - np.nanmin(v, axis=1, initial=np.inf)
+    candidates = np.flatnonzero(spread >= min_step)
+    for row in candidates.tolist():  # sites with a jump (few), not readings
+        idx = np.flatnonzero(valid[row])
+        v = y[row, idx]
+        if v.size < 6:
+            continue
+        c = np.concatenate(([0.0], np.cumsum(v)))
+        k = np.arange(3, v.size - 2)
+        step = (c[np.minimum(k + 3, v.size)] - c[k]) / (np.minimum(k + 3, v.size) - k) - (
+            c[k] - c[k - 3]
+        ) / 3.0
+        best = int(np.argmax(step))
+        if step[best] >= min_step:
+            out[row] = int(idx[k[best]])
     return out
 
 
-def _recovery(
-    residual: np.ndarray, ramp_days: np.ndarray, slope: float, valid: np.ndarray
-) -> int | None:
-    """The point from which the index is back up (a cleaning): the residuals of the ramp
-    fit at the last points, from it on, all exceed half the loss the ramp predicts there
-    (at least two points, and a loss of at least 2 %); None."""
-    idx = np.flatnonzero(valid & (ramp_days > 0))
-    if idx.size < 4:
-        return None
-    predicted = slope * ramp_days[idx]
-    back = (residual[idx] >= 0.5 * predicted) & (predicted >= 0.02)
-    still = np.flatnonzero(~back)
-    start = 0 if still.size == 0 else int(still[-1]) + 1
-    if idx.size - start < 2 or start == 0:
-        return None
-    return int(idx[start])
+def detect_gradual_loss(view: FleetView, params: DetectorParams) -> list[Detection]:
+    """Soiling and degradation (module docstring), at most one detection per site: the
+    ramp fit over all points, and for a site whose index stepped back up (a cleaning) the
+    fit over the points before the step; a ramp followed by such a recovery of at least
+    half its loss is soiling, else the rate decides."""
+    r = performance_index(view, 0.5)
+    y = _points(r)
+    s, h = y.shape
+    per_day = SECONDS_PER_DAY // (_BINS_PER_POINT * FLEET_STEP_S)
+    if s == 0 or h == 0:
+        return []
+    days = -(-h // per_day)
+    y = np.concatenate((y, np.full((s, days * per_day - h), np.nan)), axis=1)
+    valid = np.isfinite(y)
+    if np.count_nonzero(valid.any(axis=0)) < 6:
+        return []
+    whole = _fit_ramps(y, valid, per_day)
+    step_at = _recoveries(y, valid, 0.5 * params.gradual_min_loss)
+    before = valid & (np.arange(y.shape[1])[None, :] < np.where(step_at >= 0, step_at, 2**31)[:, None])
+    cut = _fit_ramps(y, before, per_day)
+    out = []
+    for row in range(s):  # sites: a few numbers each
+        recovered = bool(
+            step_at[row] >= 0 and cut.f_stat[row] >= params.gradual_min_f
+            and cut.loss[row] >= params.gradual_min_loss
+            and y[row, step_at[row]] >= y[row, cut.last[row]] + 0.5 * cut.loss[row]
+        )  # fmt: skip
+        fit = cut if recovered else whole
+        if not (
+            fit.f_stat[row] >= params.gradual_min_f and fit.rate[row] > 0
+            and fit.loss[row] >= params.gradual_min_loss
+        ):  # fmt: skip
+            continue
+        rate = float(fit.rate[row])
+        kind = SOILING if recovered or rate >= params.soiling_min_rate_per_day else DEGRADATION
+        first_bin = int(fit.onset[row]) * _BINS_PER_POINT
+        last_bin = min(int(fit.last[row]) * _BINS_PER_POINT + _BINS_PER_POINT - 1, view.n_bins - 1)
+        seen = np.flatnonzero(np.isfinite(r[row]))
+        detected = int(seen[-1]) if seen.size else last_bin
+        why = (
+            "then recovered (a cleaning or rain): soiling" if recovered
+            else f"at {rate:.1%} per day: " + ("soiling" if kind == SOILING else "degradation")
+        )  # fmt: skip
+        out.append(bin_detection(
+            view, row, kind, first_bin, last_bin, detected,
+            1.0 - math.exp(-float(fit.f_stat[row]) / (2.0 * params.gradual_min_f)),
+            float(fit.loss[row]),
+            f"performance of {view.sites[row].site_id} against its neighbours fell "
+            f"{fit.loss[row]:.0%} from {utc_text(view.start_s[first_bin])} {why}",
+        ))  # fmt: skip
+    return out
 
 
 def detect_shading(view: FleetView, params: DetectorParams) -> list[Detection]:
@@ -239,7 +266,7 @@ def detect_shading(view: FleetView, params: DetectorParams) -> list[Detection]:
         for j0, j1 in zip(starts.tolist(), stops.tolist(), strict=True):
             if j1 - j0 < params.shading_min_bins:
                 continue
-            if (j1 - j0) > 0.5 * np.count_nonzero(n_seen[row] >= bright_cols[row] - 0):
+            if (j1 - j0) > 0.5 * np.count_nonzero(n_seen[row] >= max(1, bright_cols[row] // 2)):
                 continue  # most of the day: a loss over the day, not a shadow
             days = np.flatnonzero(shaded[row, :, j0:j1].sum(axis=1) >= params.shading_min_bins)
             if days.size < params.shading_min_days:
