@@ -493,16 +493,14 @@ class BatchAnalysis:
             alerts += detect_gradual_loss(whole, params)
             alerts += detect_shading(whole, params)
         for site_id, channel, result, scale in pending.spikes:
-            row = grid.row[site_id]
             per_slot = FLEET_STEP_S // result.interval_length_s
+            plate = grid.sites[grid.row[site_id]].nameplate_w * FLEET_STEP_S / 3600.0
             bound = (  # a net meter's import: judged against its own readings
-                spike_bound_wh(fast, row, result.start_s, per_slot, params)
+                spike_bound_wh(grid, site_id, result.start_s, per_slot, params)
                 if channel == GEN
                 else None
             )
-            alerts += detect_spikes(
-                site_id, result, scale, bound, fast.nameplate_wh[row] / per_slot, params
-            )
+            alerts += detect_spikes(site_id, result, scale, bound, plate / per_slot, params)
         alerts = [d for d in alerts if d.confidence >= params.min_confidence]
         return alerts, self._new_events(events)
 

@@ -302,10 +302,11 @@ def detect_clock_offset(view: FleetView, params: DetectorParams) -> list[Detecti
     enp = view.nameplate_wh[:, None]
     pv = (view.is_pv & ~view.net)[:, None]
     e = view.gen[:, b - w :]
-    # bins of no output (a trip) say nothing of the clock: only producing bins and night
+    # bins of no output (a trip) or of a frozen register say nothing of the clock
     with np.errstate(invalid="ignore"):
         x0 = view.expected_wh[:, b - w :]
-        producing = np.isfinite(e) & ~((e <= 0.02 * x0) & (x0 >= 0.05 * enp))
+        frozen = view.gen_frozen[:, b - w :]
+        producing = np.isfinite(e) & ~frozen & ~((e <= 0.02 * x0) & (x0 >= 0.05 * enp))
     mse = []
     counts = []
     for lag in range(-lmax, lmax + 1):  # the offsets tried, not readings

@@ -49,7 +49,7 @@ from pipeline.analyze.faults import (
     ZERO_REGISTER,
     DetectorParams,
 )
-from pipeline.analyze.fleet import FLEET_STEP_S, FleetView
+from pipeline.analyze.fleet import FLEET_STEP_S, FleetGrid, FleetView
 from pipeline.analyze.kernels import runs_across_skips, true_runs
 from pipeline.analyze.vee import VeeResult
 from pipeline.store.alerts import Detection
@@ -310,21 +310,23 @@ def detect_spikes(
 
 
 def spike_bound_wh(
-    view: FleetView, row: int, start_s: np.ndarray, per_slot: int, params: DetectorParams
+    grid: FleetGrid, site_id: str, start_s: np.ndarray, per_slot: int, params: DetectorParams
 ) -> np.ndarray:
-    """The most a generation channel can read in each slot of a grid (`start_s`, `per_slot`
-    slots per bin), Wh: for PV the smaller of its nameplate and `DetectorParams.
-    spike_clear_sky_factor` times its clear-sky energy (cloud enhancement lifts minutes
-    over the clear sky, not by half) but no less than 20 % of the nameplate (at low sun
-    the clear-sky model's timing and the diffuse light of twilight make the clear sky a
-    poor bound), for wind its nameplate; plus 10 %
-    (VEE's range margin). NaN where the slot is outside the view."""
-    b = (np.asarray(start_s) - view.start_s[0]) // FLEET_STEP_S
-    ok = (b >= 0) & (b < view.n_bins)
-    plate = view.nameplate_wh[row] / per_slot
+    """The most a generation channel of a site on the grid can read in each slot of a grid
+    (`start_s`, `per_slot` slots per bin), Wh: for PV the smaller of its nameplate and
+    `DetectorParams.spike_clear_sky_factor` times its clear-sky energy (cloud enhancement
+    lifts minutes over the clear sky, not by half) but no less than 20 % of the nameplate
+    (at low sun the clear-sky model's timing and the diffuse light of twilight make the
+    clear sky a poor bound), for wind its nameplate; plus 10 % (VEE's range margin). NaN
+    where the slot is outside the grid."""
+    row = grid.row[site_id]
+    site = grid.sites[row]
+    b = (np.asarray(start_s) - grid.bin_start_s(0)) // FLEET_STEP_S
+    ok = (b >= 0) & (b < grid.n_bins)
+    plate = site.nameplate_w * FLEET_STEP_S / 3600.0 / per_slot
     out = np.full(b.shape, np.nan)
-    if view.is_pv[row]:
-        cs = view.clear_sky_wh[row, b[ok]] / per_slot
+    if site.kind == "pv":
+        cs = grid.clear_sky_wh[row, b[ok]] / per_slot
         out[ok] = np.fmax(np.fmin(plate, params.spike_clear_sky_factor * cs), 0.2 * plate) * 1.1
     else:
         out[ok] = plate * 1.1

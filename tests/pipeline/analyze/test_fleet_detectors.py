@@ -280,7 +280,7 @@ def test_a_spike_is_more_than_the_source_can_give(pv: tuple[list[SiteMeta], np.n
     raw[noon] *= 10
     result = vee(t, raw, STEP_S)
     plate = view.nameplate_wh[5]
-    bound = spike_bound_wh(view, 5, t, 1, P)
+    bound = spike_bound_wh(grid, "pv-05", t, 1, P)
     (d,) = detect_spikes("pv-05", result, 1.0, bound, plate, P)
     assert d.kind == SPIKE and d.start_s == t[noon] and d.magnitude >= 5
     clean = vee(t, gen[5], STEP_S)
