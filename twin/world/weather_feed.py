@@ -189,6 +189,8 @@ class StationUplink:
                     break
                 pending.pop(0)
             t += self.upload_s
+            while t <= self.env.now:  # an upload that retried past its next turn
+                t += self.upload_s
             yield self.env.timeout(t - self.env.now)
 
     def _observations(self, lo: int, hi: int) -> bytes:
