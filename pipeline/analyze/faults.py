@@ -87,9 +87,10 @@ class DetectorParams:
             capacity factor is over 0.5 (0.25).
         stuck_min_duration_s: shortest run of identical readings the VEE stuck check and
             the per-series detector report, s (7200).
-        frozen_min_s: shortest frozen run on the fleet grid reported (45 min: 45 identical
-            one-minute readings of a live register are no coincidence once the reference
-            moved, see `stuck_reference_change`);
+        frozen_min_s: shortest frozen run on the fleet grid reported, s (1800: two bins);
+        frozen_min_readings: ... on a generation channel, without the reference moving,
+            when it holds this many readings (30: half an hour of one-minute readings; a
+            15-minute meter needs 7.5 h);
         stuck_reference_change: ... when the reference's expected energy changed by at
             least this fraction of the nameplate's during it (0.1: the output had to move;
             on a net meter's import, the load minus that change had to);
@@ -148,7 +149,8 @@ class DetectorParams:
     storm_hold_s: float = 3 * 3600.0
     storm_fleet_fraction: float = 0.25
     stuck_min_duration_s: float = 7200.0
-    frozen_min_s: float = 2700.0
+    frozen_min_s: float = 1800.0
+    frozen_min_readings: int = 30
     stuck_reference_change: float = 0.1
     stuck_long_s: float = 21600.0
     stuck_exempt_fraction: float = 0.97

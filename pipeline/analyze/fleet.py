@@ -86,6 +86,10 @@ FLEET_WINDOW_DAYS = 8
 #: bin and over eight sites).
 NEIGHBOURS = 8
 NEIGHBOUR_MAX_KM = 50.0
+#: How much a degree of difference in azimuth and in tilt weighs in a PV neighbour's
+#: nearness, km (this project's choice: 20 degrees of azimuth count as 10 km).
+_KM_PER_DEG_AZIMUTH = 0.5
+_KM_PER_DEG_TILT = 0.5
 #: Fewest neighbours with a value in a bin for their median to be the reference.
 MIN_NEIGHBOURS = 3
 #: A neighbour's index counts when its clear-sky energy is at least this fraction of its
@@ -135,16 +139,23 @@ def _distance_km(
 
 def neighbours(
     lat: np.ndarray, lon: np.ndarray, members: np.ndarray, k: int = NEIGHBOURS,
-    max_km: float = NEIGHBOUR_MAX_KM,
+    max_km: float = NEIGHBOUR_MAX_KM, planes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:  # fmt: skip
     """For each site, the rows of its up to `k` nearest other sites among `members` (bool
-    [S]) within `max_km`; int64 [S, k], -1 where fewer."""
+    [S]) within `max_km`; int64 [S, k], -1 where fewer. With `planes` (tilt and azimuth,
+    deg), nearness counts the difference of orientation too (`_KM_PER_DEG_AZIMUTH`,
+    `_KM_PER_DEG_TILT`): the transposition is a model, and its errors are smallest
+    between like planes."""
     n = lat.shape[0]
     out = np.full((n, k), -1, dtype=np.int64)
     cand = np.flatnonzero(members)
     if n == 0 or cand.size == 0:
         return out
     d = _distance_km(lat[:, None], lon[:, None], lat[None, cand], lon[None, cand])
+    if planes is not None:
+        tilt, azimuth = planes
+        d_az = np.abs((azimuth[:, None] - azimuth[None, cand] + 180.0) % 360.0 - 180.0)
+        d = d + _KM_PER_DEG_AZIMUTH * d_az + _KM_PER_DEG_TILT * np.abs(tilt[:, None] - tilt[None, cand])
     d[cand[None, :] == np.arange(n)[:, None]] = np.inf
     order = np.argsort(d, axis=1, kind="stable")[:, :k]
     near = np.take_along_axis(d, order, axis=1) <= max_km
@@ -179,6 +190,7 @@ class FleetView:
         sites: the sites, in row order.
         start_s: int64 [B] bin starts, epoch s.
         is_pv, is_wind, net: bool [S]: site kind; a net meter (export and import).
+        readings_per_bin: int [S]: readings of the site's meter in a bin.
         nameplate_wh: [S] the nameplate's energy over one bin.
         gen, imp: measured energy (export for a net meter; imp NaN without import).
         gen_frozen, imp_frozen: bool, the bin's readings all repeat the one before.
@@ -198,6 +210,7 @@ class FleetView:
     is_pv: np.ndarray
     is_wind: np.ndarray
     net: np.ndarray
+    readings_per_bin: np.ndarray
     nameplate_wh: np.ndarray
     gen: np.ndarray
     imp: np.ndarray
@@ -231,6 +244,8 @@ class FleetGrid:
         self.sites: list[SiteMeta] = []
         self.row: dict[str, int] = {}
         self.net = np.zeros(0, dtype=bool)
+        #: readings per bin of each site's meter (1 for 15-minute meters, 15 for 1-minute)
+        self.readings_per_bin = np.zeros(0, dtype=np.int64)
         none = (0, self.n_bins)
         #: per site and bin (module docstring; `_SITE_ARRAYS` lists them with their fill)
         self.gen = np.full(none, np.nan)
@@ -278,6 +293,7 @@ class FleetGrid:
                 a = getattr(self, name)
                 setattr(self, name, np.vstack((a, np.full((grow, self.n_bins), fill, a.dtype))))
             self.net = np.append(self.net, np.zeros(grow, dtype=bool))
+            self.readings_per_bin = np.append(self.readings_per_bin, np.ones(grow, dtype=np.int64))
         if rows:
             self._fill_clear_sky(np.array(rows))
             self._place_sites()
@@ -286,7 +302,11 @@ class FleetGrid:
         lat = np.array([s.latitude_deg for s in self.sites])
         lon = np.array([s.longitude_deg for s in self.sites])
         pv = np.array([s.kind == "pv" for s in self.sites], dtype=bool)
-        self._pv_neighbours = neighbours(lat, lon, pv & ~self.net)
+        planes = (
+            np.array([s.tilt_deg for s in self.sites]),
+            np.array([s.azimuth_deg for s in self.sites]),
+        )
+        self._pv_neighbours = neighbours(lat, lon, pv & ~self.net, planes=planes)
         self._wind_neighbours = neighbours(lat, lon, ~pv)
         self.station_of = np.full(len(self.sites), -1, dtype=np.int64)
         if self.stations and self.sites:
@@ -411,6 +431,7 @@ class FleetGrid:
         if row is None or self.t0_s is None or n == 0 or FLEET_STEP_S % step_s:
             return
         k = FLEET_STEP_S // step_s
+        self.readings_per_bin[row] = k
         first = int(start_s[0])
         i0 = (-(first - self.t0_s)) % FLEET_STEP_S // step_s  # first slot on a bin edge
         nb = (n - i0) // k
@@ -576,6 +597,7 @@ class FleetGrid:
             is_pv=is_pv,
             is_wind=~is_pv,
             net=self.net.copy(),
+            readings_per_bin=self.readings_per_bin.copy(),
             nameplate_wh=np.array([x.nameplate_w for x in self.sites]) * FLEET_STEP_S / 3600.0,
             gen=self.gen[:, sl],
             imp=self.imp[:, sl],

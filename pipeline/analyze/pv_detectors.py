@@ -188,7 +188,8 @@ def detect_gradual_loss(view: FleetView, params: DetectorParams) -> list[Detecti
     """Soiling and degradation (module docstring), at most one detection per site: the
     ramp fit over all points, and for a site whose index stepped back up (a cleaning) the
     fit over the points before the step; a ramp followed by such a recovery of at least
-    half its loss is soiling, else the rate decides."""
+    half its loss is soiling, else the rate decides. Confidence ``1 - 0.5**(F / F_min)``
+    (a half at the threshold `DetectorParams.gradual_min_f`); magnitude: the loss."""
     r = performance_index(view, 0.5)
     y = _points(r)
     s, h = y.shape
@@ -229,7 +230,7 @@ def detect_gradual_loss(view: FleetView, params: DetectorParams) -> list[Detecti
         )  # fmt: skip
         out.append(bin_detection(
             view, row, kind, first_bin, last_bin, detected,
-            1.0 - math.exp(-float(fit.f_stat[row]) / (2.0 * params.gradual_min_f)),
+            1.0 - 0.5 ** (float(fit.f_stat[row]) / params.gradual_min_f),
             float(fit.loss[row]),
             f"performance of {view.sites[row].site_id} against its neighbours fell "
             f"{fit.loss[row]:.0%} from {utc_text(view.start_s[first_bin])} {why}",

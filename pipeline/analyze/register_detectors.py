@@ -19,7 +19,10 @@ Methods (each compares a site with its reference: neighbours, station, clear sky
 - `detect_frozen`: runs of frozen bins (every reading repeats the last: meter noise makes
   real readings differ) of at least `DetectorParams.frozen_min_s` through which the
   reference's expected energy changed by `DetectorParams.stuck_reference_change` of the
-  nameplate (the output had to move), or that last `DetectorParams.stuck_long_s`: the
+  nameplate (the output had to move), or on a generation channel that hold
+  `DetectorParams.frozen_min_readings` readings (a source's output under a class 0.5S
+  meter does not repeat to the Wh thirty times), or that last
+  `DetectorParams.stuck_long_s` (a facility's load can hold a night): the
   "consecutive identical values" check of utility VEE (CPUC 1999, cited in
   `pipeline.analyze.vee`) with a physical reason to expect change instead of a fixed
   duration alone. Flat tops at the nameplate (clipping,
@@ -227,7 +230,8 @@ def detect_frozen(view: FleetView, params: DetectorParams) -> list[Detection]:
                 np.nan_to_num(ref, nan=np.inf)
             )
             n = np.arange(1, last - first + 2)
-            ok = (n >= k_min) & ((moved >= change[row]) | (n >= k_long))
+            many = name == "generation" and view.readings_per_bin[row] * n >= params.frozen_min_readings
+            ok = (n >= k_min) & ((moved >= change[row]) | (n >= k_long) | many)
             if not ok.any():
                 continue
             detected = first + int(np.argmax(ok))
@@ -235,6 +239,8 @@ def detect_frozen(view: FleetView, params: DetectorParams) -> list[Detection]:
                 "while its reference moved"
                 if moved[detected - first] >= change[row]
                 else f"for over {hours_text(params.stuck_long_s)}"
+                if detected - first + 1 >= k_long
+                else f"{view.readings_per_bin[row] * (detected - first + 1)} times in a row"
             )
             duration_s = float((last - first + 1) * FLEET_STEP_S)
             level = float(values[row, first]) / (FLEET_STEP_S / 60.0)
