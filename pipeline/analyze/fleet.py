@@ -155,7 +155,8 @@ def neighbours(
     if planes is not None:
         tilt, azimuth = planes
         d_az = np.abs((azimuth[:, None] - azimuth[None, cand] + 180.0) % 360.0 - 180.0)
-        d = d + _KM_PER_DEG_AZIMUTH * d_az + _KM_PER_DEG_TILT * np.abs(tilt[:, None] - tilt[None, cand])
+        d_tilt = np.abs(tilt[:, None] - tilt[None, cand])
+        d = d + _KM_PER_DEG_AZIMUTH * d_az + _KM_PER_DEG_TILT * d_tilt
     d[cand[None, :] == np.arange(n)[:, None]] = np.inf
     order = np.argsort(d, axis=1, kind="stable")[:, :k]
     near = np.take_along_axis(d, order, axis=1) <= max_km

@@ -39,7 +39,6 @@ Only numpy and the standard library are imported here (DESIGN §2).
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -203,7 +202,8 @@ def detect_gradual_loss(view: FleetView, params: DetectorParams) -> list[Detecti
         return []
     whole = _fit_ramps(y, valid, per_day)
     step_at = _recoveries(y, valid, 0.5 * params.gradual_min_loss)
-    before = valid & (np.arange(y.shape[1])[None, :] < np.where(step_at >= 0, step_at, 2**31)[:, None])
+    until = np.where(step_at >= 0, step_at, 2**31)
+    before = valid & (np.arange(y.shape[1])[None, :] < until[:, None])
     cut = _fit_ramps(y, before, per_day)
     out = []
     for row in range(s):  # sites: a few numbers each

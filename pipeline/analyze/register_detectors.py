@@ -230,24 +230,28 @@ def detect_frozen(view: FleetView, params: DetectorParams) -> list[Detection]:
                 np.nan_to_num(ref, nan=np.inf)
             )
             n = np.arange(1, last - first + 2)
-            many = name == "generation" and view.readings_per_bin[row] * n >= params.frozen_min_readings
+            many = (
+                name == "generation"
+                and view.readings_per_bin[row] * n >= params.frozen_min_readings
+            )
             ok = (n >= k_min) & ((moved >= change[row]) | (n >= k_long) | many)
             if not ok.any():
                 continue
             detected = first + int(np.argmax(ok))
-            why = (
-                "while its reference moved"
-                if moved[detected - first] >= change[row]
-                else f"for over {hours_text(params.stuck_long_s)}"
-                if detected - first + 1 >= k_long
-                else f"{view.readings_per_bin[row] * (detected - first + 1)} times in a row"
-            )
             duration_s = float((last - first + 1) * FLEET_STEP_S)
+            # confidence by the reason: the physics said it had to move (0.99), a source's
+            # readings repeated to the Wh many times (0.95), or only a long flat run
+            if moved[detected - first] >= change[row]:
+                why, confidence = "while its reference moved", 0.99
+            elif detected - first + 1 >= k_long:
+                why = f"for over {hours_text(params.stuck_long_s)}"
+                confidence = 1.0 - 0.5 ** (duration_s / 7200.0)
+            else:
+                repeats = view.readings_per_bin[row] * (detected - first + 1)
+                why, confidence = f"{repeats} times in a row", 0.95
             level = float(values[row, first]) / (FLEET_STEP_S / 60.0)
             out.append(bin_detection(
-                view, row, STUCK_METER, first, last, detected,
-                0.99 if why.startswith("while") else 1.0 - 0.5 ** (duration_s / 7200.0),
-                level,
+                view, row, STUCK_METER, first, last, detected, confidence, level,
                 f"meter {view.sites[row].site_id} repeated one {name} reading "
                 f"({hours_text(duration_s)} from {utc_text(view.start_s[first])}) {why}: "
                 "register stuck",

@@ -14,11 +14,11 @@ approaches for wind turbine fault detection", Mech. Syst. Signal Process. 25:184
   `DetectorParams.curtail_tolerance`) for at least `curtail_min_bins`, that level at most
   `curtail_max_level`, and the turbine never exceeds it between the first and last capped
   bin: a set-point, not the wind. The level is the cap (magnitude: fraction of rated).
-- ``icing``: at least `icing_min_bins` below bins (skipping bins without evidence and a
+- ``icing``: at least `icing_min_bins` bins (skipping bins without evidence and a
   storm's) whose output is at most `icing_max_ratio` of the neighbours' and four robust
-  standard deviations of the fleet's scatter below them (`_scatter`), at varying wind (not
-  a cap): a
-  blade that lost part of its lift, the signature of rotor icing (IEA Wind TCP Task 19,
+  standard deviations of the fleet's scatter below them (`_scatter`), at any wind speed
+  with evidence and not a cap: a blade that lost part of its lift, the signature of rotor
+  icing (IEA Wind TCP Task 19,
   "Available Technologies for Wind Energy in Cold Climates", 2018, §3: power curve
   deviation as the production-loss method of ice detection). The station's air
   temperature is quoted: ice forms at about +2 degC and below; warmer, the message says
@@ -116,7 +116,7 @@ def detect_wind_below_neighbours(view: FleetView, params: DetectorParams) -> lis
         limit = min(
             params.icing_max_ratio, math.exp(-_ICING_SIGMAS * _scatter(ratio, evidence & ~storm))
         )
-        hit = below & ~storm & (ratio <= limit)
+        hit = evidence & ~storm & (ratio <= limit)  # a ratio: icing at low wind too
     hit[list(capped_rows)] = False
     runs, cols = runs_across_skips(hit, evidence & ~hit)
     for i in np.flatnonzero(runs.hits >= params.icing_min_bins).tolist():

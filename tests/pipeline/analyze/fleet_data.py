@@ -101,7 +101,9 @@ def pv_energy_wh(sites: list[SiteMeta], k: np.ndarray) -> np.ndarray:
     return out
 
 
-def wind_energy_wh(sites: list[SiteMeta], n_days: int, seed: int, mean_m_s: float = 9.0) -> np.ndarray:
+def wind_energy_wh(
+    sites: list[SiteMeta], n_days: int, seed: int, mean_m_s: float = 9.0
+) -> np.ndarray:
     """Energy of each turbine per bin [S, T], Wh: one hub-height wind for all (a mean-
     reverting hourly random walk around `mean_m_s`, interpolated), each turbine's within
     +-2 % of it, through a cubic power curve."""

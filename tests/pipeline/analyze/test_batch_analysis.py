@@ -28,8 +28,15 @@ from pipeline import (
     ReadingType,
     WebhookSink,
 )
-from pipeline.analyze.channels import CONSUMPTION, EXPORT, GENERATION, IMPORT, OTHER, channel_roles
-from pipeline.analyze.channels import observed_flat_top_w
+from pipeline.analyze.channels import (
+    CONSUMPTION,
+    EXPORT,
+    GENERATION,
+    IMPORT,
+    OTHER,
+    channel_roles,
+    observed_flat_top_w,
+)
 from pipeline.analyze.faults import INVERTER_TRIP, SPIKE, STORM_CUTOUT, STUCK_METER
 from pipeline.espi.codes import QUALITY_ESTIMATED_LINEAR, QUALITY_QUESTIONABLE, QUALITY_VALID
 from pipeline.sinks.digest import DIGEST_KIND
@@ -153,7 +160,9 @@ def test_analyze_finds_the_faults_and_only_them(db: Path, fleet: Fleet) -> None:
         trip = next(d for d in outcome.detections if d.kind == INVERTER_TRIP)
         assert (trip.start_s, trip.end_s) == (T0 + STEP_S * TRIP[0], T0 + STEP_S * TRIP[1])
         assert trip.detected_s == trip.start_s + 1800  # two bins of evidence
-        lost_wh = float(pv_energy_wh(SITES[:1], sky_index(N_DAYS, seed=3))[0, TRIP[0] : TRIP[1]].sum())
+        lost_wh = float(
+            pv_energy_wh(SITES[:1], sky_index(N_DAYS, seed=3))[0, TRIP[0] : TRIP[1]].sum()
+        )
         assert trip.magnitude == pytest.approx(lost_wh, rel=0.1)
         stuck = next(d for d in outcome.detections if d.series_id == "pv-01")
         assert stuck.start_s == T0 + STEP_S * (STUCK[0] + 1)  # the first repeated reading
@@ -366,7 +375,9 @@ def test_a_storm_cut_out_is_an_event_not_an_alert(db: Path) -> None:
     storm = slice(DAY, DAY + 20)
     energy[:, storm] = 0
     station = StationSpec("met-1", 36.1, -79.9, 270.0)
-    wind = np.where((np.arange(2 * DAY) >= storm.start) & (np.arange(2 * DAY) < storm.stop), 20.0, 6.0)
+    wind = np.where(
+        (np.arange(2 * DAY) >= storm.start) & (np.arange(2 * DAY) < storm.stop), 20.0, 6.0
+    )
     events = []
     with Pipeline(db) as pipe:
         for s in turbines:
@@ -374,7 +385,9 @@ def test_a_storm_cut_out_is_an_event_not_an_alert(db: Path) -> None:
         for hour in range(48):
             first = 4 * hour
             for i, s in enumerate(turbines):
-                pipe.handle(espi_upload(s.site_id, first, first, {19: energy[i, first : first + 4]}))
+                pipe.handle(
+                    espi_upload(s.site_id, first, first, {19: energy[i, first : first + 4]})
+                )
             minutes = np.repeat(wind[first : first + 4], 15)
             doc = encode_observations(
                 station, hour, T0 + first * STEP_S, 60,

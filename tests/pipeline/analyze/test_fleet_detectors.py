@@ -151,7 +151,9 @@ def test_a_trip_through_the_night_is_one_detection_and_a_short_dropout_none(
     assert first_light < trip.stop
 
 
-def test_registers_reading_zero_or_stuck_on_net_meters(pv: tuple[list[SiteMeta], np.ndarray]) -> None:
+def test_registers_reading_zero_or_stuck_on_net_meters(
+    pv: tuple[list[SiteMeta], np.ndarray],
+) -> None:
     """Two net meters on clinics: one reads 0 on both registers (a zero register; the load
     never stops), one freezes at night (import stuck), found once the sun rose and the
     import had to change."""
@@ -242,7 +244,9 @@ def test_soiling_and_degradation_are_told_apart_by_rate_and_recovery() -> None:
     assert by_site["pv-01"].magnitude == pytest.approx(0.015 * 3.4, abs=0.02)
 
 
-def test_recurring_shading_is_found_on_its_second_day(pv: tuple[list[SiteMeta], np.ndarray]) -> None:
+def test_recurring_shading_is_found_on_its_second_day(
+    pv: tuple[list[SiteMeta], np.ndarray],
+) -> None:
     sites, energy = pv
     shaded = energy.copy()
     of_day = np.arange(energy.shape[1]) % DAY
@@ -261,7 +265,7 @@ def test_recurring_shading_is_found_on_its_second_day(pv: tuple[list[SiteMeta], 
 def test_a_meter_clock_an_hour_ahead_is_found(pv: tuple[list[SiteMeta], np.ndarray]) -> None:
     sites, energy = pv
     gen = metered(energy, 11)
-    gen[4, DAY + 4 :] = gen[4, DAY : -4]  # labels an hour late from day 1
+    gen[4, DAY + 4 :] = gen[4, DAY:-4]  # labels an hour late from day 1
     grid = grid_of(sites, gen)
     b0 = grid.bin_of(T0)
     found = detect_clock_offset(grid.view(b0, b0 + DAY + 80), P)

@@ -12,7 +12,16 @@ from pipeline.analyze.fleet_forecast import FEED_METHOD, SMART_PERSISTENCE, flee
 from pipeline.process.weather import WeatherStation, WeatherUpload
 from pipeline.store.store import Store
 from pipeline.store.weather import WeatherSeries
-from tests.pipeline.analyze.fleet_data import DAY, LAT, LON, STEP_S, T0, metered, pv_energy_wh, pv_sites
+from tests.pipeline.analyze.fleet_data import (
+    DAY,
+    LAT,
+    LON,
+    STEP_S,
+    T0,
+    metered,
+    pv_energy_wh,
+    pv_sites,
+)
 
 STATION = WeatherStation("met-1", LAT, LON, 270.0)
 N_DAYS = 4
