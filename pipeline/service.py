@@ -60,6 +60,7 @@ from pipeline.process.upload import extract_batches, upload_id
 from pipeline.process.weather import WeatherUpload, read_weather
 from pipeline.sinks.digest import send_digest
 from pipeline.sinks.webhook import AlertSink
+from pipeline.store.readings import StoredCounts
 from pipeline.store.sites import SiteMeta
 from pipeline.store.store import Store
 
@@ -70,8 +71,8 @@ STAGES: tuple[str, ...] = ("fetch", "process", "store", "analyze")
 
 _DEFAULT_LIMITS = Limits()
 
-#: Told of every stored upload: its batches and (inserted, duplicates) per batch.
-StoredListener = Callable[[Sequence[ReadingBatch], Sequence[tuple[int, int]]], None]
+#: Told of every stored upload: its batches and what the store did with each.
+StoredListener = Callable[[Sequence[ReadingBatch], Sequence[StoredCounts]], None]
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,12 @@ class UploadOutcome:
         n_readings: interval readings in the document, summed over its series (0 if
             rejected).
         inserted: readings newly stored.
-        duplicates: readings already stored (re-deliveries, or repeated within the
-            document); inserted + duplicates == n_readings.
+        duplicates: readings already stored with the same duration, value and quality
+            (re-deliveries, or repeated within the document): stored once.
+        conflicts: readings whose interval was already stored (or came earlier in the
+            document) with another duration, value or quality: the stored reading is kept
+            and this version recorded in the store's ``reading_revisions``
+            (`pipeline.store.readings`); inserted + duplicates + conflicts == n_readings.
         stage_ns: per-stage CPU time, ns, measured with the ``clock`` given to
             `UploadService.handle` (keys from `STAGES`; for a rejected upload only the stages
             that ran, the failing one included); None without a clock. The ``analyze``
@@ -117,6 +122,7 @@ class UploadOutcome:
     rejected_stage: str | None = None
     n_series: int = 0
     committed: bool = False
+    conflicts: int = 0
 
     @property
     def reason_code(self) -> str | None:
@@ -291,8 +297,9 @@ class UploadService:
                 stage_ns=None if timer is None else timer.stage_ns,
                 rejected_stage=stage,
             )
-        inserted = sum(c[0] for c in counts)
-        duplicates = sum(c[1] for c in counts)
+        inserted = sum(c.inserted for c in counts)
+        duplicates = sum(c.duplicates for c in counts)
+        conflicts = sum(c.conflicts for c in counts)
         sender, sequence_no = (
             (batches[0].meter_id, batches[0].sequence_no)
             if weather is None
@@ -304,12 +311,13 @@ class UploadService:
             meter_id=sender,
             sequence_no=sequence_no,
             size_bytes=len(body),
-            n_readings=inserted + duplicates,
+            n_readings=inserted + duplicates + conflicts,
             inserted=inserted,
             duplicates=duplicates,
             stage_ns=None if timer is None else timer.stage_ns,
             n_series=len(batches) if weather is None else 1,
             committed=committed,
+            conflicts=conflicts,
         )
 
 

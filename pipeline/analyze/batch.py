@@ -77,7 +77,7 @@ from pipeline.espi.codes import QUALITY_QUESTIONABLE, REGISTER_ACCUMULATIONS, UO
 from pipeline.espi.reading_type import ReadingType
 from pipeline.process.batch import ReadingBatch
 from pipeline.store.alerts import Detection
-from pipeline.store.readings import SeriesRows
+from pipeline.store.readings import SeriesRows, StoredCounts
 from pipeline.store.sites import SiteMeta
 from pipeline.store.store import Store
 
@@ -248,12 +248,12 @@ class BatchAnalysis:
         for rt in self.store.readings.reading_types_of(site.site_id):
             self._new_since[(site.site_id, rt)] = _WHOLE_WINDOW_NEW
 
-    def mark_new(self, batches: Sequence[ReadingBatch], counts: Sequence[tuple[int, int]]) -> None:
-        """Note the series that got new readings (``counts``: (inserted, duplicates) per
-        batch, as the store returned them), for the next `analyze`."""
+    def mark_new(self, batches: Sequence[ReadingBatch], counts: Sequence[StoredCounts]) -> None:
+        """Note the series that got new readings (``counts``: per batch, as the store
+        returned them), for the next `analyze`."""
         new_since = self._new_since
-        for batch, (inserted, _) in zip(batches, counts, strict=True):
-            if inserted:
+        for batch, stored in zip(batches, counts, strict=True):
+            if stored.inserted:
                 key = (batch.meter_id, batch.reading_type)
                 first, last = int(batch.start_s.min()), int(batch.start_s.max())
                 known = new_since.get(key)

@@ -19,12 +19,15 @@ reason that names the cause. The checks, cheapest first:
    slipped through (``resolve_entities=False``, ``load_dtd=False``, ``no_network=True``,
    ``huge_tree=False``);
 4. the parse itself (a per-thread parser, see `_parser`): truncated or malformed XML is
-   rejected with lxml's message. When the body could hold more elements than
-   `Limits.max_elements` (its count of start-tag ``<`` bytes says so), it is rejected
-   without parsing if that count is exact (no comment, CDATA or processing instruction
-   besides the XML declaration), else the parse counts elements as it goes and stops at
-   the limit: a flood of tiny elements never costs more than `Limits.max_elements` tree
-   nodes of memory;
+   rejected with lxml's message. The body goes to the parser in pieces of at most
+   `_FEED_CHUNK_BYTES`: libxml2 without ``huge_tree`` refuses to buffer more than
+   10,000,000 bytes of input at once ("Buffer size limit exceeded"), so a valid file of
+   tens of MB (within the size limit) parses only when fed in pieces. When the body could
+   hold more elements than `Limits.max_elements` (its count of start-tag ``<`` bytes says
+   so), it is rejected without parsing if that count is exact (no comment, CDATA or
+   processing instruction besides the XML declaration), else the parse counts elements as
+   it goes and stops at the limit: a flood of tiny elements never costs more than
+   `Limits.max_elements` tree nodes of memory;
 5. the root must be ``atom:feed`` or ``atom:entry``;
 6. element count and depth (see `Limits`).
 
@@ -38,6 +41,7 @@ Only numpy, numba, lxml and the standard library may be imported here (DESIGN §
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -59,6 +63,11 @@ _LIBXML2_MAX_DEPTH = 256
 
 
 _DEFAULT_LIMITS = Limits()
+
+#: Largest piece of a body handed to the parser in one ``feed`` call, bytes: well below the
+#: 10,000,000 bytes of unparsed input libxml2 buffers at most without ``huge_tree``; a
+#: meter upload (at most 4 MB) takes one to four calls.
+_FEED_CHUNK_BYTES = 1 << 20
 
 # --- parser -----------------------------------------------------------------------------------
 
@@ -221,14 +230,21 @@ def _start_tag_bound(body: bytes, max_elements: int) -> tuple[int, bool]:
     return bound - n_bang - n_pi, n_bang == 0 and n_pi <= 1
 
 
+def _chunks(body: bytes, size_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, piece): `body` in consecutive pieces of at most `size_bytes` (a body that
+    fits is the one piece, not a copy)."""
+    for offset in range(0, len(body), size_bytes):
+        yield offset, body[offset : offset + size_bytes]
+
+
 def _parse_counting(body: bytes, max_elements: int) -> etree._Element:
     """Parse with a pull parser that counts start-element events and stops at once when
     there are more than `max_elements` (the tree then never holds many more nodes than
     the limit). Raises `RejectedUpload` (``too_many_elements``) or XMLSyntaxError."""
     parser = etree.XMLPullParser(events=("start",), **_PARSER_OPTIONS)
     count = 0
-    for offset in range(0, len(body), _COUNT_CHUNK_BYTES):
-        parser.feed(body[offset : offset + _COUNT_CHUNK_BYTES])
+    for offset, piece in _chunks(body, _COUNT_CHUNK_BYTES):
+        parser.feed(piece)
         for _ in parser.read_events():
             count += 1
         if count > max_elements:
@@ -287,7 +303,8 @@ def parse_upload(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> etree._Elemen
         parser = _parser()
         parsed = False
         try:
-            parser.feed(body)
+            for _, piece in _chunks(body, _FEED_CHUNK_BYTES):
+                parser.feed(piece)
             root = parser.close()
             parsed = True
         except etree.XMLSyntaxError as exc:

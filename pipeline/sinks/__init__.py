@@ -1,1 +1,2 @@
-"""Sinks stage: where new detections go besides the store (`pipeline.sinks.webhook`)."""
+"""Sinks stage: where new detections go besides the store (`pipeline.sinks.webhook`, over
+`pipeline.sinks.endpoint`)."""

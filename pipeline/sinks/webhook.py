@@ -11,13 +11,19 @@ returns.
   for their token, up to ``max_batch`` alerts per request.
 - Queue full (``max_queue`` alerts waiting): newly submitted alerts are *dropped* and
   counted (`WebhookStats.dropped_alerts`); the pipeline is never slowed by a slow receiver.
-- Each request has a timeout (``timeout_s``). Connection errors, timeouts, HTTP 5xx and
-  429 are retried up to ``max_retries`` times with exponential backoff (``backoff_s``,
-  doubling, at most ``max_backoff_s``; a 429's ``Retry-After`` seconds are honoured up to
-  that cap); other HTTP errors are final. Alerts of a request that finally failed are
-  counted in `WebhookStats.failed_alerts`.
-- Proxies: none unless given (``proxies``); environment proxy variables are ignored, so
-  a loopback or LAN receiver is reached directly.
+- Sent means accepted: only an HTTP 2xx answer counts the request's alerts as sent
+  (`WebhookStats.sent_alerts`).
+- Redirects are never followed (DESIGN §9): a 3xx answer is a final failure, logged with
+  its ``Location``; the payload and the headers (an ``Authorization`` token included) go to
+  the configured URL only.
+- Each request is bounded as a whole by ``timeout_s`` (`pipeline.sinks.endpoint`):
+  connecting, sending and reading the answer; a receiver trickling its answer byte by byte
+  cannot hold the worker longer. Connection errors,
+  timeouts, HTTP 5xx and 429 are retried up to ``max_retries`` times with exponential
+  backoff (``backoff_s``, doubling, at most ``max_backoff_s``; a 429's ``Retry-After``
+  seconds are honoured up to that cap); other answers are final. Alerts of a request that
+  finally failed are counted in `WebhookStats.failed_alerts`.
+- The receiver is reached directly: no proxy (environment proxy variables are ignored).
 
 Only the standard library (and the pipeline's own modules) are imported here (DESIGN §2).
 """
@@ -25,18 +31,17 @@ Only the standard library (and the pipeline's own modules) are imported here (DE
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
+from pipeline.sinks.endpoint import Endpoint
 from pipeline.store.alerts import Detection
 
 __all__ = [
@@ -47,6 +52,9 @@ __all__ = [
     "alert_record",
     "webhook_payload",
 ]
+
+
+_log = logging.getLogger(__name__)
 
 
 class AlertSink(Protocol):
@@ -182,14 +190,15 @@ class WebhookSink:
         url: the receiver, ``http://`` or ``https://``.
         rate_per_s: requests per second allowed on average (default 1.0).
         burst: requests allowed at once after a quiet spell (default 5).
-        timeout_s: per-request timeout, s (default 2.0).
+        timeout_s: longest time one request may take as a whole (connect, send, answer),
+            s (default 2.0).
         max_retries: retries of a failed request (default 3).
         backoff_s: first retry delay, s, doubling per retry (default 0.5).
         max_backoff_s: longest retry delay, s (default 8.0).
         max_queue: alerts that may wait; beyond, submissions are dropped (default 1000).
         max_batch: alerts per request (default 50).
-        headers: extra HTTP headers (for example an authorization token).
-        proxies: urllib proxy map; default none (environment proxies ignored).
+        headers: extra HTTP headers (for example an authorization token); sent to `url`
+            only (redirects are not followed).
         clock: monotonic clock, s (tests pass a fake one).
         sleep: ``sleep(seconds)`` for rate-limit and backoff waits (default: an
             interruptible wait that `close` cuts short; tests pass a fake one).
@@ -209,14 +218,11 @@ class WebhookSink:
         max_queue: int = 1000,
         max_batch: int = 50,
         headers: Mapping[str, str] | None = None,
-        proxies: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
         autostart: bool = True,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"webhook url must be http(s)://host/..., got {url!r}")
+        self._endpoint = Endpoint.parse(url)
         if not timeout_s > 0 or max_retries < 0 or max_queue < 1 or max_batch < 1:
             raise ValueError("timeout_s must be > 0, max_retries >= 0, max_queue/max_batch >= 1")
         if not backoff_s >= 0 or not max_backoff_s >= 0:
@@ -233,7 +239,6 @@ class WebhookSink:
         self._bucket = TokenBucket(rate_per_s, burst, clock)
         self._stop = threading.Event()
         self._sleep = sleep if sleep is not None else self._interruptible_sleep
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler(dict(proxies or {})))
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._queue: deque[Detection] = deque()
@@ -346,38 +351,26 @@ class WebhookSink:
             self._bucket.try_take()
             with self._lock:
                 self._bump(requests=1, retries=1 if attempt else 0)
-            status, retry_after_s = self._post(body)
+            answer = self._endpoint.post(body, self.headers, self.timeout_s)
+            status = answer.status
             self.request_log.append((self._clock(), len(batch), status))
             if 200 <= status < 300:
                 return True
+            if 300 <= status < 400:
+                _log.warning(
+                    "webhook %s answered %d redirecting to %r: redirects are not followed; "
+                    "%d alerts not sent",
+                    self.url,
+                    status,
+                    answer.location,
+                    len(batch),
+                )
             retryable = status == 0 or status == 429 or status >= 500
             if not retryable or attempt == self.max_retries or self._stop.is_set():
                 return False
             delay = min(self.max_backoff_s, self.backoff_s * 2.0**attempt)
-            if retry_after_s is not None:
-                delay = min(self.max_backoff_s, max(delay, retry_after_s))
+            if answer.retry_after_s is not None:
+                delay = min(self.max_backoff_s, max(delay, answer.retry_after_s))
             if delay > 0:
                 self._sleep(delay)
         return False
-
-    def _post(self, body: bytes) -> tuple[int, float | None]:
-        """(HTTP status, Retry-After seconds or None); status 0 when no response came
-        (refused, timed out, reset)."""
-        request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
-        try:
-            with self._opener.open(request, timeout=self.timeout_s) as response:
-                response.read(65536)
-                return int(response.status), None
-        except urllib.error.HTTPError as exc:
-            retry_after = exc.headers.get("Retry-After") if exc.headers else None
-            seconds: float | None = None
-            if retry_after is not None:
-                try:
-                    seconds = float(retry_after)
-                except ValueError:
-                    seconds = None
-                if seconds is not None and not math.isfinite(seconds):
-                    seconds = None
-            return int(exc.code), seconds
-        except (urllib.error.URLError, OSError, TimeoutError):
-            return 0, None

@@ -2,10 +2,13 @@
 and their validated values written beside the raw ones.
 
 Delivery is at-least-once, so `ReadingRepository.upsert_batches` stores each new reading
-once and counts the rest as duplicates (the first stored version of a reading is kept);
-retries and failovers never double-count. Raw values are never overwritten (a trigger of
-`pipeline.store.schema` refuses it): `ReadingRepository.set_validated` writes only the
-validated columns.
+once; retries and failovers never double-count. The first stored version of a reading is
+kept, and raw values are never overwritten (a trigger of `pipeline.store.schema` refuses
+it): a reading whose interval is already stored counts as a *duplicate* when its raw
+columns (duration, value, quality) are the stored ones, else as a *conflict* (a meter's
+relabelled reading, a utility's correction), recorded in ``reading_revisions`` (DESIGN §9:
+recorded and reported, never dropped silently). `ReadingRepository.set_validated` writes
+only the validated columns.
 
 Reads: `ReadingRepository.read_series` reads a series' rows with one ranged primary-key
 query whose integer columns come back as one decimal string each (``group_concat``, parsed
@@ -20,9 +23,11 @@ Only numpy, numba, lxml and the standard library may be imported here (DESIGN §
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,7 +37,7 @@ from pipeline.process.batch import QUALITY_NONE, ReadingBatch
 from pipeline.store.database import Database
 from pipeline.store.schema import READING_TYPE_COLUMNS
 
-__all__ = ["ReadingRepository", "SeriesRows"]
+__all__ = ["ReadingRepository", "SeriesRows", "StoredCounts"]
 
 _INT64_MAX = 2**63 - 1
 _RT_COLUMNS_SQL = ", ".join(READING_TYPE_COLUMNS)
@@ -48,6 +53,11 @@ _INSERT_READING_QUALITY = (
     "INSERT INTO interval_readings (meter_key, reading_type_key, start_s, duration_s, "
     f"raw_value, raw_quality) VALUES (?, ?, ?, ?, ?, NULLIF(?, {QUALITY_NONE})) "
     "ON CONFLICT (meter_key, reading_type_key, start_s) DO NOTHING"
+)
+_INSERT_REVISION = (
+    "INSERT INTO reading_revisions (meter_key, reading_type_key, start_s, duration_s, "
+    f"raw_value, raw_quality, sequence_no, source, received_s) VALUES (?, ?, ?, ?, ?, "
+    f"NULLIF(?, {QUALITY_NONE}), ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 _SET_VALIDATED = (
     "UPDATE interval_readings SET validated_value = ?, validated_quality = NULLIF(?, "
@@ -90,6 +100,23 @@ _READING_TYPES_OF_METER = (
 )
 
 
+class StoredCounts(NamedTuple):
+    """What the store did with the readings of one batch; the three sum to its size.
+
+    Attributes:
+        inserted: readings newly stored.
+        duplicates: readings whose interval was already stored with the same duration,
+            value and quality (a re-delivery, or a repeat within the batch): nothing to do.
+        conflicts: readings whose interval was already stored (earlier, or before them in
+            the batch) with another duration, value or quality: the stored reading is
+            kept, and this version recorded in ``reading_revisions``.
+    """
+
+    inserted: int
+    duplicates: int
+    conflicts: int
+
+
 @dataclass(frozen=True)
 class SeriesRows:
     """The stored readings of one series, as columns in time order.
@@ -123,14 +150,21 @@ class ReadingRepository:
         self._conn = database.connection
         self._keys = database.keys
 
-    def upsert_batches(self, batches: Sequence[ReadingBatch]) -> list[tuple[int, int]]:
+    def upsert_batches(
+        self, batches: Sequence[ReadingBatch], source: str | None = None
+    ) -> list[StoredCounts]:
         """Store the readings of `batches` (typically the series of one upload) that are not
         stored yet, as one unit of work: all batches or none.
 
+        Args:
+            batches: the readings, one batch per series.
+            source: where they came from (a file name), recorded with any conflicting
+                reading in ``reading_revisions`` beside the batch's sequence number.
+
         Returns:
-            (inserted, duplicates) per batch: readings newly stored, and readings already
-            present (from an earlier delivery, or repeated within the batch); each pair sums
-            to its batch's size. The first stored version of a reading is kept.
+            `StoredCounts` per batch: inserted, duplicates, conflicts. The first stored
+            version of a reading is kept; every conflicting version is recorded once in
+            ``reading_revisions``.
 
         Raises:
             RejectedUpload: ``invalid_reading`` when a reading breaks a table constraint
@@ -139,14 +173,16 @@ class ReadingRepository:
         """
         conn = self._conn
         keys = self._keys
-        counts: list[tuple[int, int]] = []
+        counts: list[StoredCounts] = []
         try:
             with self._db.unit():
                 for batch in batches:
                     n = int(batch.start_s.shape[0])
+                    meter_key = keys.meter(batch.meter_id)
+                    series_keys = (meter_key, keys.reading_type(batch.reading_type))
                     columns = [
-                        repeat(keys.meter(batch.meter_id), n),
-                        repeat(keys.reading_type(batch.reading_type), n),
+                        repeat(series_keys[0], n),
+                        repeat(series_keys[1], n),
                         batch.start_s.tolist(),
                         batch.duration_s.tolist(),
                         batch.value.tolist(),
@@ -158,7 +194,10 @@ class ReadingRepository:
                     before = conn.total_changes
                     conn.executemany(statement, zip(*columns, strict=False))
                     inserted = conn.total_changes - before
-                    counts.append((inserted, n - inserted))
+                    conflicts = 0
+                    if inserted < n:  # some intervals were stored already: same or not?
+                        conflicts = self._record_conflicts(batch, series_keys, source)
+                    counts.append(StoredCounts(inserted, n - inserted - conflicts, conflicts))
         except (sqlite3.IntegrityError, OverflowError) as exc:
             first = batches[0]
             raise RejectedUpload(
@@ -168,9 +207,47 @@ class ReadingRepository:
             ) from None
         return counts
 
-    def upsert_batch(self, batch: ReadingBatch) -> tuple[int, int]:
-        """`upsert_batches` of one batch: (inserted, duplicates)."""
-        return self.upsert_batches((batch,))[0]
+    def upsert_batch(self, batch: ReadingBatch, source: str | None = None) -> StoredCounts:
+        """`upsert_batches` of one batch."""
+        return self.upsert_batches((batch,), source)[0]
+
+    def _record_conflicts(
+        self, batch: ReadingBatch, series_keys: tuple[int, int], source: str | None
+    ) -> int:
+        """Compare every reading of `batch` (all of whose intervals are stored now) with the
+        stored row of its interval; record those that differ in ``reading_revisions``
+        (each distinct version once) and return how many differ. One ranged read of the
+        series over the batch's span, vectorised comparison."""
+        stored = self.read_series(
+            batch.meter_id, batch.reading_type, int(batch.start_s.min()), int(batch.start_s.max())
+        )
+        at = np.searchsorted(stored.start_s, batch.start_s)
+        quality = (
+            np.full(batch.start_s.shape, QUALITY_NONE, dtype=np.int64)
+            if batch.quality is None
+            else batch.quality
+        )
+        differs = (
+            (stored.raw_value[at] != batch.value)
+            | (stored.duration_s[at] != batch.duration_s)
+            | (stored.raw_quality[at] != quality)
+        )
+        n_conflicts = int(np.count_nonzero(differs))
+        if n_conflicts:
+            rows = zip(
+                repeat(series_keys[0], n_conflicts),
+                repeat(series_keys[1], n_conflicts),
+                batch.start_s[differs].tolist(),
+                batch.duration_s[differs].tolist(),
+                batch.value[differs].tolist(),
+                quality[differs].tolist(),
+                repeat(batch.sequence_no, n_conflicts),
+                repeat(source, n_conflicts),
+                repeat(time.time(), n_conflicts),
+                strict=False,
+            )
+            self._conn.executemany(_INSERT_REVISION, rows)
+        return n_conflicts
 
     def set_validated(
         self,

@@ -14,6 +14,13 @@ Schema version `SCHEMA_VERSION`, kept in ``PRAGMA user_version``:
   estimation and editing (``validated_value``, ``validated_quality``; NULL until VEE has
   run). A trigger refuses any UPDATE of the raw columns: later validation or estimation
   never overwrites what the meter sent;
+- ``reading_revisions``: every other version received of a stored reading (DESIGN §9:
+  raw values are never overwritten; a conflicting or corrected reading is recorded, never
+  dropped): the same series and interval start as a row of ``interval_readings`` with
+  another raw value, duration or quality, as it came (``raw_quality`` NULL when none),
+  with the upload's sequence number and the file it came from when known (``sequence_no``,
+  ``source``) and when the store received it (``received_s``, epoch s). Each distinct
+  version is recorded once (a unique index), and never updated (a trigger);
 - ``alerts``: the batch analysis' detections (`pipeline.store.alerts.Detection`), one row
   per fault, key ``(meter_id, start_s, kind)`` (`ALERTS_COLUMNS`); ``reading_type_key``
   names the series the detection was found on;
@@ -28,10 +35,11 @@ Schema version `SCHEMA_VERSION`, kept in ``PRAGMA user_version``:
   issue time and step start, same quantities);
 - view ``readings``: the readings with their meter id and ReadingType fields, ``value``
   being the raw value (for ad-hoc queries: ``SELECT start_s, value FROM readings WHERE
-  meter_id = ? AND uom = 72``).
+  meter_id = ? AND uom = 72``); view ``revisions``: the same for ``reading_revisions``,
+  beside the stored reading's value (``stored_value``).
 
-Tables added within version 2 (``sites``, ``local_time_parameters``, the weather
-tables) are created with ``IF
+Tables added within version 2 (``sites``, ``local_time_parameters``,
+``reading_revisions``, the weather tables) are created with ``IF
 NOT EXISTS`` when a version-2 file is opened: additive, so the version number stays.
 
 Durability (DESIGN §9): WAL journal, ``synchronous=NORMAL`` (`connect`). A crash of the
@@ -45,8 +53,11 @@ Only numpy, numba, lxml and the standard library may be imported here (DESIGN §
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
+
+from pipeline.process.batch import QUALITY_NONE
 
 __all__ = [
     "ALERTS_COLUMNS",
@@ -57,6 +68,7 @@ __all__ = [
     "SITE_COLUMNS",
     "WEATHER_SCHEMA_SQL",
     "connect",
+    "unusable_reason",
 ]
 
 #: Busy timeout when another connection holds the write lock, seconds.
@@ -79,6 +91,16 @@ READING_TYPE_COLUMNS = (
     "data_qualifier",
 )
 _RT_COLUMNS_SQL = ", ".join(READING_TYPE_COLUMNS)
+
+#: A reading's identity and raw columns, as received: the start of table
+#: ``interval_readings`` and of ``reading_revisions`` (its other versions).
+_RAW_READING_COLUMNS_SQL = """\
+    meter_key INTEGER NOT NULL,
+    reading_type_key INTEGER NOT NULL,
+    start_s INTEGER NOT NULL CHECK (start_s >= 0),
+    duration_s INTEGER NOT NULL CHECK (duration_s > 0),
+    raw_value INTEGER NOT NULL,
+    raw_quality INTEGER,"""
 
 #: Table ``alerts``: (column, SQL type and constraint) in table order. Key: one row per
 #: ``(meter_id, start_s, kind)``. ``score`` and ``value`` hold a detection's confidence
@@ -156,12 +178,7 @@ CREATE TABLE IF NOT EXISTS reading_types (
     UNIQUE ({_RT_COLUMNS_SQL})
 );
 CREATE TABLE IF NOT EXISTS interval_readings (
-    meter_key INTEGER NOT NULL,
-    reading_type_key INTEGER NOT NULL,
-    start_s INTEGER NOT NULL CHECK (start_s >= 0),
-    duration_s INTEGER NOT NULL CHECK (duration_s > 0),
-    raw_value INTEGER NOT NULL,
-    raw_quality INTEGER,
+{_RAW_READING_COLUMNS_SQL}
     validated_value REAL,
     validated_quality INTEGER,
     PRIMARY KEY (meter_key, reading_type_key, start_s)
@@ -171,6 +188,21 @@ BEFORE UPDATE OF meter_key, reading_type_key, start_s, duration_s, raw_value, ra
 ON interval_readings
 BEGIN
     SELECT RAISE(ABORT, 'raw readings are immutable: only validated columns may change');
+END;
+CREATE TABLE IF NOT EXISTS reading_revisions (
+{_RAW_READING_COLUMNS_SQL}
+    sequence_no INTEGER,
+    source TEXT,
+    received_s REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS reading_revisions_once ON reading_revisions (
+    meter_key, reading_type_key, start_s, duration_s, raw_value,
+    IFNULL(raw_quality, {QUALITY_NONE})
+);
+CREATE TRIGGER IF NOT EXISTS reading_revisions_are_immutable
+BEFORE UPDATE ON reading_revisions
+BEGIN
+    SELECT RAISE(ABORT, 'reading revisions are immutable');
 END;
 CREATE TABLE IF NOT EXISTS alerts (
 {_ALERTS_COLUMNS_SQL}
@@ -204,6 +236,14 @@ SELECT m.meter_id, {", ".join(f"t.{c}" for c in READING_TYPE_COLUMNS)},
 FROM interval_readings AS r
 JOIN meters AS m USING (meter_key)
 JOIN reading_types AS t USING (reading_type_key);
+CREATE VIEW IF NOT EXISTS revisions AS
+SELECT m.meter_id, {", ".join(f"t.{c}" for c in READING_TYPE_COLUMNS)},
+       v.start_s, v.duration_s, v.raw_value AS value, v.raw_quality,
+       r.raw_value AS stored_value, v.sequence_no, v.source, v.received_s
+FROM reading_revisions AS v
+JOIN meters AS m USING (meter_key)
+JOIN reading_types AS t USING (reading_type_key)
+LEFT JOIN interval_readings AS r USING (meter_key, reading_type_key, start_s);
 {WEATHER_SCHEMA_SQL}
 PRAGMA user_version = {SCHEMA_VERSION};
 """
@@ -234,3 +274,27 @@ def connect(path: str | Path) -> sqlite3.Connection:
         )
     conn.executescript(SCHEMA_SQL)
     return conn
+
+
+def unusable_reason(path: str | Path, exc: sqlite3.Error) -> str:
+    """Why the database file at `path` cannot be used, in a few words for a person, from
+    the error SQLite raised opening or writing it (`connect`, or a write later): not a
+    database, locked beyond the busy timeout, read-only, a directory, a folder that is
+    missing or read-only; else SQLite's own message."""
+    message = str(exc)
+    if "not a database" in message:
+        return "not a SQLite database"
+    if "locked" in message:
+        return f"locked by another writer for more than {BUSY_TIMEOUT_S:g} s (the busy timeout)"
+    if "readonly" in message:
+        return "read-only (the file, or its folder for the journal, cannot be written)"
+    if "unable to open" in message:
+        where = Path(path)
+        folder = where.parent
+        if where.is_dir():
+            return "is a directory, not a SQLite database file"
+        if not folder.is_dir():
+            return f"cannot create it: folder {folder} does not exist"
+        if not os.access(folder, os.W_OK):
+            return f"cannot open it for writing: folder {folder} is read-only"
+    return message

@@ -58,4 +58,8 @@ class Store(Database):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Close the store; leaving on an exception (Ctrl-C included) first rolls back an
+        open transaction, so nothing half-done is committed."""
+        if exc_type is not None:
+            self.rollback()
         self.close()

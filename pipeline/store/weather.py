@@ -13,6 +13,7 @@ import numpy as np
 
 from pipeline.process.weather import WeatherStation, WeatherUpload
 from pipeline.store.database import Database
+from pipeline.store.readings import StoredCounts
 
 __all__ = ["WeatherRepository", "WeatherSeries"]
 
@@ -92,10 +93,11 @@ class WeatherRepository:
         self._db = database
         self._conn = database.connection
 
-    def upsert(self, upload: WeatherUpload) -> tuple[int, int]:
+    def upsert(self, upload: WeatherUpload) -> StoredCounts:
         """Store a weather document's station and values not stored yet, as one unit of
-        work; returns (values inserted, duplicates) (a value is one interval of a station's
-        observations or of one forecast issue, all quantities)."""
+        work; returns the values inserted and the duplicates (a value is one interval of a
+        station's observations or of one forecast issue, all quantities; a value already
+        stored is kept, so there are no conflicts)."""
         s = upload.station
         n = upload.n
         columns = [
@@ -118,7 +120,7 @@ class WeatherRepository:
             before = self._conn.total_changes
             self._conn.executemany(statement, zip(*columns, strict=True))
             inserted = self._conn.total_changes - before
-        return inserted, n - inserted
+        return StoredCounts(inserted, n - inserted, 0)
 
     def stations(self) -> dict[str, WeatherStation]:
         """The stations that reported, by id."""

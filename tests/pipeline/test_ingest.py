@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from pipeline import Store
+from pipeline import ReadingType, Store
 from pipeline.espi.namespaces import ATOM as A
 from pipeline.espi.namespaces import ESPI as E
 from pipeline.fetch.parse import parse_upload
@@ -114,6 +114,10 @@ def oracle(name: str) -> dict[tuple[str, str], dict[str, Any]]:
             "first_start": iso(min(starts)),
             "last_start": iso(max(starts)),
             "sum": float(sum(Fraction(v) for _, v in pairs) * Fraction(10) ** p10),
+            # into an empty database: every reading new
+            "inserted": len(pairs),
+            "duplicates": 0,
+            "conflicts": 0,
         }
     assert mr + 1 == len(EXPECTED[name])
     return series
@@ -140,6 +144,9 @@ SERIES_TYPES = {
     "first_start": str,
     "last_start": str,
     "sum": float,
+    "inserted": int,
+    "duplicates": int,
+    "conflicts": int,
 }
 
 
@@ -284,7 +291,10 @@ def reading(start: int | None, value: int | None, duration: int = 3600) -> str:
 
 UP = "/espi/1_1/resource/Subscription/1/UsagePoint/7"
 MR = UP + "/MeterReading/1"
+RT = "/espi/1_1/resource/ReadingType/9"
 T0 = 1_700_000_000
+#: The ReadingType of `small_feed`'s series: Wh with powerOfTenMultiplier -3, hourly.
+SMALL_FEED_TYPE = ReadingType(72, -3, 3600, 1)
 
 
 def small_feed(*blocks: str, extra: str = "") -> bytes:
@@ -389,10 +399,86 @@ def test_no_interval_data_is_rejected(tmp_path: Path) -> None:
     assert report.rejected[0].reason.startswith("no_interval_data:")
 
 
-def test_missing_file_is_rejected(tmp_path: Path) -> None:
-    code, out = run_cli(tmp_path / "nope.xml", "--db", tmp_path / "db.sqlite", "--json")
-    assert code == 2
-    assert json.loads(out)["files"][0]["rejected"][0]["reason"].startswith("unreadable:")
+def test_a_file_gone_before_it_is_read_is_rejected(tmp_path: Path) -> None:
+    """(The command refuses a missing file before ingesting anything: test_cli_errors.)"""
+    with Store(tmp_path / "db.sqlite") as store:
+        report = ingest_file(tmp_path / "nope.xml", store)
+    assert report.status == "rejected"
+    assert report.rejected[0].reason.startswith("unreadable:")
+
+
+# --- repeated and corrected readings ----------------------------------------------------------
+
+
+def one_series(path: Path, *readings: tuple[int, int]) -> Path:
+    """A file of one series with the (start, value) `readings`, in order."""
+    path.write_bytes(small_feed(espi("IntervalBlock", "".join(reading(s, v) for s, v in readings))))
+    return path
+
+
+def revisions(db: Path) -> list[tuple[int, int, int, str]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT start_s, value, stored_value, source FROM revisions ORDER BY start_s, value"
+        ).fetchall()
+
+
+def conflict_reasons(file: dict[str, Any]) -> list[str]:
+    return [r["reason"] for r in file["rejected"] if r["reason"].startswith("conflicting_")]
+
+
+def test_two_values_for_one_interval_in_a_file(tmp_path: Path) -> None:
+    """The first is stored, the second recorded as a revision and reported: exit code 1,
+    and count and sum describe what was stored."""
+    db = tmp_path / "db.sqlite"
+    path = one_series(tmp_path / "twice.xml", (T0, 5), (T0, 6), (T0 + 3600, 7))
+    code, out = run_cli(path, "--db", db, "--json")
+    assert code == 1
+    [file] = json.loads(out)["files"]
+    check_shape({"files": [file]})
+    assert file["status"] == "partial"
+    [series] = file["series"]
+    assert (series["count"], series["sum"]) == (2, pytest.approx(0.012))
+    assert (series["inserted"], series["duplicates"], series["conflicts"]) == (2, 0, 1)
+    [reason] = conflict_reasons(file)
+    assert reason.startswith("conflicting_readings: 1 reading differs")
+    assert [r["part"] for r in file["rejected"]] == [f"series {UP} / {RT}"]
+    with Store(db) as store:
+        assert store.readings.read_series(UP, SMALL_FEED_TYPE).raw_value.tolist() == [5, 7]
+    assert revisions(db) == [(T0, 6, 5, str(path))]
+    code, table = run_cli(path, "--db", db)  # the table lists the reason too
+    assert code == 1 and "conflicting_readings: 1 reading differs" in table
+
+
+def test_the_same_reading_twice_in_a_file_is_a_duplicate(tmp_path: Path) -> None:
+    path = one_series(tmp_path / "same.xml", (T0, 5), (T0, 5))
+    with Store(tmp_path / "db.sqlite") as store:
+        report = ingest_file(path, store)
+        assert store.readings.count() == 1
+    assert report.status == "ok" and exit_code([report]) == 0
+    [s] = report.series
+    assert (s.count, s.sum, s.inserted, s.duplicates, s.conflicts) == (1, 0.005, 1, 1, 0)
+
+
+def test_a_correction_is_recorded_and_reported_never_applied(tmp_path: Path) -> None:
+    """A later file with another value for a stored interval (a utility's correction):
+    the stored value stays, the correction is recorded with its file, the file is partial.
+    Each file again: the original is all duplicates; the correction conflicts again but
+    is recorded once."""
+    db = tmp_path / "db.sqlite"
+    original = one_series(tmp_path / "original.xml", (T0, 5), (T0 + 3600, 7))
+    correction = one_series(tmp_path / "fix.xml", (T0, 5), (T0 + 3600, 8), (T0 + 7200, 9))
+    reports = ingest_files([original, correction], db)
+    assert [r.status for r in reports] == ["ok", "partial"] and exit_code(reports) == 1
+    [s] = reports[1].series
+    assert (s.inserted, s.duplicates, s.conflicts) == (1, 1, 1)
+    assert (s.count, s.sum) == (3, pytest.approx(0.021))  # 5 + 7 (stored) + 9
+    again = ingest_files([original, correction], db)
+    assert [r.status for r in again] == ["ok", "partial"]
+    assert [(r.series[0].duplicates, r.series[0].conflicts) for r in again] == [(2, 0), (2, 1)]
+    with Store(db) as store:
+        assert store.readings.read_series(UP, SMALL_FEED_TYPE).raw_value.tolist() == [5, 7, 9]
+    assert revisions(db) == [(T0 + 3600, 8, 7, str(correction))]
 
 
 # --- what the store holds -----------------------------------------------------------------------

@@ -49,6 +49,7 @@ from pipeline.fetch.parse import parse_upload
 from pipeline.ingest import ingest_file
 from pipeline.process.batch import QUALITY_NONE
 from pipeline.process.greenbutton import extract_series
+from pipeline.store.schema import READING_TYPE_COLUMNS
 from tests import espi_feeds
 from tests.espi_feeds import local_time_parameters, meter_upload
 
@@ -227,13 +228,15 @@ class Unknowable(Exception):  # noqa: N818
 
 @dataclass
 class Rows:
-    """What a valid document stores: (series, start) -> (duration, value, quality)."""
+    """What a valid document stores: (series, start) -> (duration, value, quality) of the
+    first reading of each interval; `readings`: every reading, in document order."""
 
     meter_id: str
     sequence_no: int | None
     rows: dict[tuple[RT9, int], tuple[int, int, int]]
     n_readings: int
     lenient: bool  # an empty <quality/>: no code, and not an unsignedShort either
+    readings: list[tuple[tuple[RT9, int], tuple[int, int, int]]]
 
 
 _XS_INT = re.compile(r"[ \t\r\n]*[+-]?[0-9]+[ \t\r\n]*")
@@ -388,6 +391,7 @@ def reference(body: bytes) -> Rows:
             channels.append((rt_by_href[href], owned[i]))
 
     rows: dict[tuple[RT9, int], tuple[int, int, int]] = {}
+    every: list[tuple[tuple[RT9, int], tuple[int, int, int]]] = []
     n_readings = 0
     series: list[RT9] = []
     pending: list[tuple[RT9, list[tuple[int, int, int, int]]]] = []
@@ -447,8 +451,9 @@ def reference(body: bytes) -> Rows:
             if start < 0 or duration <= 0:
                 raise MustReject("start < 0 or duration <= 0 (store constraint)")
             rows.setdefault((rt9, start), (duration, value, quality))
+            every.append(((rt9, start), (duration, value, quality)))
             n_readings += 1
-    return Rows(meter_id, sequence_no, rows, n_readings, number.lenient)
+    return Rows(meter_id, sequence_no, rows, n_readings, number.lenient, every)
 
 
 # --- the pipeline under test --------------------------------------------------------------
@@ -513,15 +518,32 @@ def check_upload(pipe: Pipeline, body: bytes) -> str:
         )
         return "rejected"
     assert not must_reject, "a document that breaks the contract was accepted"
-    assert outcome.reason is None and outcome.inserted + outcome.duplicates == outcome.n_readings
+    assert outcome.reason is None
+    assert outcome.inserted + outcome.duplicates + outcome.conflicts == outcome.n_readings
     assert after - before == outcome.inserted, "rows stored differ from the outcome's count"
     if expected is not None:
         new = {k: v for k, v in expected.rows.items() if k not in before_rows}
         assert (outcome.meter_id, outcome.sequence_no) == (expected.meter_id, expected.sequence_no)
         assert outcome.n_readings == expected.n_readings
         assert outcome.inserted == len(new)
-        assert stored(pipe, expected.meter_id, keys) == before_rows | new
+        kept = before_rows | new
+        assert stored(pipe, expected.meter_id, keys) == kept  # the first version stays
+        conflicting = [(k, v) for k, v in expected.readings if kept[k] != v]
+        assert outcome.conflicts == len(conflicting)
+        for (rt9, start), version in conflicting:  # each one recorded, none dropped
+            assert version in revisions(pipe, expected.meter_id, rt9, start)
     return "accepted"
+
+
+def revisions(pipe: Pipeline, meter_id: str, rt9: RT9, start: int) -> set[tuple[int, int, int]]:
+    """(duration, value, quality) of every recorded revision of one reading."""
+    where = " AND ".join(f"{c} = ?" for c in READING_TYPE_COLUMNS)
+    rows = pipe.store.connection.execute(
+        f"SELECT duration_s, value, IFNULL(raw_quality, {QUALITY_NONE}) FROM revisions "
+        f"WHERE meter_id = ? AND start_s = ? AND {where}",
+        (meter_id, start, *rt9),
+    )
+    return {tuple(row) for row in rows}
 
 
 def check_ingest(store: Store, folder: Path, body: bytes) -> None:

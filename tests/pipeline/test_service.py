@@ -16,11 +16,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline.service as service
-from pipeline import STAGES, Pipeline
+from pipeline import STAGES, Pipeline, ReadingType
 from tests.espi_feeds import BILLION_LAUGHS, Channel, meter_upload
 
 T0 = 1_782_000_000
 STEP_S = 60
+#: The series of `upload`.
+ENERGY = ReadingType(uom=72, power_of_ten_multiplier=0, interval_length_s=STEP_S, flow_direction=1)
 
 
 def upload(
@@ -86,6 +88,28 @@ def test_same_upload_again_is_all_duplicates(pipe: Pipeline) -> None:
     assert again.accepted
     assert (again.n_readings, again.inserted, again.duplicates) == (15, 0, 15)
     assert pipe.store.readings.count() == 15
+
+
+def test_a_resend_with_other_values_is_recorded_not_stored(pipe: Pipeline, db: Path) -> None:
+    """A meter that sends other values for stored intervals (a relabelled reading after a
+    clock jump): accepted, the stored values kept, each other value counted as a conflict
+    and recorded with the upload's sequence number; identical readings stay duplicates."""
+    values = quiet(15)
+    pipe.handle(upload(values))
+    changed = values.copy()
+    changed[[2, 7, 11]] += 100
+    outcome = pipe.handle(upload(changed, seq=1))
+    assert outcome.accepted and outcome.reason is None
+    assert (outcome.n_readings, outcome.inserted, outcome.duplicates) == (15, 0, 12)
+    assert outcome.conflicts == 3
+    assert pipe.store.readings.read_series("pv-1", ENERGY).raw_value.tolist() == values.tolist()
+    with sqlite3.connect(db) as conn:
+        recorded = conn.execute(
+            "SELECT start_s, value, stored_value, sequence_no FROM revisions ORDER BY start_s"
+        ).fetchall()
+    assert recorded == [(T0 + STEP_S * i, int(changed[i]), int(values[i]), 1) for i in (2, 7, 11)]
+    again = pipe.handle(upload(values, seq=2))  # the original again: all duplicates
+    assert (again.inserted, again.duplicates, again.conflicts) == (0, 15, 0)
 
 
 def test_billion_laughs_is_rejected_and_the_pipeline_goes_on(pipe: Pipeline) -> None:
@@ -232,7 +256,9 @@ def test_damaged_uploads_never_raise(
         for body in bodies:
             outcome = pipe.handle(body, time.thread_time_ns)
             if outcome.accepted:
-                assert outcome.inserted + outcome.duplicates == outcome.n_readings
+                assert (
+                    outcome.inserted + outcome.duplicates + outcome.conflicts == outcome.n_readings
+                )
                 stored += outcome.inserted
             else:
                 assert outcome.reason and ": " in outcome.reason

@@ -255,17 +255,20 @@ def normal_upload(approx_bytes: int) -> bytes:
 
 @pytest.fixture
 def parser_input(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The sizes of what `parse_upload` hands to a parser (its push parser, or the counting
-    pull parser), in order: empty for a document rejected before any parsing."""
+    """The sizes of the documents `parse_upload` hands to a parser (its push parser, in
+    pieces, or the counting pull parser), in order: empty for a document rejected before
+    any parsing."""
     fed: list[int] = []
     counting = parse._parse_counting
 
     class PushParser:
         def __init__(self) -> None:
             self.parser = new_parser()
+            self.document = len(fed)
+            fed.append(0)
 
         def feed(self, data: bytes) -> None:
-            fed.append(len(data))
+            fed[self.document] += len(data)
             self.parser.feed(data)
 
         def close(self) -> etree._Element:

@@ -1,12 +1,15 @@
 """The webhook alert sink against a real HTTP server on 127.0.0.1 (ephemeral port):
 payloads, batching, token-bucket rate limiting (timed with a fake clock, so no wall-clock
 assertions), queue-full drops, retries with backoff, Retry-After, timeouts and refused
-connections."""
+connections; redirects never followed, only 2xx counted as sent, and a receiver trickling
+its answer cut at the request's deadline (judged by the bytes it got out, not by a clock)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import socket
 import threading
 import time
@@ -83,6 +86,22 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
 # --------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def on_loopback(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server with `handler` on 127.0.0.1 (ephemeral port) while in the block: its
+    ``/alerts`` URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/alerts"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
 @dataclass
 class Receiver:
     """A webhook receiver on 127.0.0.1: records every request; answers with `statuses` in
@@ -128,17 +147,9 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: object) -> None:  # keep the test output clean
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    rec.url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
-    try:
+    with on_loopback(Handler) as url:
+        rec.url = url
         yield rec
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_alerts_are_posted_as_json_in_batches(receiver: Receiver) -> None:
@@ -315,3 +326,145 @@ def test_only_http_urls_are_accepted() -> None:
     for url in ("file:///etc/passwd", "ftp://example.org/", "127.0.0.1:80", "http:///x"):
         with pytest.raises(ValueError, match="http"):
             WebhookSink(url, autostart=False)
+
+
+# --------------------------------------------------------------------------------------
+# redirects, failures and the request's deadline
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A loopback HTTP server that records every request (method, path, headers), whatever
+    the method, and answers each with `status` and `location`."""
+
+    status: int = 200
+    location: str | None = None
+    url: str = ""
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def serving(server: Server) -> Iterator[Server]:
+    class Handler(BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            server.requests.append((self.command, self.path, dict(self.headers)))
+            self.send_response(server.status)
+            if server.location is not None:
+                self.send_header("Location", server.location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_PUT = do_HEAD = answer  # noqa: N815 (http.server's naming)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with on_loopback(Handler) as url:
+        server.url = url
+        yield server
+
+
+def send_once(url: str, n_alerts: int, **options: Any) -> WebhookSink:
+    """A sink that sent `n_alerts` in one request (with its retries) to `url`, closed."""
+    clock = FakeClock()
+    sink = WebhookSink(
+        url,
+        max_batch=n_alerts,
+        burst=10,
+        clock=clock,
+        sleep=clock.sleep,
+        autostart=False,
+        **options,
+    )
+    sink.submit([detection(i) for i in range(n_alerts)])
+    sink.start()
+    assert sink.flush(30)
+    sink.close()
+    return sink
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_a_failure_and_is_not_followed(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A redirect to another port: nothing reaches it (no payload, no Authorization), the
+    alerts count as failed, not sent, without retries, and the Location is logged."""
+    with (
+        serving(Server()) as elsewhere,
+        serving(Server(status=status, location=elsewhere.url + "?stolen")) as receiver,
+        caplog.at_level(logging.WARNING, logger="pipeline.sinks.webhook"),
+    ):
+        sink = send_once(receiver.url, 2, headers={"Authorization": "Bearer t0ken"}, max_retries=3)
+    assert elsewhere.requests == []
+    [(method, _, headers)] = receiver.requests
+    assert method == "POST" and headers["Authorization"] == "Bearer t0ken"
+    stats = sink.stats
+    assert (stats.sent_alerts, stats.failed_alerts, stats.requests) == (0, 2, 1)
+    assert [s for _, _, s in sink.request_log] == [status]
+    assert elsewhere.url + "?stolen" in caplog.text and "not followed" in caplog.text
+
+
+def test_a_server_error_is_not_counted_as_sent() -> None:
+    with serving(Server(status=500)) as receiver:
+        sink = send_once(receiver.url, 3, max_retries=0)
+    assert len(receiver.requests) == 1
+    assert (sink.stats.sent_alerts, sink.stats.failed_alerts) == (0, 3)
+
+
+@dataclass
+class Trickler:
+    """A raw loopback server that reads one request and answers `answer` one byte every
+    `every_s`, counting the bytes it got out before the client left (`sent`)."""
+
+    answer: bytes
+    every_s: float
+    port: int = 0
+    sent: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def serve(self, listener: socket.socket) -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(30)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(65536)
+            for byte in self.answer:
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:  # the client left
+                    break
+                self.sent += 1
+                time.sleep(self.every_s)
+        self.done.set()
+
+
+def test_a_trickling_receiver_is_cut_at_the_request_deadline() -> None:
+    """Each header byte arrives well within any per-read timeout (one every 0.5 s), but the
+    whole answer would take over a minute: the request gives up at its deadline
+    (timeout_s), counted as failed, with the receiver a few bytes into its answer."""
+    answer = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"x" * 100 + b"\r\nContent-Length: 0\r\n\r\n"
+    trickler = Trickler(answer, every_s=0.5)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        thread = threading.Thread(target=trickler.serve, args=(listener,), daemon=True)
+        thread.start()
+        sink = WebhookSink(
+            f"http://127.0.0.1:{listener.getsockname()[1]}/", timeout_s=1.0, max_retries=0
+        )
+        sink.submit([detection()])
+        assert sink.flush(30), "the request was not cut at its deadline"
+        sink.close()
+        assert trickler.done.wait(30)
+    assert (sink.stats.sent_alerts, sink.stats.failed_alerts) == (0, 1)
+    assert [s for _, _, s in sink.request_log] == [0]
+    # at the deadline the receiver had sent about timeout_s / every_s bytes; 40 (20 s of
+    # trickling) leaves room for a loaded machine, and the whole answer is 145 bytes
+    assert trickler.sent < 40 < len(answer)

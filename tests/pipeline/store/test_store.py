@@ -129,16 +129,16 @@ def test_schema_and_journal(store: Store, db: Path) -> None:
 
 
 def test_same_batch_twice_is_stored_once(store: Store, db: Path) -> None:
-    assert store.readings.upsert_batch(batch(0, 15)) == (15, 0)
-    assert store.readings.upsert_batch(batch(0, 15)) == (0, 15)
+    assert store.readings.upsert_batch(batch(0, 15)) == (15, 0, 0)
+    assert store.readings.upsert_batch(batch(0, 15)) == (0, 15, 0)
     assert store.readings.count() == 15
     assert len(stored(db)) == 15
 
 
 def test_partial_overlap(store: Store) -> None:
-    assert store.readings.upsert_batch(batch(0, 10)) == (10, 0)
-    assert store.readings.upsert_batch(batch(6, 10)) == (6, 4)  # 6..9 known, 10..15 new
-    assert store.readings.upsert_batch(batch(20, 3)) == (3, 0)
+    assert store.readings.upsert_batch(batch(0, 10)) == (10, 0, 0)
+    assert store.readings.upsert_batch(batch(6, 10)) == (6, 4, 0)  # 6..9 known, 10..15 new
+    assert store.readings.upsert_batch(batch(20, 3)) == (3, 0, 0)
     assert store.readings.count() == 19
 
 
@@ -166,7 +166,7 @@ def test_repeats_within_a_batch_count_as_duplicates(store: Store) -> None:
         duration_s=np.tile(b.duration_s, 2),
         value=np.tile(b.value, 2),
     )
-    assert store.readings.upsert_batch(twice) == (4, 4)
+    assert store.readings.upsert_batch(twice) == (4, 4, 0)
 
 
 @pytest.mark.parametrize(
@@ -179,9 +179,9 @@ def test_repeats_within_a_batch_count_as_duplicates(store: Store) -> None:
     ],
 )
 def test_reading_types_are_separate_series(store: Store, other: ReadingType) -> None:
-    assert store.readings.upsert_batch(batch(0, 5)) == (5, 0)
-    assert store.readings.upsert_batch(batch(0, 5, reading_type=other)) == (5, 0)
-    assert store.readings.upsert_batch(batch(0, 5, reading_type=other)) == (0, 5)
+    assert store.readings.upsert_batch(batch(0, 5)) == (5, 0, 0)
+    assert store.readings.upsert_batch(batch(0, 5, reading_type=other)) == (5, 0, 0)
+    assert store.readings.upsert_batch(batch(0, 5, reading_type=other)) == (0, 5, 0)
     assert store.readings.count() == 10
     assert sorted(rt == ENERGY for _, rt in store.readings.series()) == [False, True]
 
@@ -197,8 +197,8 @@ def test_one_upload_of_several_series_is_one_unit(store: Store, db: Path) -> Non
     assert info.value.code == "invalid_reading"
     assert store.readings.count() == 2 and len(stored(db)) == 2
     assert store.readings.upsert_batches([batch(0, 4), batch(0, 3, reading_type=VOLTAGE)]) == [
-        (2, 2),
-        (3, 0),
+        (2, 2, 0),
+        (3, 0, 0),
     ]
 
 
@@ -213,7 +213,7 @@ def test_batch_breaking_a_constraint_is_all_or_nothing(store: Store, db: Path) -
     assert store.readings.count() == 3
     assert len(stored(db)) == 3
     # the store goes on, and the good part of that batch was never stored
-    assert store.readings.upsert_batch(batch(3, 9)) == (9, 0)
+    assert store.readings.upsert_batch(batch(3, 9)) == (9, 0, 0)
 
 
 def test_failure_mid_batch_stores_nothing(store: Store, db: Path) -> None:
@@ -226,7 +226,7 @@ def test_failure_mid_batch_stores_nothing(store: Store, db: Path) -> None:
     assert store.readings.count() == 0
     assert stored(db) == []
     # the meter row created inside the rolled-back unit is gone, and is created again
-    assert store.readings.upsert_batch(b) == (8, 0)
+    assert store.readings.upsert_batch(b) == (8, 0, 0)
     assert stored(db)[0][0] == "new-meter"
 
 
@@ -242,8 +242,8 @@ def test_raw_values_are_never_overwritten(store: Store, db: Path) -> None:
     assert rows.validated_value[[0, 2, 3]].tolist() == [1000.0, 1002.5, 7.0]
     assert np.isnan(rows.validated_value[1])
     assert rows.validated_quality.tolist() == [17, 17, 9, 10]
-    # a re-delivery does not touch either
-    assert store.readings.upsert_batch(replace(b, value=b.value + 50)) == (0, 4)
+    # a re-delivery with other values touches neither: its values are conflicts
+    assert store.readings.upsert_batch(replace(b, value=b.value + 50)) == (0, 0, 4)
     assert store.readings.read_series("m-1", ENERGY).raw_value.tolist() == [1000, 1001, 1002, 1003]
     # and the database itself refuses to change raw columns
     with sqlite3.connect(db) as conn, pytest.raises(sqlite3.IntegrityError, match="immutable"):
@@ -254,14 +254,69 @@ def test_raw_values_are_never_overwritten(store: Store, db: Path) -> None:
     assert store.readings.set_validated("m-1", ENERGY, b.start_s + 1, estimated, 17) == 0
 
 
+def revisions(path: Path) -> list[tuple[object, ...]]:
+    """Every recorded revision with the stored value beside it, read through a separate
+    connection."""
+    with sqlite3.connect(path) as conn:
+        return conn.execute(
+            "SELECT meter_id, start_s, duration_s, value, raw_quality, stored_value, "
+            "sequence_no, source FROM revisions ORDER BY start_s, value"
+        ).fetchall()
+
+
+def test_conflicting_versions_are_recorded_once_and_never_applied(
+    store: Store, db: Path
+) -> None:
+    """The first version of a reading stays; every other version (value, duration or
+    quality) is counted as a conflict and recorded, each distinct one once."""
+    b = batch(0, 4)  # values 1000..1003, no quality
+    assert store.readings.upsert_batch(b) == (4, 0, 0)
+    value = b.value.copy()
+    value[1] += 7
+    duration = b.duration_s.copy()
+    duration[2] = 600
+    quality = np.array([QUALITY_NONE, QUALITY_NONE, QUALITY_NONE, 9])
+    changed = replace(b, sequence_no=8, value=value, duration_s=duration, quality=quality)
+    assert store.readings.upsert_batch(changed, source="fix.xml") == (0, 1, 3)
+    assert store.readings.read_series("m-1", ENERGY).raw_value.tolist() == [1000, 1001, 1002, 1003]
+    assert stored(db)[1:] == [
+        ("m-1", 72, 1, 0, T0 + 900 * i, 900, 1000 + i, None, None, None) for i in (1, 2, 3)
+    ]
+    expected = [
+        ("m-1", T0 + 900, 900, 1008, None, 1001, 8, "fix.xml"),
+        ("m-1", T0 + 1800, 600, 1002, None, 1002, 8, "fix.xml"),
+        ("m-1", T0 + 2700, 900, 1003, 9, 1003, 8, "fix.xml"),
+    ]
+    assert revisions(db) == expected
+    # the same versions again: still conflicts, recorded already
+    assert store.readings.upsert_batch(replace(changed, sequence_no=9)) == (0, 1, 3)
+    assert revisions(db) == expected
+    # recorded versions are never changed either
+    with sqlite3.connect(db) as conn, pytest.raises(sqlite3.IntegrityError, match="immutable"):
+        conn.execute("UPDATE reading_revisions SET raw_value = 0")
+
+
+def test_versions_within_one_batch_keep_the_first(store: Store, db: Path) -> None:
+    b = batch(0, 2)
+    repeated = replace(
+        b,
+        start_s=np.repeat(b.start_s, 3),
+        duration_s=np.repeat(b.duration_s, 3),
+        value=np.array([5, 6, 5, 7, 7, 7]),
+    )
+    assert store.readings.upsert_batch(repeated) == (2, 3, 1)
+    assert store.readings.read_series("m-1", ENERGY).raw_value.tolist() == [5, 7]
+    assert revisions(db) == [("m-1", T0, 900, 6, None, 5, 0, None)]
+
+
 def test_grouped_units_share_one_transaction(store: Store, db: Path) -> None:
     store.begin()
     assert store.in_transaction
-    assert store.readings.upsert_batch(batch(0, 5)) == (5, 0)
+    assert store.readings.upsert_batch(batch(0, 5)) == (5, 0, 0)
     durations = np.zeros(3, dtype=np.int64)
     with pytest.raises(RejectedUpload):  # a rejected unit inside the group ...
         store.readings.upsert_batch(batch(5, 3, meter_id="m-2", duration_s=durations))
-    assert store.readings.upsert_batch(batch(5, 5, meter_id="m-2")) == (5, 0)
+    assert store.readings.upsert_batch(batch(5, 5, meter_id="m-2")) == (5, 0, 0)
     assert store.readings.count() == 10  # this connection sees its open transaction
     assert stored(db) == []  # other connections do not
     store.commit()
@@ -271,7 +326,7 @@ def test_grouped_units_share_one_transaction(store: Store, db: Path) -> None:
     store.readings.upsert_batch(batch(20, 5, meter_id="m-3"))
     store.rollback()
     assert store.readings.count() == 10
-    assert store.readings.upsert_batch(batch(20, 5, meter_id="m-3")) == (5, 0)
+    assert store.readings.upsert_batch(batch(20, 5, meter_id="m-3")) == (5, 0, 0)
 
 
 def test_close_commits_an_open_group(db: Path) -> None:
@@ -288,8 +343,8 @@ def test_data_survives_close_and_reopen(db: Path) -> None:
         first.readings.upsert_batch(batch(0, 6, reading_type=VOLTAGE))
     with Store(db) as second:
         assert second.readings.count() == 12
-        assert second.readings.upsert_batch(batch(0, 6)) == (0, 6)
-        assert second.readings.upsert_batch(batch(0, 7, reading_type=VOLTAGE)) == (1, 6)
+        assert second.readings.upsert_batch(batch(0, 6)) == (0, 6, 0)
+        assert second.readings.upsert_batch(batch(0, 7, reading_type=VOLTAGE)) == (1, 6, 0)
 
 
 def test_database_of_the_old_schema_is_refused(db: Path) -> None:
