@@ -27,7 +27,7 @@ The chain, each step a pvlib call:
 
 Interval energy (`clear_sky_energy_wh`) is the mean power at sub-steps of at most 300 s
 (midpoint rule) times the interval length. The batch analysis computes it once per site
-and time step and keeps it (`pipeline.analyze.fleet.FleetState`).
+and time step and keeps it (`pipeline.analyze.fleet.FleetGrid`).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ import numpy as np
 
 from pipeline.analyze.fleet import FLEET_STEP_S, FleetGrid
 from pipeline.analyze.forecast import FORECAST_HORIZON_S, FORECAST_STEP_S, ForecastRecord
+from pipeline.analyze.kernels import quiet_nan
 from pipeline.espi.codes import FLOW_RECEIVED
 from pipeline.store.weather import WeatherRepository
 
@@ -171,7 +172,7 @@ def fleet_forecasts(
     method = np.full(len(grid.sites), SMART_PERSISTENCE, dtype=object)
     forecast = smart.copy()
     lead = np.arange(1, steps + 1)
-    with np.errstate(invalid="ignore"):
+    with quiet_nan():
         sky_h = np.nanmean(
             grid.sky_index[:, b_now - _LOOKBACK_H * _PER_HOUR : b_now].reshape(
                 len(grid.sites), _LOOKBACK_H, _PER_HOUR

@@ -1,4 +1,5 @@
-"""Rolling-window kernels on one series: median, MAD, maximum, robust z.
+"""Rolling-window kernels on one series: median, MAD, maximum, robust z; runs of true
+values; and `quiet_nan`, for NaN as an intended answer.
 
 Every function takes a 1-D array ``x`` (any real dtype; computed in float64) and a window
 length in samples, and returns float64 arrays of the same length. Window conventions, the
@@ -42,6 +43,9 @@ Only numpy, numba and the standard library are imported here (DESIGN §2).
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numba
@@ -50,6 +54,7 @@ import numpy as np
 __all__ = [
     "MAD_TO_SIGMA",
     "Runs",
+    "quiet_nan",
     "rolling_max",
     "rolling_median",
     "rolling_median_mad",
@@ -342,6 +347,16 @@ def rolling_robust_z(
     arr, mp, lag = _prepare(x, window, center, min_periods)
     ref = arr[: arr.shape[0] - lag] if lag else arr
     return _robust_z_kernel(arr, ref, int(window), mp, float(mad_floor), lag)
+
+
+@contextmanager
+def quiet_nan() -> Iterator[None]:
+    """Silence numpy's warnings where NaN is the intended answer: medians and means of
+    all-NaN (or empty) slices, and invalid or zero divisions, which give NaN or inf that
+    the caller masks. Not thread-safe (it sets the warnings filters)."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -51,8 +51,8 @@ from pipeline.analyze.faults import (
     SOILING,
     DetectorParams,
 )
-from pipeline.analyze.fleet import FLEET_STEP_S, FleetView, bins_per_day
-from pipeline.analyze.kernels import true_runs
+from pipeline.analyze.fleet import FLEET_STEP_S, REF_CLEAR_SKY, FleetView, bins_per_day
+from pipeline.analyze.kernels import quiet_nan, true_runs
 from pipeline.analyze.register_detectors import bin_detection
 from pipeline.analyze.series import SECONDS_PER_DAY
 from pipeline.store.alerts import Detection
@@ -71,14 +71,17 @@ _INDEX_NOISE_FLOOR = 0.003
 
 def performance_index(view: FleetView, min_ratio: float = 0.02) -> np.ndarray:
     """The index [S, B] of PV generation meters (module docstring): NaN for other sites, in
-    bins with less expectation, frozen bins, and bins reading under `min_ratio` of the
-    expectation (no output is not a performance level)."""
+    bins with less expectation, frozen bins, bins reading under `min_ratio` of the
+    expectation (no output is not a performance level), and bins whose reference is the
+    clear sky alone (no neighbours, no station: the index would be the sky's clouds, not
+    the site's performance)."""
     enp = view.nameplate_wh[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         r = view.gen / view.expected_wh
         ok = (
             (view.is_pv & ~view.net)[:, None] & np.isfinite(r)
             & (view.expected_wh >= _INDEX_MIN_EXPECTED * enp) & ~view.gen_frozen & (r >= min_ratio)
+            & (view.reference != REF_CLEAR_SKY)
         )  # fmt: skip
     return np.where(ok, r, np.nan)
 
@@ -147,8 +150,8 @@ def _fit_ramps(y: np.ndarray, valid: np.ndarray, per_day: int) -> _RampFit:
     noise = np.maximum(least / np.maximum(dof, 1), _INDEX_NOISE_FLOOR**2)
     best = np.argmax(sse <= (least + 2.0 * noise)[:, None], axis=1)
     b_slope = slope[rows, best]
-    f_stat = np.where(dof >= 3, (sse0 - sse[rows, best]) / noise, 0.0)
-    with np.errstate(invalid="ignore"):
+    with quiet_nan():
+        f_stat = np.where(dof >= 3, (sse0 - sse[rows, best]) / noise, 0.0)
         level = np.nanmedian(np.where(n_slot > 0, y_slot, np.nan), axis=1)
     last = np.where(valid.any(axis=1), h - 1 - np.argmax(valid[:, ::-1], axis=1), 0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -252,7 +255,7 @@ def detect_shading(view: FleetView, params: DetectorParams) -> list[Detection]:
         d = r.shape[1] // per_day
         off = per_day - off
     grid = r[:, : d * per_day].reshape(s, d, per_day)
-    with np.errstate(invalid="ignore"):
+    with quiet_nan():
         day_level = np.nanmedian(grid, axis=2)
         dip = 1.0 - grid / day_level[..., None]
     shaded = dip >= params.shading_min_dip

@@ -38,6 +38,7 @@ from pipeline.analyze.channels import (
     observed_flat_top_w,
 )
 from pipeline.analyze.faults import INVERTER_TRIP, SPIKE, STORM_CUTOUT, STUCK_METER
+from pipeline.analyze.fleet import FLEET_WINDOW_DAYS
 from pipeline.espi.codes import QUALITY_ESTIMATED_LINEAR, QUALITY_QUESTIONABLE, QUALITY_VALID
 from pipeline.sinks.digest import DIGEST_KIND
 from tests.espi_feeds import Channel, meter_upload
@@ -235,6 +236,37 @@ def test_hourly_analysis_raises_each_fault_once_soon_and_costs_the_same_each_hou
         assert rows[("pv-00", INVERTER_TRIP)][3] == T0 + STEP_S * TRIP[1]
         # the new hour and its context each time: the same work on day 3 as on day 1
         assert points[-1] == points[30] == 9 * (4 + 8)
+
+
+def test_the_work_per_hour_stays_flat_past_the_grid_window(db: Path) -> None:
+    """Hourly analyses of four PV meters for two days past the fleet grid's window: each
+    call reads and validates only the new hour and its context (the same count on the
+    last day as on the second), and the grid keeps its size while its start moves on a
+    day at a time, so neither the work of a call nor the memory grows with the history
+    (DESIGN §7: cost per hour flat; ``bench/test_analytics_bench.py`` times it)."""
+    n_days = FLEET_WINDOW_DAYS + 2
+    sites = pv_sites(4, seed=9)
+    values = metered(pv_energy_wh(sites, sky_index(n_days, seed=9)), 4)
+    points: list[int] = []
+    with Pipeline(db) as pipe:
+        for site in sites:
+            pipe.register_site(site)
+        shapes, starts = set(), []
+        for hour in range(n_days * 24):
+            first = 4 * hour
+            for i, site in enumerate(sites):
+                body = espi_upload(site.site_id, hour, first, {19: values[i, first : first + 4]})
+                assert pipe.handle(body).accepted
+            outcome = pipe.analyze(T0 + 3600 * (hour + 1))
+            assert outcome.detections == []  # nothing is wrong with them
+            points.append(outcome.points_analysed)
+            grid = pipe.analysis.fleet
+            shapes.add(grid.gen.shape)
+            starts.append(grid.t0_s)
+    per_hour = 4 * (4 + 8)  # four meters: the new hour and two hours of context
+    assert points[24:] == [per_hour] * (len(points) - 24)
+    assert shapes == {(4, (FLEET_WINDOW_DAYS + 1) * DAY)}
+    assert starts[-1] - starts[0] >= 2 * 86_400  # the window moved with the history
 
 
 def test_recommendations_and_the_daily_digest(db: Path, fleet: Fleet) -> None:

@@ -39,7 +39,11 @@ def test_pv_forecasts_with_the_feed_beat_smart_persistence() -> None:
         BASELINE, ["fleet.pv.count=12", "fleet.wind.count=0", 'scenario.duration="2d"']
     )
     pv = run(scenario).forecasts["pv"]
-    assert pv.issued > 12 * 40  # hourly, per site, once the product was out
+    # hourly per site from the first morning hour with a measured clear-sky index (about
+    # 9 h after the start at midnight) to the end
+    assert 12 * 38 <= pv.issued <= 12 * 40
     assert "feed_regression" in pv.methods and pv.references == ["smart_persistence"]
-    assert pv.overall is not None and pv.overall.skill is not None and pv.overall.skill > 0.1
+    assert pv.overall is not None and pv.overall.skill is not None and pv.overall.skill > 0.2
+    # the aim: skill >= 0.2 against smart persistence at every step of 1-6 h
     assert len(pv.by_step) == 6 and all(e.n > 100 for e in pv.by_step)
+    assert all(e.skill is not None and e.skill >= 0.2 for e in pv.by_step), pv.by_step
