@@ -90,7 +90,11 @@ class DetectorParams:
         frozen_min_s: shortest frozen run on the fleet grid reported, s (1800: two bins);
         frozen_min_readings: ... on a generation channel, without the reference moving,
             when it holds this many readings (30: half an hour of one-minute readings; a
-            15-minute meter needs 7.5 h);
+            15-minute meter needs 7.5 h) ...
+        frozen_min_reading_wh: ... of at least this many Wh each (1000: the scatter of a
+            class 0.5S meter's readings, about 0.1 % of the reading within its IEC
+            62053-22 limit of 0.5 %, is then a count or more; a 5 kW array's 18 Wh minutes
+            repeat by the register's 1-Wh resolution alone for half an hour);
         stuck_reference_change: ... when the reference's expected energy changed by at
             least this fraction of the nameplate's during it (0.1: the output had to move;
             on a net meter's import, the load minus that change had to);
@@ -109,8 +113,9 @@ class DetectorParams:
             around it (3: a register error multiplies, the physics does not jump);
         import_spike_factor: ... on a net meter's import, at least this many times its
             neighbouring readings, whose median must be at least 2 % of the nameplate's
-            energy (10: a facility's load has real spikes, equipment starting, and a
-            passing cloud makes import out of nothing).
+            energy (20: a facility's load has real spikes of ten times its base for a
+            minute, a chiller or compressor starting, and a passing cloud makes import out
+            of nothing).
         wind_below: a turbine bin counts as below its neighbours when its capacity factor
             is at least this much under their median (0.1).
         curtail_tolerance: capped bins lie within this fraction of the cap (0.005: a cap
@@ -151,13 +156,14 @@ class DetectorParams:
     stuck_min_duration_s: float = 7200.0
     frozen_min_s: float = 1800.0
     frozen_min_readings: int = 30
+    frozen_min_reading_wh: float = 1000.0
     stuck_reference_change: float = 0.1
     stuck_long_s: float = 21600.0
     stuck_exempt_fraction: float = 0.97
     frozen_min_level: float = 0.02
     spike_clear_sky_factor: float = 1.5
     spike_local_factor: float = 3.0
-    import_spike_factor: float = 10.0
+    import_spike_factor: float = 20.0
     wind_below: float = 0.1
     curtail_tolerance: float = 0.005
     curtail_min_bins: int = 4

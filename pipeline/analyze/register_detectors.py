@@ -20,8 +20,11 @@ Methods (each compares a site with its reference: neighbours, station, clear sky
   real readings differ) of at least `DetectorParams.frozen_min_s` through which the
   reference's expected energy changed by `DetectorParams.stuck_reference_change` of the
   nameplate (the output had to move), or on a generation channel that hold
-  `DetectorParams.frozen_min_readings` readings (a source's output under a class 0.5S
-  meter does not repeat to the Wh thirty times), or that last
+  `DetectorParams.frozen_min_readings` readings of at least
+  `DetectorParams.frozen_min_reading_wh` each (a class 0.5S meter's noise is a count or
+  more there, so a source's output does not repeat to the Wh thirty times; smaller
+  readings, a small array's minutes, can repeat by the register's resolution alone), or
+  that last
   `DetectorParams.stuck_long_s` (a facility's load can hold a night): the
   "consecutive identical values" check of utility VEE (CPUC 1999, cited in
   `pipeline.analyze.vee`) with a physical reason to expect change instead of a fixed
@@ -31,8 +34,8 @@ Methods (each compares a site with its reference: neighbours, station, clear sky
   for PV half again the clear sky: minute-scale cloud enhancement stays below that), the
   range check of utility VEE against the physics instead of a statistical score (under
   broken clouds a PV minute may be ten times the ones around it, and real); on a net
-  meter's import, VEE's spike findings (`pipeline.analyze.vee`, Hampel filter) at ten times
-  a substantial load.
+  meter's import, VEE's spike findings (`pipeline.analyze.vee`, Hampel filter) at
+  `DetectorParams.import_spike_factor` times a substantial load.
 
 Only numpy and the standard library are imported here (DESIGN §2).
 """
@@ -230,8 +233,10 @@ def detect_frozen(view: FleetView, params: DetectorParams) -> list[Detection]:
                 np.nan_to_num(ref, nan=np.inf)
             )
             n = np.arange(1, last - first + 2)
+            per_reading_wh = float(values[row, first]) / view.readings_per_bin[row]
             many = (
                 name == "generation"
+                and per_reading_wh >= params.frozen_min_reading_wh
                 and view.readings_per_bin[row] * n >= params.frozen_min_readings
             )
             ok = (n >= k_min) & ((moved >= change[row]) | (n >= k_long) | many)

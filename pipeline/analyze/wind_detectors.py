@@ -15,7 +15,7 @@ approaches for wind turbine fault detection", Mech. Syst. Signal Process. 25:184
   `curtail_max_level`, and the turbine never exceeds it between the first and last capped
   bin: a set-point, not the wind. The level is the cap (magnitude: fraction of rated).
 - ``icing``: at least `icing_min_bins` bins (skipping bins without evidence and a
-  storm's) whose output is at most `icing_max_ratio` of the neighbours' and four robust
+  storm's) whose output is at most `icing_max_ratio` of the neighbours' and five robust
   standard deviations of the fleet's scatter below them (`_scatter`), at any wind speed
   with evidence and not a cap: a blade that lost part of its lift, the signature of rotor
   icing (IEA Wind TCP Task 19,
@@ -50,9 +50,10 @@ _MIN_REFERENCE_CF = 0.15
 #: Ice forms on blades at about this air temperature and below, degC (IEA Wind Task 19).
 _ICING_MAX_TEMP_C = 2.0
 #: An iced turbine's output lies this many robust standard deviations of the fleet's
-#: scatter below its neighbours' (four: a healthy turbine in a local lull seldom does for
-#: hours).
-_ICING_SIGMAS = 4.0
+#: scatter below its neighbours' (five: under local wind fields a healthy turbine in a
+#: lull can sit four below them for three hours; with one wind for the region the scatter
+#: is a few per cent and `DetectorParams.icing_max_ratio` decides).
+_ICING_SIGMAS = 5.0
 
 
 def _scatter(ratio: np.ndarray, evidence: np.ndarray) -> float:

@@ -194,6 +194,34 @@ def test_a_frozen_register_is_stuck_but_a_clipped_plateau_is_not() -> None:
     assert found[0].start_s == T0 + STEP_S * (frozen.start + 1)
 
 
+def test_thirty_equal_minutes_are_stuck_only_where_meter_noise_exceeds_a_count() -> None:
+    """One-minute readings on the grid: a 5 kW array's ~18 Wh minutes repeat for half an
+    hour by the register's 1-Wh resolution alone (not stuck); a turbine's ~20 kWh minutes
+    differ by the meter's noise, so thirty equal ones are a stuck register (found at the
+    30th, before the reference moved enough or six hours passed)."""
+    small = SiteMeta("pv-small", "pv", 5000.0, LAT, LON, 270.0, 25.0, 180.0,
+                     ac_nameplate_w=4200.0)  # fmt: skip
+    turbines = wind_sites(4)
+    grid = FleetGrid(window_days=3)
+    grid.start(T0, [small, *turbines])
+    t = T0 + 60 * np.arange(2 * DAY * 15, dtype=np.int64)
+    minute = (t - T0) / 60.0
+    # the small array: 17, then 18 Wh for 40 minutes each around 17:00 UTC, as measured
+    pv_wh = np.round(np.clip(18.0 * np.sin(np.pi * ((minute % 1440) - 660) / 720), 0, None))
+    # the turbines: ~20 kWh a minute with 0.1 % meter noise; wt-00's register frozen 1 h
+    rng = np.random.default_rng(3)
+    wind_wh = np.round(20_000.0 * (1 + 0.001 * rng.standard_normal((4, t.size))))
+    stop = DAY * 15 + 15 * 60  # 15:00 UTC on day 1
+    wind_wh[0, stop : stop + 60] = wind_wh[0, stop]
+    grid.put(small.site_id, GEN, t, 60, pv_wh, pv_wh)
+    for s, w in zip(turbines, wind_wh, strict=True):
+        grid.put(s.site_id, GEN, t, 60, w, w)
+    assert np.count_nonzero(pv_wh[1:] == pv_wh[:-1]) > 30  # it does repeat
+    found = detect_frozen(grid.view(grid.bin_of(T0), grid.bin_of(T0) + 2 * DAY), P)
+    assert kinds(found) == [("wt-00", STUCK_METER)]
+    assert found[0].detected_s - found[0].start_s < 3600
+
+
 def test_a_turbine_reading_zero_is_a_register_fault_unless_a_storm_blows() -> None:
     turbines = wind_sites(8)
     wind = wind_energy_wh(turbines, 2, seed=8, mean_m_s=11.0)
