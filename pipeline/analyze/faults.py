@@ -91,13 +91,15 @@ class DetectorParams:
         frozen_min_readings: ... on a generation channel, without the reference moving,
             when it holds this many readings (30: half an hour of one-minute readings; a
             15-minute meter needs 7.5 h) ...
-        frozen_min_reading_wh: ... of at least this many Wh each (1000: the scatter of a
-            class 0.5S meter's readings, about 0.1 % of the reading within its IEC
-            62053-22 limit of 0.5 %, is then a count or more; a 5 kW array's 18 Wh minutes
-            repeat by the register's 1-Wh resolution alone for half an hour);
+        frozen_min_reading_wh: ... of at least this many Wh each (300: the scatter of a
+            class 0.5S meter's readings, about 0.13 % of the reading within its IEC
+            62053-22 limit of 0.5 %, is then 0.4 count, and thirty equal readings in a
+            row have odds of about 1e-5 by noise alone; a 5 kW array's 18 Wh minutes
+            repeat by the register's 1-Wh resolution for half an hour);
         stuck_reference_change: ... when the reference's expected energy changed by at
-            least this fraction of the nameplate's during it (0.1: the output had to move;
-            on a net meter's import, the load minus that change had to);
+            least this fraction of the nameplate's during it (0.1: the output had to move,
+            by more than the reference's own error under local clouds; on a net meter's
+            import, the load minus that change had to);
         stuck_long_s: ... or when it lasted this long whatever the reference did, s
             (21600: a facility's night load can hold one register value for hours, see
             `pipeline.analyze.channels.LOAD_STUCK_MIN_DURATION_S`).
@@ -128,7 +130,8 @@ class DetectorParams:
             fraction of its neighbours' (0.75: the README's icing limit is a 30 % loss),
             and lower still where the fleet's turbines scatter around their neighbours
             (`pipeline.analyze.wind_detectors`);
-        icing_min_bins: fewest such bins in a run (12: three hours).
+        icing_min_bins: fewest such bins in a run (24: six hours; under local wind
+            fields a healthy turbine's lull can take half its output for three).
         gradual_min_loss: smallest gradual loss reported (0.04).
         gradual_min_f: smallest F statistic of the ramp against a flat ratio (40).
         soiling_min_rate_per_day: a gradual loss faster than this per day is soiling
@@ -156,7 +159,7 @@ class DetectorParams:
     stuck_min_duration_s: float = 7200.0
     frozen_min_s: float = 1800.0
     frozen_min_readings: int = 30
-    frozen_min_reading_wh: float = 1000.0
+    frozen_min_reading_wh: float = 300.0
     stuck_reference_change: float = 0.1
     stuck_long_s: float = 21600.0
     stuck_exempt_fraction: float = 0.97
@@ -169,7 +172,7 @@ class DetectorParams:
     curtail_min_bins: int = 4
     curtail_max_level: float = 0.9
     icing_max_ratio: float = 0.75
-    icing_min_bins: int = 12
+    icing_min_bins: int = 24
     gradual_min_loss: float = 0.04
     gradual_min_f: float = 40.0
     soiling_min_rate_per_day: float = 0.03

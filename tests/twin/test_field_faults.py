@@ -126,6 +126,7 @@ def fault_mix(draw: st.DrawFn) -> list[dict[str, object]]:
             params = {"limit_fraction": draw(st.floats(0.2, 0.7))}
         elif kind == "icing":
             params = {"loss_fraction": draw(st.floats(0.3, 0.8))}
+            duration = draw(st.floats(6.5, 10.0)) * HOUR  # six hours of wind at least
         elif kind == "clock_jump":
             params = {"offset_s": draw(st.sampled_from([-3600.0, -1800.0, 3600.0, 7200.0]))}
             at, duration = _local(draw(st.integers(0, 1)), draw(st.floats(7.0, 10.0))), 0.0

@@ -194,7 +194,7 @@ def test_a_frozen_register_is_stuck_but_a_clipped_plateau_is_not() -> None:
     assert found[0].start_s == T0 + STEP_S * (frozen.start + 1)
 
 
-def test_thirty_equal_minutes_are_stuck_only_where_meter_noise_exceeds_a_count() -> None:
+def test_thirty_equal_minutes_are_stuck_only_where_meter_noise_makes_them_improbable() -> None:
     """One-minute readings on the grid: a 5 kW array's ~18 Wh minutes repeat for half an
     hour by the register's 1-Wh resolution alone (not stuck); a turbine's ~20 kWh minutes
     differ by the meter's noise, so thirty equal ones are a stuck register (found at the
