@@ -9,7 +9,7 @@ UV := $(BIN)/uv pip install --python $(BIN)/python --quiet
 SCENARIO ?= scenarios/baseline.toml
 OUT ?= out/baseline
 
-.PHONY: run test bench lint lock calibrate clean
+.PHONY: run test bench gates golden lint lock calibrate clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ test: lint
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/pytest bench --benchmark-only -p no:cacheprovider -o testpaths=bench
+
+# The quick subset of bench/ that CI runs: the ratio gates (tests marked `gate`).
+gates: $(VENV)/.installed-dev
+	$(BIN)/pytest bench -m gate -p no:cacheprovider -o testpaths=bench --benchmark-columns=min,median,rounds
+
+# The golden KPIs of every shipped scenario (scenarios/golden/), two at a time.
+golden: $(VENV)/.installed
+	$(BIN)/twin golden --check --jobs 2
 
 # Re-pin every dependency after a change to pyproject.toml (needs the registry).
 lock: $(BIN)/uv

@@ -50,7 +50,8 @@ _k = np.arange(N)
 DATA = np.round(
     np.maximum(
         0.0,
-        120.0 * np.sin(2 * np.pi * (_k % 1440) / 1440 - np.pi / 2)
+        120.0
+        * np.sin(2 * np.pi * (_k % 1440) / 1440 - np.pi / 2)
         * (1 - 0.5 * (_rng.random(N) < 0.2))
         + _rng.normal(0.0, 2.0, N),
     )
@@ -92,8 +93,7 @@ def report(benchmark: Any, name: str, points: int, seconds: float, **extra: floa
     benchmark.extra_info.update({"points": points, "points_per_s": pps, **extra})
     tail = "".join(f"  {k}={v:.3g}" for k, v in extra.items())
     print(
-        f"\n{name}: {points:,} points in {seconds * 1e3:.1f} ms = "
-        f"{pps / 1e6:.2f} M points/s{tail}"
+        f"\n{name}: {points:,} points in {seconds * 1e3:.1f} ms = {pps / 1e6:.2f} M points/s{tail}"
     )
     return pps
 
@@ -114,8 +114,12 @@ def test_rolling_robust_z_vs_numpy(benchmark: Any) -> None:
     assert np.array_equal(z[WINDOW - 1 : REF_N], ref, equal_nan=True)
     ref_pps = REF_N / ref_s
     pps = report(
-        benchmark, "rolling robust z (sorted window, w=61)", N, kernel_s,
-        numpy_points_per_s=ref_pps, ratio_vs_numpy=(N / kernel_s) / ref_pps,
+        benchmark,
+        "rolling robust z (sorted window, w=61)",
+        N,
+        kernel_s,
+        numpy_points_per_s=ref_pps,
+        ratio_vs_numpy=(N / kernel_s) / ref_pps,
     )
     print(f"numpy sliding_window_view median+MAD: {ref_pps / 1e6:.3f} M points/s")
     assert pps / ref_pps >= 5.0, f"kernel only {pps / ref_pps:.1f}x the numpy reference"
@@ -206,8 +210,11 @@ def test_pipeline_analyze_steady_state(benchmark: Any) -> None:
         limits = VeeLimits(max_value=400.0, stuck_exempt_at_or_above=300.0)
         ref_s = best_of(lambda: [vee(s_, v_, step, limits) for s_, v_ in windows])[0]
     report(
-        benchmark, "Pipeline.analyze, steady state (20 series x 3 weeks of 1-min)",
-        points, seconds, us_per_1000_points=seconds / points * 1e9,
+        benchmark,
+        "Pipeline.analyze, steady state (20 series x 3 weeks of 1-min)",
+        points,
+        seconds,
+        us_per_1000_points=seconds / points * 1e9,
         first_pass_us_per_1000_points=first_s / first.points_analysed * 1e9,
         ratio_vs_bare_vee=seconds / ref_s,
     )

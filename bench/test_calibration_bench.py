@@ -70,9 +70,7 @@ def _mean_service_s(
     return float(np.mean(seconds)), inserted
 
 
-def test_calibration_explains_and_agrees_with_live_timings(
-    benchmark: Any, tmp_path: Path
-) -> None:
+def test_calibration_explains_and_agrees_with_live_timings(benchmark: Any, tmp_path: Path) -> None:
     uploads = _uploads()
     # warm-up: JIT-compile and fill the caches before anything is timed, the calibration's
     # own path included (a first, cold calibration over-estimates)

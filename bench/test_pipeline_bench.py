@@ -17,7 +17,6 @@ Ratios are printed at the end of the run (medians of the same run); figures go i
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 import pytest
 from lxml import etree
 
+from bench.conftest import interleaved_ratio
 from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
 from pipeline import Keyring, Limits, Pipeline, RejectedUpload, seal
 from pipeline.fetch.parse import parse_upload
@@ -72,8 +72,6 @@ SEALED = seal("pv-00042", 0, UPLOAD, KEY)
 MAX_FETCH_PROCESS_RATIO = 2.0
 
 _MEDIANS_S: dict[str, float] = {}
-#: label -> (ratio, numerator s, denominator s) from `interleaved_ratio`.
-_INTERLEAVED: dict[str, tuple[float, float, float]] = {}
 #: (label, numerator, denominator): printed as numerator / denominator.
 _RATIOS = [
     ("twin upload: fetch+process / fromstring", "fetch_process", "bare_fromstring"),
@@ -108,38 +106,12 @@ def _write_ratios(reporter: Any) -> None:
                 f"  {label:<52} {_MEDIANS_S[a] / _MEDIANS_S[b]:6.2f}x"
                 f"   ({_MEDIANS_S[a] * 1e6:9.1f} us / {_MEDIANS_S[b] * 1e6:9.1f} us)"
             )
-    for label, (ratio, a_s, b_s) in _INTERLEAVED.items():
-        reporter.write_line(
-            f"  {label + ' (interleaved min)':<52} {ratio:6.2f}x"
-            f"   ({a_s * 1e6:9.1f} us / {b_s * 1e6:9.1f} us)"
-        )
     for name in ("handle_per_upload", "handle_batched"):
         if name in _MEDIANS_S:
             reporter.write_line(
                 f"  {name:<52} {GROUP / _MEDIANS_S[name]:8.0f} uploads/s "
                 f"({GROUP} uploads of 15 readings per timed call)"
             )
-
-
-def interleaved_ratio(
-    label: str,
-    fn: Callable[[], Any],
-    reference: Callable[[], Any],
-    number: int = 200,
-    blocks: int = 15,
-) -> float:
-    """`fn` / `reference` from the fastest of `blocks` alternating blocks of `number` calls
-    each: both see the same load on a shared machine (medians of separately run benchmarks
-    do not when the load changes between them)."""
-    best = [float("inf"), float("inf")]
-    for _ in range(blocks):
-        for k, f in enumerate((fn, reference)):
-            t0 = time.perf_counter()
-            for _ in range(number):
-                f()
-            best[k] = min(best[k], (time.perf_counter() - t0) / number)
-    _INTERLEAVED[label] = (best[0] / best[1], best[0], best[1])
-    return best[0] / best[1]
 
 
 def run(benchmark: Any, name: str, fn: Callable[[], Any]) -> Any:
@@ -163,6 +135,7 @@ def test_bare_fromstring(benchmark: Any, record_median: Any, name: str, body: by
     benchmark.extra_info["size_bytes"] = len(body)
 
 
+@pytest.mark.gate
 @pytest.mark.parametrize(
     ("name", "body", "n_series"),
     [
@@ -271,6 +244,7 @@ HOSTILE: list[tuple[str, Callable[[], bytes], float]] = [
 ]
 
 
+@pytest.mark.gate
 @pytest.mark.parametrize(("name", "make", "max_ratio"), HOSTILE, ids=[h[0] for h in HOSTILE])
 def test_hostile_upload_rejection(
     benchmark: Any, name: str, make: Callable[[], bytes], max_ratio: float
@@ -289,7 +263,7 @@ def test_hostile_upload_rejection(
     code = run(benchmark, f"hostile {name}", reject)
     assert code in ("dtd_forbidden", "too_large", "too_many_elements", "too_deep")
     ratio = interleaved_ratio(
-        f"hostile {name} / fromstring", reject, lambda: etree.fromstring(reference), 1, 5
+        f"hostile {name} / fromstring", reject, lambda: etree.fromstring(reference), 5
     )
     benchmark.extra_info["ratio_vs_fromstring_interleaved"] = ratio
     assert ratio <= max_ratio, f"{name}: {ratio:.2f}x a bare parse of its size"

@@ -3,9 +3,10 @@
 The fused numba PVWatts kernel (:func:`meters.pv.pvwatts_ac_power_w`) beside the chain of
 pvlib functions (:func:`meters.pv.pvwatts_ac_power_w_reference`) on the same inputs: 1,000
 sites x one day of 1-min steps (TMY3 723170TYA, June 21). Both include the solar position
-(pvlib SPA, once per step). Gate: the kernel is at least 3x faster than the reference in the
-same run; site-minutes per second (sites x all steps, night included) are reported in
-``extra_info``. Run: ``.venv/bin/pytest bench/test_sources_bench.py``.
+(pvlib SPA, once per step). Gate: the kernel at least ``MIN_KERNEL_SPEEDUP`` times faster
+than the reference, on interleaved minimums of the same test; site-minutes per second
+(sites x all steps, night included) are reported in ``extra_info``. Run:
+``.venv/bin/pytest bench/test_sources_bench.py -o testpaths=bench``.
 """
 
 from __future__ import annotations
@@ -16,17 +17,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.conftest import RATIOS
+from bench.conftest import RATIOS, interleaved_ratio
 from meters.pv import PvSites, pvwatts_ac_power_w, pvwatts_ac_power_w_reference
 from meters.weather import Weather, WeatherRequest, load_tmy3
 
 RATIOS.append(("PVWatts pvlib functions / fused numba kernel", "pv_reference", "pv_kernel"))
 
-#: Gate (DESIGN.md §7 measures ratios in the same run, never absolute times).
-MIN_KERNEL_SPEEDUP = 3.0
+#: Gate (DESIGN.md §7 measures ratios in the same run, never absolute times): interleaved
+#: minimums give 6-9x on the shared 2-core machine under load, so a kernel that got half
+#: as fast shows and noise does not.
+MIN_KERNEL_SPEEDUP = 4.0
 N_SITES = 1_000
-
-_MEDIAN_S: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +52,11 @@ def sites() -> PvSites:
     return _sites(N_SITES)
 
 
-def _run(benchmark: Any, name: str, fn: Any, weather: Weather, sites: PvSites, rounds: int) -> Any:
+def _run(benchmark: Any, fn: Any, weather: Weather, sites: PvSites, rounds: int) -> Any:
     fn(weather, sites)  # numba: load or compile outside the timed region
     power_w = benchmark.pedantic(fn, args=(weather, sites), rounds=rounds, warmup_rounds=1)
     if benchmark.stats is not None:  # None under --benchmark-disable
         median_s = benchmark.stats.stats.median
-        _MEDIAN_S[name] = median_s
         site_minutes = sites.n_sites * len(weather.times_utc) * weather.step_s / 60.0
         benchmark.extra_info["site_minutes_per_s"] = site_minutes / median_s
     return power_w
@@ -64,23 +64,28 @@ def _run(benchmark: Any, name: str, fn: Any, weather: Weather, sites: PvSites, r
 
 def test_pv_reference(benchmark: Any, record_median: Any, weather: Weather, sites: PvSites) -> None:
     record_median("pv_reference")
-    power_w = _run(benchmark, "pv_reference", pvwatts_ac_power_w_reference, weather, sites, 5)
+    power_w = _run(benchmark, pvwatts_ac_power_w_reference, weather, sites, 5)
     assert power_w.shape == (N_SITES, 1440) and power_w.max() > 0
 
 
+@pytest.mark.gate
 def test_pv_kernel(benchmark: Any, record_median: Any, weather: Weather, sites: PvSites) -> None:
     record_median("pv_kernel")
-    power_w = _run(benchmark, "pv_kernel", pvwatts_ac_power_w, weather, sites, 30)
+    power_w = _run(benchmark, pvwatts_ac_power_w, weather, sites, 30)
     np.testing.assert_allclose(
         power_w, pvwatts_ac_power_w_reference(weather, sites), rtol=1e-6, atol=1e-6
     )
-    if "pv_reference" in _MEDIAN_S and "pv_kernel" in _MEDIAN_S:
-        speedup = _MEDIAN_S["pv_reference"] / _MEDIAN_S["pv_kernel"]
-        benchmark.extra_info["speedup_vs_reference"] = speedup
-        assert speedup >= MIN_KERNEL_SPEEDUP, f"kernel only {speedup:.1f}x the pvlib reference"
+    speedup = 1.0 / interleaved_ratio(
+        "PVWatts: fused numba kernel / pvlib functions",
+        lambda: pvwatts_ac_power_w(weather, sites),
+        lambda: pvwatts_ac_power_w_reference(weather, sites),
+        blocks=7,
+    )
+    benchmark.extra_info["speedup_vs_reference_interleaved"] = speedup
+    assert speedup >= MIN_KERNEL_SPEEDUP, f"kernel only {speedup:.1f}x the pvlib reference"
 
 
 def test_pv_kernel_10k_sites(benchmark: Any, weather: Weather) -> None:
     """The DESIGN.md §7 figure: 14.4 M site-minutes (10,000 sites x 1 day); reported only."""
-    power_w = _run(benchmark, "pv_kernel_10k", pvwatts_ac_power_w, weather, _sites(10_000), 10)
+    power_w = _run(benchmark, pvwatts_ac_power_w, weather, _sites(10_000), 10)
     assert power_w.shape == (10_000, 1440)

@@ -15,10 +15,16 @@ Three layers, applied in this order by the twin:
 
 Each fault acts on one row (one site/meter) and on a window ``[at_s, end_s)`` in seconds since
 the run's start; ``duration_s = 0`` means open-ended (to the end of the run, or for a clock
-jump to the next time sync). Faults are applied in the order given; the ground truth of a
-fault is the change that fault made on top of the ones before it, so the deltas of faults
-on one row add up to the total change. Every fault is a slice operation: no per-reading
-Python loop. Randomness: none (where and when is the scenario's choice).
+jump to the next time sync). Overlapping faults compose as the union of their windows
+(DESIGN.md §9): faults of the same kind and parameters on one row whose windows overlap or
+touch are one fault over the union (one ground-truth record, under the first of them), so
+an overlap is never applied twice (a spike multiplied twice, a clock jumped twice, a
+partly covered interval tripped twice). Faults are then applied in the order they start
+(the order given among equal starts), the one that began first acting first; the ground
+truth of a fault is the change that fault made on top of the ones applied before it, so
+the deltas of faults on one row add up to the total change, and the records come in the
+order the faults were given. Every fault is a slice operation: no per-reading Python
+loop. Randomness: none (where and when is the scenario's choice).
 
 Model sources are in each kind's ``doc`` (see :data:`FIELD_FAULTS`).
 """
@@ -494,6 +500,36 @@ def _of_layer(faults: Sequence[FaultInstance], layer: str) -> list[FaultInstance
     return [f for f in faults if f.spec.layer == layer]
 
 
+def compose_windows(
+    faults: Sequence[FaultInstance], windows: Sequence[tuple[float, float]]
+) -> list[tuple[int, tuple[float, float]]]:
+    """How ``faults`` with their active ``windows`` compose (module docstring): (index of
+    the fault that stands for a group, the group's window), in the order to apply them.
+    A group is the faults of one row, kind and parameters whose windows overlap or touch;
+    the fault that starts first (first given among equal starts) stands for it, over the
+    union of their windows."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, f in enumerate(faults):
+        groups.setdefault((int(f.row), f.kind, tuple(sorted(f.params.items()))), []).append(i)
+    merged: list[tuple[int, tuple[float, float]]] = []
+    for members in groups.values():
+        members.sort(key=lambda i: (windows[i][0], i))
+        first, (start, end) = members[0], windows[members[0]]
+        for i in members[1:]:
+            lo, hi = windows[i]
+            if lo <= end:
+                end = max(end, hi)
+            else:
+                merged.append((first, (start, end)))
+                first, start, end = i, lo, hi
+        merged.append((first, (start, end)))
+    return sorted(merged, key=lambda item: (item[1][0], item[0]))
+
+
+def _in_given_order(truth: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [truth[i] for i in sorted(truth)]
+
+
 def apply_source_faults(
     power_w: np.ndarray,
     faults: Sequence[FaultInstance],
@@ -523,9 +559,10 @@ def apply_source_faults(
             np.asarray(nominal_power_w, dtype=np.float64), (n_sites,)
         )
     )
-    truth = []
-    for f in faults:
-        window = f.window_s(horizon_s, step_s)
+    truth: dict[int, dict[str, Any]] = {}
+    windows = [f.window_s(horizon_s, step_s) for f in faults]
+    for index, window in compose_windows(faults, windows):
+        f = faults[index]
         start, end = window
         lo = min(math.floor(start / step_s + _EPS), n_steps)
         hi = min(math.ceil(end / step_s - _EPS), n_steps) if end > start else lo
@@ -550,17 +587,10 @@ def apply_source_faults(
         after = np.where(cover >= 1.0, full, before + cover * (full - before))
         power[f.row, lo:hi] = after
         diff = after - before
-        truth.append(
-            _record(
-                f,
-                window,
-                lo,
-                hi,
-                int(np.count_nonzero(diff)),
-                float(diff.sum() * step_s / 3600.0),
-            )
+        truth[index] = _record(
+            f, window, lo, hi, int(np.count_nonzero(diff)), float(diff.sum() * step_s / 3600.0)
         )
-    return power, truth
+    return power, _in_given_order(truth)
 
 
 def apply_register_faults(
@@ -583,9 +613,10 @@ def apply_register_faults(
     _check_rows(faults, n_sites, fleet_kind)
     horizon_s = n_steps * step_s
     scale = 10.0**power_of_ten_multiplier
-    truth = []
-    for f in faults:
-        window = f.window_s(horizon_s, step_s)
+    truth: dict[int, dict[str, Any]] = {}
+    windows = [f.window_s(horizon_s, step_s) for f in faults]
+    for index, window in compose_windows(faults, windows):
+        f = faults[index]
         lo, hi = _reading_range(window, step_s, n_steps)
         ctx = FaultContext(
             row=f.row,
@@ -601,10 +632,10 @@ def apply_register_faults(
         after = np.asarray(f.spec.apply(before.copy(), ctx, f.params), dtype=np.int64)
         out[f.row, lo:hi] = after
         diff = after - before
-        truth.append(
-            _record(f, window, lo, hi, int(np.count_nonzero(diff)), float(diff.sum()) * scale)
+        truth[index] = _record(
+            f, window, lo, hi, int(np.count_nonzero(diff)), float(diff.sum()) * scale
         )
-    return out, truth
+    return out, _in_given_order(truth)
 
 
 def clock_fault_offsets(
@@ -637,7 +668,7 @@ def clock_fault_offsets(
         )
     )
     phase = np.broadcast_to(np.asarray(sync_phase_s, dtype=np.float64), (n_sites,))
-    truth = []
+    windows = []
     for f in faults:
         start, end = f.window_s(horizon_s, step_s)
         if period is not None:
@@ -645,7 +676,11 @@ def clock_fault_offsets(
             if math.isfinite(p):
                 next_sync = ph + p * (math.floor((f.at_s - ph) / p + _EPS) + 1)
                 end = max(start, min(end, next_sync))
-        window = (start, end)
+        windows.append((start, end))
+    truth: dict[int, dict[str, Any]] = {}
+    for index, window in compose_windows(faults, windows):
+        f = faults[index]
+        start, end = window
         lo, hi = _reading_range(window, step_s, n_steps)
         ctx = FaultContext(
             row=f.row,
@@ -662,7 +697,7 @@ def clock_fault_offsets(
         offsets[f.row, lo:hi] = after
         shift_before = np.floor(before / step_s + 0.5)
         shift_after = np.floor(after / step_s + 0.5)
-        truth.append(
-            _record(f, window, lo, hi, int(np.count_nonzero(shift_after != shift_before)), None)
+        truth[index] = _record(
+            f, window, lo, hi, int(np.count_nonzero(shift_after != shift_before)), None
         )
-    return offsets, truth
+    return offsets, _in_given_order(truth)

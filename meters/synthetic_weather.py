@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -374,7 +375,9 @@ def _fit_two_scale(z: np.ndarray) -> tuple[float, float, float]:
     return float(share[i, j]), float(grid[i]), float(grid[j])
 
 
+@lru_cache(maxsize=8)
 def _estimate_from_tmy3(station: str) -> SyntheticClimate:
+    """`SyntheticClimate.from_tmy3`, estimated once per process per station (a frozen value)."""
     year = read_tmy3_year(station)
     offset_s = year.utc_offset_h * 3600.0
     # Hour h of the file covers LST [h, h+1) after Jan 1 00:00 of a non-leap year (1990).

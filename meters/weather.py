@@ -51,6 +51,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -319,8 +320,20 @@ def _checked(path: Path, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]
     return values
 
 
+def _read_only(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays of a cached `TypicalYear`, made read-only: every caller shares them."""
+    for array in values.values():
+        array.flags.writeable = False
+    return values
+
+
+@lru_cache(maxsize=8)
 def read_tmy3_year(station: str) -> TypicalYear:
-    """The TMY3 file ``pvlib/data/{station}.CSV`` read with :func:`pvlib.iotools.read_tmy3`."""
+    """The TMY3 file ``pvlib/data/{station}.CSV`` read with :func:`pvlib.iotools.read_tmy3`.
+
+    Read once per process (the file ships with pvlib and does not change); the arrays are
+    read-only.
+    """
     path = _tmy3_path(station)
     data, meta = pvlib.iotools.read_tmy3(str(path), map_variables=True)
     stamps = data["Time (HH:MM)"].astype(str)
@@ -335,7 +348,7 @@ def read_tmy3_year(station: str) -> TypicalYear:
     values["pressure"] = values["pressure"] * _MBAR_TO_PA
     name = f"tmy3:{path.stem} ({str(meta['Name']).strip(chr(34))}, {meta['State']})"
     return TypicalYear(
-        **_checked(path, values),
+        **_read_only(_checked(path, values)),
         utc_offset_h=float(meta["TZ"]),
         latitude_deg=float(meta["latitude"]),
         longitude_deg=float(meta["longitude"]),
@@ -346,10 +359,21 @@ def read_tmy3_year(station: str) -> TypicalYear:
 
 
 def read_epw_year(path: str | Path) -> TypicalYear:
-    """An EnergyPlus weather file read with :func:`pvlib.iotools.read_epw` (pressure in Pa)."""
+    """An EnergyPlus weather file read with :func:`pvlib.iotools.read_epw` (pressure in Pa).
+
+    Read once per process while the file is unchanged (same resolved path, size and
+    modification time); the arrays are read-only.
+    """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"EPW file {str(path)!r} not found; expected the path of an .epw file")
+    stat = path.stat()
+    return _read_epw_file(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _read_epw_file(path: Path, size_bytes: int, mtime_ns: int) -> TypicalYear:
+    """`read_epw_year` of one version of a file (the size and time are the cache key)."""
     try:
         data, meta = pvlib.iotools.read_epw(str(path))
     except (ValueError, KeyError, IndexError, pd.errors.ParserError) as exc:
@@ -361,7 +385,7 @@ def read_epw_year(path: str | Path) -> TypicalYear:
     values = {name: data[col].to_numpy(dtype=np.float64) for name, col in columns.items()}
     place = ", ".join(str(meta.get(k, "")).strip() for k in ("city", "state-prov", "country"))
     return TypicalYear(
-        **_checked(path, values),
+        **_read_only(_checked(path, values)),
         utc_offset_h=float(meta["TZ"]),
         latitude_deg=float(meta["latitude"]),
         longitude_deg=float(meta["longitude"]),

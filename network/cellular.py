@@ -299,8 +299,7 @@ class Cell:
     _scheduled: int = field(default=0, init=False, repr=False)
 
     def add_outage(self, start_s: float, end_s: float) -> None:
-        self.outages.append((start_s, end_s))
-        self.outages.sort()
+        self.outages.append((start_s, end_s))  # merged and sorted by ``schedule``
 
     def add_degradation(self, degradation: Degradation) -> None:
         self.degradations.append(degradation)

@@ -144,14 +144,21 @@ NOMINAL = LinkCondition()
 
 
 def condition_at(degradations: Sequence[Degradation], t_s: float) -> LinkCondition:
-    """Losses add (capped at 1), latencies add, rate factors multiply."""
-    active = [d for d in degradations if d.start_s <= t_s < d.end_s]
+    """The degradations active at ``t_s`` combined: different impairments stack (losses add,
+    capped at 1; latencies add; rate factors multiply); the same impairment (equal
+    parameters) active twice counts once, so overlapping windows of one impairment act as
+    their union."""
+    active = dict.fromkeys(
+        (d.extra_loss_probability, d.extra_latency_s, d.rate_factor)
+        for d in degradations
+        if d.start_s <= t_s < d.end_s
+    )
     if not active:
         return NOMINAL
     return LinkCondition(
-        min(1.0, sum(d.extra_loss_probability for d in active)),
-        sum(d.extra_latency_s for d in active),
-        float(np.prod([d.rate_factor for d in active])),
+        min(1.0, sum(loss for loss, _, _ in active)),
+        sum(latency_s for _, latency_s, _ in active),
+        float(np.prod([rate for _, _, rate in active])),
     )
 
 

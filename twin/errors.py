@@ -1,16 +1,39 @@
-"""Errors the twin reports to its users."""
+"""Errors the twin reports to its users: one line each, naming the key, the value and what
+was expected (DESIGN.md §9); the ``twin`` command prints them and exits 2."""
 
 from __future__ import annotations
 
 from typing import Any
 
+#: Longest text of a value shown in an error, characters.
+MAX_SHOWN_CHARS = 120
 
-class ScenarioError(ValueError):
-    """A scenario file or ``--set`` override is wrong: names the key, the value and what
-    was expected, so that one message is enough to fix it."""
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to :data:`MAX_SHOWN_CHARS` characters; an integer too long to
+    print whole is described by its number of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        digits = len(str(abs(value))) if value.bit_length() < 4000 else None
+        return f"<an integer of {digits or 'over 1200'} digits>"
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
+
+
+class UsageError(ValueError):
+    """A command was given something it cannot use (a scenario key, a path, an option):
+    names the key, the value and what was expected, so that one message is enough to fix
+    it. ``label`` says which kind of thing was wrong."""
+
+    label = "error"
 
     def __init__(self, key: str, value: Any, expected: str) -> None:
         self.key = key
         self.value = value
         self.expected = expected
-        super().__init__(f"{key} = {value!r}: expected {expected}")
+        super().__init__(f"{key} = {shown(value)}: expected {expected}")
+
+
+class ScenarioError(UsageError):
+    """A scenario file or ``--set`` override is wrong."""
+
+    label = "scenario error"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import Keyring, Pipeline, SiteMeta
+from pipeline import Keyring, Pipeline, Recommendation, SiteMeta
 from twin.accounting.forecasts import score_forecasts_by_kind
 from twin.accounting.kpis import assemble_kpis
 from twin.accounting.ledger import LedgerError
@@ -82,9 +82,33 @@ def meter_keys(scenario: Scenario, fleets: list[FleetData]) -> dict[str, bytes]:
     }
 
 
+def upload_keys(scenario: Scenario, fleets: list[FleetData]) -> dict[str, bytes]:
+    """The key of everything that uploads to the MDC: the meters' (:func:`meter_keys`) and
+    the met stations' (:func:`twin.world.weather_feed.station_keys`)."""
+    return meter_keys(scenario, fleets) | station_keys(scenario)
+
+
 def _fresh_store(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def seeded(scenario: Scenario, seed: int | None) -> tuple[Scenario, int]:
+    """The scenario with ``seed`` (default: the scenario's; an integer >= 0) as its seed."""
+    seed = scenario.seed if seed is None else seed
+    if seed < 0:
+        raise ValueError(f"seed = {seed}: expected an integer >= 0")
+    if seed != scenario.seed:
+        scenario = dataclasses.replace(scenario, seed=seed)
+    return scenario, seed
+
+
+def fresh_store_path(folder: Path, name: str = STORE_NAME) -> Path:
+    """``folder/name`` (the folder made if missing), with any store there removed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    store_path = folder / name
+    _fresh_store(store_path)
+    return store_path
 
 
 def run(
@@ -99,11 +123,7 @@ def run(
     pipeline's store goes to ``store_dir`` (module docstring); ``progress`` is called with
     the simulated time now and then; ``audit_every_s`` re-checks the ledger's balance during
     the run (a :class:`~twin.accounting.ledger.LedgerError` if it fails)."""
-    seed = scenario.seed if seed is None else seed
-    if seed < 0:
-        raise ValueError(f"seed = {seed}: expected an integer >= 0")
-    if seed != scenario.seed:
-        scenario = dataclasses.replace(scenario, seed=seed)
+    scenario, seed = seeded(scenario, seed)
     t0 = time.perf_counter()
     cost_model = load_cost_model(scenario.pipeline.cost_model)
     service_time = SERVICE_TIME_MODES[scenario.pipeline.service_time](
@@ -113,15 +133,8 @@ def run(
     )
     fleets = build_fleets(scenario)
     with tempfile.TemporaryDirectory(prefix="twin-") as tmp:
-        folder = Path(store_dir) if store_dir is not None else Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        store_path = folder / STORE_NAME
-        _fresh_store(store_path)
-        keys = (
-            meter_keys(scenario, fleets) | station_keys(scenario)
-            if scenario.pipeline.authenticate
-            else None
-        )
+        store_path = fresh_store_path(Path(store_dir) if store_dir is not None else Path(tmp))
+        keys = upload_keys(scenario, fleets) if scenario.pipeline.authenticate else None
         pipeline = Pipeline(store_path, keyring=Keyring(keys) if keys is not None else None)
         for site in site_records(fleets):
             pipeline.register_site(site)
@@ -129,11 +142,9 @@ def run(
         world.run()
         stored_rows = pipeline.store.readings.count()
         end_s = world.epoch_s + int(scenario.duration_s)
-        recommendations = [r.to_json() for r in pipeline.recommendations(end_s)]
+        recommendations = pipeline.recommendations(end_s)
         pipeline.close()
-    horizon_s = scenario.duration_s
     ledger, counters = world.ledger, world.counters
-    snapshot = ledger.audit(horizon_s)
     # the database also holds readings whose (simulated) commit ends after the horizon: the
     # ledger counts those as in flight, but they are in its STORED state already
     expected_rows = int(np.dot(world.n_channels, ledger.stored_per_meter()))
@@ -145,6 +156,42 @@ def run(
             f"store holds {stored_rows} rows, the ledger says {ledger.stored} readings "
             f"({expected_rows} rows over their channels, {modelled} of them modelled)"
         )
+    record = ServiceTimeRecord(
+        mode=scenario.pipeline.service_time,
+        cost_model=scenario.pipeline.cost_model,
+        calibrated_on=cost_model.machine,
+        pipeline_sample_rate=scenario.pipeline.pipeline_sample_rate,
+        uploads_run=service_time.uploads_run,
+        uploads_modelled=service_time.uploads_modelled,
+        rows_modelled=modelled,
+    )
+    return assemble_results(
+        world,
+        fleets,
+        stored_rows=stored_rows,
+        recommendations=recommendations,
+        service_time=record,
+        store_path=str(store_path) if store_dir is not None else None,
+        t0=t0,
+    )
+
+
+def assemble_results(
+    world: World,
+    fleets: list[FleetData],
+    *,
+    stored_rows: int,
+    recommendations: list[Recommendation],
+    service_time: ServiceTimeRecord,
+    store_path: str | None,
+    t0: float,
+) -> Results:
+    """The :class:`Results` of a finished ``world`` (its rows already checked against the
+    store, ``stored_rows``); ``t0`` is the run's ``time.perf_counter()`` at its start."""
+    scenario, seed = world.scenario, world.seed
+    horizon_s = scenario.duration_s
+    ledger, counters = world.ledger, world.counters
+    snapshot = ledger.audit(horizon_s)
     wall_time_s = time.perf_counter() - t0
     fleet_series = tuple(f.series() for f in fleets)
     consumed = {f.spec.name: f.energy_consumed_kwh() for f in fleets}
@@ -161,6 +208,7 @@ def run(
         horizon_s,
     )
     ground_truth = [r for f in fleets for r in f.ground_truth]
+    hops = world.net.hops
     return Results(
         scenario=scenario,
         seed=seed,
@@ -179,24 +227,17 @@ def run(
         faults=world.fault_log,
         mdcs=[m.report(horizon_s) for m in world.mdcs],
         network=world.net.stats(counters),
-        service_time=ServiceTimeRecord(
-            mode=scenario.pipeline.service_time,
-            cost_model=scenario.pipeline.cost_model,
-            calibrated_on=cost_model.machine,
-            pipeline_sample_rate=scenario.pipeline.pipeline_sample_rate,
-            uploads_run=service_time.uploads_run,
-            uploads_modelled=service_time.uploads_modelled,
-            rows_modelled=modelled,
-        ),
+        service_time=service_time,
         software=software_versions(),
         wall_time_s=wall_time_s,
-        store_path=str(store_path) if store_dir is not None else None,
+        store_path=store_path,
         series=RunSeries(
             fleet_series,
             timeseries_table(
                 fleet_series, ledger, world.samples, world.sample_columns(), horizon_s
             ),
             LatencyDistribution.of(ledger.latencies_s()),
+            {hop: LatencyDistribution.of(hops.values(hop)) for hop in hops.hops},
         ),
         ground_truth=ground_truth,
         detections=world.detections,

@@ -59,6 +59,12 @@ class FleetDigest:
             "text": self.text,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FleetDigest:
+        """The digest of `to_json`."""
+        recommendations = [Recommendation.from_json(r) for r in data["recommendations"]]
+        return cls(**(data | {"recommendations": recommendations}))
+
 
 def fleet_digest(
     grid: FleetGrid,

@@ -14,6 +14,7 @@ Only the standard library, numpy and the pipeline's own modules are imported her
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -99,6 +100,15 @@ class Recommendation:
             if not np.isfinite(data[k]):
                 data[k] = None
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Recommendation:
+        """The recommendation of `to_json` (a null place comes back as NaN)."""
+        place = {
+            k: math.nan if data[k] is None else float(data[k])
+            for k in ("latitude_deg", "longitude_deg")
+        }
+        return cls(**(data | place))
 
 
 def energy_so_far_kwh(grid: FleetGrid, d: Detection, now_s: int) -> tuple[float, bool]:

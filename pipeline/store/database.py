@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from pipeline.espi.reading_type import ReadingType
-from pipeline.store.schema import READING_TYPE_COLUMNS, connect
+from pipeline.store.schema import READING_TYPE_COLUMNS, connect, connect_read_only
 
 __all__ = ["Database", "SeriesKeys", "UnitOfWork"]
 
@@ -43,17 +43,21 @@ class Database:
     Args:
         path: database file, created with its tables if missing (``":memory:"`` works for
             experiments, without WAL).
+        read_only: open an existing file read-only (`pipeline.store.schema.connect_read_only`):
+            every write raises ``sqlite3.OperationalError``.
 
     Raises:
-        ValueError: the file holds a database of another schema version.
+        ValueError: the file holds a database of another schema version (read-only: or is
+            missing).
 
     Use from one thread at a time (the connection may be handed between threads).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = str(path)
+        self.read_only = read_only
         #: the sqlite3 connection, for the repositories of this package only
-        self.connection = connect(self.path)
+        self.connection = connect_read_only(self.path) if read_only else connect(self.path)
         self.keys = SeriesKeys(self.connection)
 
     @property

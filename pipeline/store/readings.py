@@ -37,7 +37,7 @@ from pipeline.process.batch import QUALITY_NONE, ReadingBatch
 from pipeline.store.database import Database
 from pipeline.store.schema import READING_TYPE_COLUMNS
 
-__all__ = ["ReadingRepository", "SeriesRows", "StoredCounts"]
+__all__ = ["LatestReading", "ReadingRepository", "SeriesRows", "StoredCounts"]
 
 _INT64_MAX = 2**63 - 1
 _RT_COLUMNS_SQL = ", ".join(READING_TYPE_COLUMNS)
@@ -92,6 +92,14 @@ _NEXT_SERIES_KEY = (
     "WHERE (meter_key, reading_type_key) > (?, ?) ORDER BY meter_key, reading_type_key LIMIT 1"
 )
 _SELECT_METERS = "SELECT meter_key, meter_id FROM meters"
+_SELECT_LATEST = (
+    "SELECT start_s, duration_s, raw_value FROM interval_readings WHERE meter_key = ? AND "
+    "reading_type_key = ? ORDER BY start_s DESC LIMIT 1"
+)
+_ROWS_PER_METER = (
+    "SELECT m.meter_id, r.n FROM (SELECT meter_key, count(*) AS n FROM interval_readings "
+    "GROUP BY meter_key) AS r JOIN meters AS m USING (meter_key) ORDER BY m.meter_id"
+)
 _SELECT_READING_TYPES = f"SELECT reading_type_key, {_RT_COLUMNS_SQL} FROM reading_types"
 _READING_TYPES_OF_METER = (
     f"SELECT {_RT_COLUMNS_SQL} FROM reading_types AS t WHERE EXISTS (SELECT 1 FROM "
@@ -139,6 +147,19 @@ class SeriesRows:
     raw_quality: np.ndarray
     validated_value: np.ndarray
     validated_quality: np.ndarray
+
+
+@dataclass(frozen=True)
+class LatestReading:
+    """The latest stored reading of one series: its meter id, ReadingType, interval start
+    (epoch s), length (s) and raw value (register count: the quantity is ``raw_value x
+    10^power_of_ten_multiplier`` of the ReadingType's uom)."""
+
+    meter_id: str
+    reading_type: ReadingType
+    start_s: int
+    duration_s: int
+    raw_value: int
 
 
 class ReadingRepository:
@@ -364,6 +385,10 @@ class ReadingRepository:
 
         A skip scan of the primary key: one index seek per series, not a scan of the
         readings (cheap enough to call when a pipeline restarts)."""
+        return [(meter_id, rt) for meter_id, rt, _ in self._series_keys()]
+
+    def _series_keys(self) -> list[tuple[str, ReadingType, tuple[int, int]]]:
+        """`series` with each series' (meter_key, reading_type_key)."""
         conn = self._conn
         meters = dict(conn.execute(_SELECT_METERS).fetchall())
         types = {int(row[0]): ReadingType(*row[1:]) for row in conn.execute(_SELECT_READING_TYPES)}
@@ -373,7 +398,22 @@ class ReadingRepository:
             keys.append((int(row[0]), int(row[1])))
             row = conn.execute(_NEXT_SERIES_KEY, row).fetchone()
         keys.sort(key=lambda k: (meters[k[0]], k[1]))
-        return [(str(meters[m]), types[r]) for m, r in keys]
+        return [(str(meters[m]), types[r], (m, r)) for m, r in keys]
+
+    def latest(self) -> list[LatestReading]:
+        """The latest stored reading of every series, in `series` order: one index seek per
+        series (a skip scan of the primary key), whatever the number of readings."""
+        conn = self._conn
+        out: list[LatestReading] = []
+        for meter_id, rt, keys in self._series_keys():
+            start_s, duration_s, raw_value = conn.execute(_SELECT_LATEST, keys).fetchone()
+            out.append(LatestReading(meter_id, rt, int(start_s), int(duration_s), int(raw_value)))
+        return out
+
+    def rows_per_meter(self) -> dict[str, int]:
+        """Rows stored per meter id, all series of the meter together (one scan of the
+        readings' primary key: linear in the rows, for reconciliations, not for polling)."""
+        return {str(m): int(n) for m, n in self._conn.execute(_ROWS_PER_METER)}
 
     def reading_types_of(self, meter_id: str) -> list[ReadingType]:
         """The ReadingTypes of a meter's stored series (one index seek per reading type)."""

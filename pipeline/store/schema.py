@@ -56,6 +56,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from pipeline.process.batch import QUALITY_NONE
 
@@ -68,6 +69,7 @@ __all__ = [
     "SITE_COLUMNS",
     "WEATHER_SCHEMA_SQL",
     "connect",
+    "connect_read_only",
     "unusable_reason",
 ]
 
@@ -273,6 +275,33 @@ def connect(path: str | Path) -> sqlite3.Connection:
             f"version {SCHEMA_VERSION}; ingest into a new database file"
         )
     conn.executescript(SCHEMA_SQL)
+    return conn
+
+
+def connect_read_only(path: str | Path) -> sqlite3.Connection:
+    """Open an existing store file read-only (an SQLite ``mode=ro`` URI, and
+    ``query_only``): for readers beside the one writer, such as the MDC service's dashboard.
+    Under WAL a reader sees the last committed state and never blocks the writer. Usable
+    from any one thread at a time.
+
+    Raises:
+        ValueError: the file is missing, unreadable, or not a store of this schema version.
+    """
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    try:
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA query_only=ON")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.Error as exc:
+        raise ValueError(f"{path}: cannot open the store read-only ({exc})") from None
+    if version != SCHEMA_VERSION:
+        conn.close()
+        raise ValueError(
+            f"{path}: database schema version {version}, this pipeline reads version "
+            f"{SCHEMA_VERSION}"
+        )
     return conn
 
 

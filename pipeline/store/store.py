@@ -32,17 +32,20 @@ class Store(Database):
     Args:
         path: database file, created with its tables if missing (``":memory:"`` works for
             experiments, without WAL).
+        read_only: open an existing file read-only (readers beside the writer, e.g. the
+            MDC service's dashboard; see `pipeline.store.database.Database`).
 
     Raises:
-        ValueError: the file holds a database of another schema version.
+        ValueError: the file holds a database of another schema version (read-only: or is
+            missing).
 
     Each repository write is one unit of work; between `begin` and `commit` they share one
     transaction. Use from one thread at a time (the connection may be handed between
     threads).
     """
 
-    def __init__(self, path: str | Path) -> None:
-        super().__init__(path)
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+        super().__init__(path, read_only=read_only)
         self.readings = ReadingRepository(self)
         self.alerts = AlertRepository(self)
         self.sites = SiteRepository(self)

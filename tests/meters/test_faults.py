@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from meters.clock import clock_offset_s, interval_labels_s
 from meters.energy import INT48_MAX
@@ -311,3 +313,98 @@ def test_registry_declares_layers_fleets_and_parameter_defaults_in_range() -> No
         for param_name, spec in kind.params.items():
             assert spec.minimum <= spec.default <= spec.maximum, (name, param_name)
             assert spec.unit and spec.doc
+
+
+def _apply(faults: list[FaultInstance]) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """The faults' effect on their layer's array (power, register values or clock offsets)."""
+    layer = faults[0].spec.layer
+    if layer == "source":
+        return apply_source_faults(_power(), faults, STEP_S, TIMES_UTC, NOMINAL_W)
+    if layer == "register":
+        return apply_register_faults(_values(), faults, STEP_S)
+    return clock_fault_offsets(faults, N_SITES, N_STEPS, STEP_S)
+
+
+#: Kinds whose window is set by ``at`` and ``duration`` (a spike's is set by its count).
+_TIMED_KINDS = sorted(k for k in FIELD_FAULTS if k != "spike")
+
+
+#: Times in whole seconds (sums of them are exact in float64), s.
+_SECONDS = st.integers(0, 20 * 3600).map(float)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kind=st.sampled_from(_TIMED_KINDS),
+    at_s=_SECONDS,
+    duration_s=st.integers(1, 8 * 3600).map(float),
+    inner=st.tuples(st.floats(0.0, 1.0), st.integers(1, 8 * 3600).map(float)),
+    reverse=st.booleans(),
+)
+def test_overlapping_faults_of_one_kind_act_as_one_over_the_union_of_their_windows(
+    kind: str,
+    at_s: float,
+    duration_s: float,
+    inner: tuple[float, float],
+    reverse: bool,
+) -> None:
+    # the second starts inside the first (or where it ends): nested or overlapping
+    second_at_s = at_s + round(inner[0] * duration_s)
+    params = PARAMS.get(kind, {})
+    first = FaultInstance(kind, 1, "site-00001", at_s, duration_s, params)
+    second = FaultInstance(kind, 1, "site-00001", second_at_s, inner[1], params)
+    end_s = max(at_s + duration_s, second_at_s + inner[1])
+    union = FaultInstance(kind, 1, "site-00001", at_s, end_s - at_s, params)
+    pair = [second, first] if reverse else [first, second]
+    composed, truth = _apply(pair)
+    expected, (union_truth,) = _apply([union])
+    np.testing.assert_array_equal(composed, expected)
+    assert truth == [union_truth]  # one fault, one ground-truth record
+
+
+def test_overlapping_spikes_multiply_each_reading_once() -> None:
+    values = _values()
+    spikes = [
+        FaultInstance("spike", 0, "m", 600.0, 0.0, {"factor": 10.0, "count": 5.0}),
+        FaultInstance("spike", 0, "m", 780.0, 0.0, {"factor": 10.0, "count": 5.0}),
+    ]
+    after, (truth,) = apply_register_faults(values, spikes, STEP_S)
+    np.testing.assert_array_equal(after[0, 10:18], values[0, 10:18] * 10)  # not x100
+    assert after[0, 9] == values[0, 9] and after[0, 18] == values[0, 18]
+    assert (truth["first_reading"], truth["end_reading"], truth["affected_readings"]) == (10, 18, 8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    kinds=st.sampled_from(
+        [
+            ("zero_value", "stuck_value"),
+            ("icing", "turbine_curtailment"),
+            ("inverter_trip", "soiling"),
+            ("clock_jump", "clock_jump"),
+        ]
+    ),
+    starts_s=st.tuples(st.floats(0.0, 10 * 3600.0), st.floats(0.0, 10 * 3600.0)),
+    durations_s=st.tuples(st.floats(60.0, 8 * 3600.0), st.floats(60.0, 8 * 3600.0)),
+)
+def test_faults_compose_in_the_order_they_start_whatever_order_they_are_listed(
+    kinds: tuple[str, str], starts_s: tuple[float, float], durations_s: tuple[float, float]
+) -> None:
+    assume(starts_s[0] != starts_s[1])  # among equal starts, the order given decides
+    offsets = ({"offset_s": 3600.0}, {"offset_s": -1800.0})
+    faults = [
+        FaultInstance(kind, 3, "m", at, dur, offsets[i] if kind == "clock_jump" else {})
+        for i, (kind, at, dur) in enumerate(zip(kinds, starts_s, durations_s, strict=True))
+    ]
+    forward, truth = _apply(faults)
+    backward, truth_backward = _apply(faults[::-1])
+    np.testing.assert_array_equal(forward, backward)
+    assert truth == truth_backward[::-1]  # records in the order the faults were given
+
+
+def test_a_register_stuck_while_it_reads_zero_stays_at_zero() -> None:
+    values = _values()
+    zero = FaultInstance("zero_value", 0, "m", 0.0, 2400.0)  # readings 0..39
+    stuck = FaultInstance("stuck_value", 0, "m", 1200.0, 2400.0)  # readings 20..59
+    after, _ = apply_register_faults(values, [stuck, zero], STEP_S)
+    assert np.all(after[0, :60] == 0) and after[0, 60] == values[0, 60]

@@ -8,7 +8,10 @@ A reading is lost only when its last copy is dropped before any copy was stored.
 is the last cause recorded for it: a drop that is itself a loss (a buffer eviction, a
 rejection) records its cause; a hand-off (the meter deleting its copy after the MDC
 acknowledged receipt) records none and leaves the fate to the copy it handed on.
-Extra copies that reach the store are duplicates.
+Extra copies that reach the store are duplicates. Each reading also keeps when it reached
+its final state (``final_at_s``: the commit of a stored one, the moment a lost one was
+lost, from the ``clock`` the ledger is given), so that losses can be laid at the door of
+the fault that caused them (:mod:`twin.accounting.attribution`).
 
 All updates are numpy operations on contiguous slices, so an upload costs a few
 microseconds whatever its size. ``audit`` recomputes every total from the per-reading
@@ -17,6 +20,7 @@ arrays and checks ``generated == stored + sum(lost) + in_flight``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,10 +61,26 @@ class LedgerSnapshot:
         return self.generated == self.stored + sum(self.lost.values()) + self.in_flight
 
 
-class Ledger:
-    """Per-reading bookkeeping for ``n_readings[m]`` readings of ``sample_s[m]`` per meter."""
+@dataclass(frozen=True)
+class Losses:
+    """Every lost reading: its meter index, its cause and when it was lost (s; NaN for a
+    ledger without a clock), arrays of equal length."""
 
-    def __init__(self, n_readings: np.ndarray, sample_s: np.ndarray) -> None:
+    meter: np.ndarray  # int64
+    cause: np.ndarray  # str (a LOSS_CAUSES name)
+    at_s: np.ndarray  # float64
+
+
+class Ledger:
+    """Per-reading bookkeeping for ``n_readings[m]`` readings of ``sample_s[m]`` per meter;
+    ``clock`` (simulated s now) dates the losses."""
+
+    def __init__(
+        self,
+        n_readings: np.ndarray,
+        sample_s: np.ndarray,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.n_readings = np.asarray(n_readings, dtype=np.int64)
         self.sample_s = np.asarray(sample_s, dtype=np.float64)
         self.offset = np.concatenate(([0], np.cumsum(self.n_readings))).astype(np.int64)
@@ -68,7 +88,9 @@ class Ledger:
         self.copies = np.zeros(total, dtype=np.int32)
         self.final = np.zeros(total, dtype=np.int8)
         self.blame = np.zeros(total, dtype=np.int8)
-        self.stored_at_s = np.full(total, np.nan)
+        #: when each reading reached its final state (module docstring), NaN before
+        self.final_at_s = np.full(total, np.nan)
+        self.clock = clock
         self.touched = np.zeros(len(self.n_readings), dtype=np.int64)
         self.stored = 0
         self.lost = dict.fromkeys(LOSS_CAUSES, 0)
@@ -118,6 +140,8 @@ class Ledger:
             if np.any(codes == 0):
                 raise LedgerError(f"meter {meter}: last copy of a reading dropped with no cause")
             final[gone] = codes
+            if self.clock is not None:
+                self.final_at_s[sl][gone] = self.clock()
             for cause_name, code in self._cause_code.items():
                 self.lost[cause_name] += int(np.count_nonzero(codes == code))
         return n_lost
@@ -146,7 +170,7 @@ class Ledger:
             fresh &= ~discarded
         n_new = int(np.count_nonzero(fresh))
         final[fresh] = STORED
-        self.stored_at_s[base + lo : base + hi][fresh] = t_s
+        self.final_at_s[base + lo : base + hi][fresh] = t_s
         self.copies[base + lo : base + hi] -= 1
         self.stored += n_new
         self.duplicates += (hi - lo) - n_new - (0 if discarded is None else int(discarded.sum()))
@@ -180,7 +204,7 @@ class Ledger:
                 f"running totals {self.stored}, {self.lost} != arrays {stored}, {lost}"
             )
         # stored by the pipeline call but committed only at the end of service: in flight
-        committing = int(np.count_nonzero(is_stored & (self.stored_at_s > t_s)))
+        committing = int(np.count_nonzero(is_stored & (self.final_at_s > t_s)))
         snapshot = LedgerSnapshot(
             t_s,
             self.generated(t_s),
@@ -197,35 +221,41 @@ class Ledger:
         index = np.arange(len(self.copies)) - np.repeat(self.offset[:-1], self.n_readings)
         return index < np.repeat(self.touched, self.n_readings)
 
-    def drain_s(
-        self, meters: np.ndarray, end_s: float, until_s: float
-    ) -> tuple[float | None, int, int]:
+    def drain_s(self, meters: np.ndarray, end_s: float, until_s: float) -> tuple[float | None, int]:
         """How the backlog of ``meters`` drained after a fault that ended at ``end_s``: of
         their readings whose interval ended by then, (the time from ``end_s`` to the last
-        commit, s, None if none was committed after it; the number still in flight at
-        ``until_s``; the number lost).
+        commit, s, None if none was committed after it; the number neither stored by
+        ``until_s`` nor lost).
 
-        These are bounds on the fault's effect, not its exact share: ``drain_s`` includes
-        the meters' normal upload interval (a reading taken just before ``end_s`` waits for
-        the next window even without a fault), and ``lost`` counts every loss of those
-        readings, also one of an earlier, unrelated cause."""
+        ``drain_s`` is a bound on the fault's effect, not its exact share: it includes the
+        meters' normal upload interval (a reading taken just before ``end_s`` waits for the
+        next window even without a fault)."""
         last_commit_s = -np.inf
-        pending = lost = 0
+        pending = 0
         for m in np.asarray(meters, dtype=np.int64).tolist():
             n = self.produced(m, end_s)
             sl = slice(self.offset[m], self.offset[m] + n)
-            final, at_s = self.final[sl], self.stored_at_s[sl]
+            final, at_s = self.final[sl], self.final_at_s[sl]
             done = (final == STORED) & (at_s <= until_s)
             if np.any(done):
                 last_commit_s = max(last_commit_s, float(at_s[done].max()))
-            lost += int(np.count_nonzero(final > STORED))
             pending += int(n - np.count_nonzero(done) - np.count_nonzero(final > STORED))
         drain = last_commit_s - end_s if last_commit_s > end_s else None
-        return drain, pending, lost
+        return drain, pending
+
+    def losses(self) -> Losses:
+        """Every reading lost so far (:class:`Losses`)."""
+        index = np.flatnonzero(self.final > STORED)
+        names = np.array(LOSS_CAUSES)
+        return Losses(
+            np.searchsorted(self.offset, index, side="right") - 1,
+            names[self.final[index].astype(np.int64) - STORED - 1],
+            self.final_at_s[index],
+        )
 
     def latencies_s(self, until_s: float = np.inf) -> np.ndarray:
         """End of interval to commit, s, for every reading committed by ``until_s``."""
         index = np.arange(len(self.copies)) - np.repeat(self.offset[:-1], self.n_readings)
         end_s = (index + 1) * np.repeat(self.sample_s, self.n_readings)
-        stored = (self.final == STORED) & (self.stored_at_s <= until_s)
-        return self.stored_at_s[stored] - end_s[stored]
+        stored = (self.final == STORED) & (self.final_at_s <= until_s)
+        return self.final_at_s[stored] - end_s[stored]

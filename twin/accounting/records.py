@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pipeline import Recommendation
+
 
 @dataclass(frozen=True)
 class LedgerRecord:
@@ -45,13 +47,13 @@ class DrainRecord:
     """How the backlog of a fault that cut meters off drained (bounds, see
     :meth:`twin.accounting.ledger.Ledger.drain_s`): ``meters_affected``; ``drain_s`` from the
     fault's end to the last commit of their readings up to it (None: none after it);
-    ``pending`` and ``lost`` of those readings at the end; and for outages the peak of
-    random-access attempts per second after it (``reconnect_peak_per_s``, None otherwise)."""
+    ``pending``: those readings neither stored nor lost at the end; and for outages the peak
+    of random-access attempts per second after it (``reconnect_peak_per_s``, None
+    otherwise)."""
 
     meters_affected: int
     drain_s: float | None
     pending: int
-    lost: int
     reconnect_peak_per_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -67,8 +69,11 @@ class FaultRecord:
     ``index`` in the scenario's faults, ``kind``, ``at_s``, ``duration_s`` (None: the kind
     has none), its target (``region`` and ``cell``, ``mdc`` or ``meter_id``; None where the
     kind has none), what its effect reports (``effect``: degraded coverage's parameters, the
-    outages a flapping cell drew), an upload fault's :class:`HostileSend` and the drain of
-    a fault that cut meters off. ``to_json`` leaves out what does not apply to the kind."""
+    outages a flapping cell drew), an upload fault's :class:`HostileSend`, the drain of a
+    fault that cut meters off, and ``lost``: the readings this fault lost, each loss of the
+    run counted for at most the one fault that caused it (:mod:`twin.accounting.attribution`;
+    None until the run has ended). ``to_json`` leaves out what does not apply to the
+    kind."""
 
     index: int
     kind: str
@@ -81,10 +86,11 @@ class FaultRecord:
     effect: dict[str, float] = field(default_factory=dict)
     hostile: HostileSend | None = None
     drain: DrainRecord | None = None
+    lost: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"index": self.index, "kind": self.kind, "at_s": self.at_s}
-        for name in ("duration_s", "region", "cell", "mdc", "meter_id"):
+        for name in ("duration_s", "region", "cell", "mdc", "meter_id", "lost"):
             value = getattr(self, name)
             if value is not None:
                 data[name] = value
@@ -114,6 +120,19 @@ class DetectionRecord:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedRecommendation:
+    """A recommendation the MDC's analytics issued with a new alert
+    (:class:`pipeline.Recommendation`), and when the analysis that issued it ended on its
+    core (``reported_s``, s after the start)."""
+
+    reported_s: float
+    recommendation: Recommendation
+
+    def to_json(self) -> dict[str, Any]:
+        return self.recommendation.to_json() | {"reported_s": self.reported_s}
 
 
 @dataclass(frozen=True)

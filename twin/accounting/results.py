@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline import Recommendation
 from twin.accounting.counters import Rejection
 from twin.accounting.forecasts import ForecastScores
 from twin.accounting.kpis import Kpis
@@ -13,6 +14,7 @@ from twin.accounting.mdc_report import MdcReport
 from twin.accounting.records import (
     DetectionRecord,
     FaultRecord,
+    IssuedRecommendation,
     LedgerRecord,
     NetworkRecord,
     ServiceTimeRecord,
@@ -52,8 +54,8 @@ each region's weather feed did (``twin.world.weather_feed.FeedRecord``); and
     detections: list[DetectionRecord] = field(default_factory=list)
     analytics: AnalyticsScores | None = None
     events: list[DetectionRecord] = field(default_factory=list)
-    recommendations: list[dict[str, Any]] = field(default_factory=list)
-    recommendations_issued: list[dict[str, Any]] = field(default_factory=list)
+    recommendations: list[Recommendation] = field(default_factory=list)
+    recommendations_issued: list[IssuedRecommendation] = field(default_factory=list)
     digests: list[dict[str, Any]] = field(default_factory=list)
     forecasts: dict[str, ForecastScores] = field(default_factory=dict)
     weather_feed: list[Any] = field(default_factory=list)
@@ -76,8 +78,8 @@ each region's weather feed did (``twin.world.weather_feed.FeedRecord``); and
             "detections": [d.to_json() for d in self.detections],
             "analytics": None if self.analytics is None else self.analytics.to_json(),
             "events": [e.to_json() for e in self.events],
-            "recommendations": list(self.recommendations),
-            "recommendations_issued": list(self.recommendations_issued),
+            "recommendations": [r.to_json() for r in self.recommendations],
+            "recommendations_issued": [r.to_json() for r in self.recommendations_issued],
             "digests": list(self.digests),
             "forecasts": {k: v.to_json() for k, v in self.forecasts.items()},
             "weather_feed": [f.to_json() for f in self.weather_feed],

@@ -1,4 +1,6 @@
-"""Progress over simulated time on stderr, shown once a run has taken over a second.
+"""Progress on stderr, shown once a run has taken over a second: :class:`ProgressBar` over
+a run's simulated time; subclasses describe other progress (``describe``) and share the
+drawing (``draw``).
 
 On a terminal the bar redraws in place; in a log (CI) a plain line is written at most every
 ``log_every_s`` of wall time, so the log stays readable.
@@ -34,11 +36,18 @@ class ProgressBar:
         elapsed_s = time.perf_counter() - self.t0
         if elapsed_s < self.delay_s:
             return
-        frac = min(1.0, t_s / self.horizon_s)
-        text = (
-            f"[{'#' * int(30 * frac):.<30}] {t_s / 3600:6.1f}/{self.horizon_s / 3600:.1f} h "
+        self.draw(self.describe(t_s, elapsed_s), elapsed_s)
+
+    def describe(self, t_s: float, elapsed_s: float) -> str:
+        """The line for simulated time ``t_s`` after ``elapsed_s`` of wall time."""
+        return (
+            f"{bar(t_s / self.horizon_s)} {t_s / 3600:6.1f}/{self.horizon_s / 3600:.1f} h "
             f"simulated, {elapsed_s:5.1f} s wall"
         )
+
+    def draw(self, text: str, elapsed_s: float) -> None:
+        """Redraw ``text`` in place on a terminal; in a log, write it as a line now and
+        then."""
         if self.interactive:
             self.stream.write("\r" + text)
             self.shown = True
@@ -52,3 +61,8 @@ class ProgressBar:
         if self.shown and self.interactive:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def bar(fraction: float, width: int = 30) -> str:
+    """``[#####.....]``: ``fraction`` (clipped to 0..1) of ``width`` filled."""
+    return f"[{'#' * int(width * min(1.0, max(0.0, fraction))):.<{width}}]"

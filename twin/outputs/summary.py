@@ -132,9 +132,11 @@ def summary_text(results: Results, files: OutputFiles | None = None) -> str:
             lines.append(
                 f"  {fault.kind} at {_fmt_s(fault.at_s)}: {drain.meters_affected:,} "
                 f"meters cut off; their readings up to its end all stored "
-                f"{_fmt_s(drain.drain_s)} after it (lost {drain.lost:,}, "
+                f"{_fmt_s(drain.drain_s)} after it (lost to it {fault.lost or 0:,}, "
                 f"pending {drain.pending:,})"
             )
+        elif fault.lost:
+            lines.append(f"  {fault.kind} at {_fmt_s(fault.at_s)}: lost {fault.lost:,} readings")
     if k.upload_windows_skipped:
         lines.append(
             f"  upload windows skipped (previous upload still retrying) "
@@ -151,7 +153,7 @@ def summary_text(results: Results, files: OutputFiles | None = None) -> str:
             f"{fc.overall.skill:.2f} vs {', '.join(fc.references)}; per step {steps}"
         )
     for rec in results.recommendations[:3]:
-        lines.append(f"  recommend: {rec['text']}")
+        lines.append(f"  recommend: {rec.text}")
     for rejection in results.rejections[:5]:
         lines.append(
             f"  rejected {rejection.meter_id} #{rejection.sequence_no}: {rejection.reason}"

@@ -94,9 +94,11 @@ def _world_fault(
     for name, spec in kind.params.items():
         if isinstance(spec, DurationParam):
             value = (
-                table.duration_s(spec.key, positive=spec.positive)
+                table.duration_s(spec.key, positive=spec.positive, minimum_s=spec.minimum_s)
                 if spec.default is None
-                else table.duration_s(spec.key, spec.default, positive=spec.positive)
+                else table.duration_s(
+                    spec.key, spec.default, positive=spec.positive, minimum_s=spec.minimum_s
+                )
             )
         else:
             value = _number(table, name, spec)

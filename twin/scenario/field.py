@@ -18,15 +18,18 @@ from meters.accuracy import ACCURACY_CLASSES
 from meters.load import FACILITY_KINDS
 from meters.pv import CELL_TEMPERATURE_MODELS
 from meters.synthetic_weather import SyntheticClimate
-from meters.weather import tmy3_stations
+from meters.weather import read_epw_year, tmy3_stations
 from meters.weather_events import EVENT_PEAK_BOUNDS, WEATHER_EVENTS, WeatherEvent
 from meters.wind import WIND_PROFILES, turbine_types
+from pipeline.espi.identity import MAX_METER_ID_CHARS
 from twin.errors import ScenarioError
 from twin.scenario.schema import Table, check_number
 from twin.scenario.weather_feed import WeatherFeedSpec, parse_weather_feed
 from twin.units import format_duration
 
 FLEET_KINDS = ("pv", "wind")
+#: Most sites in one fleet.
+MAX_FLEET_SITES = 1_000_000
 #: Meter channels and what they record (ESPI ReadingTypes, see meters.espi).
 METER_CHANNELS = ("energy", "voltage", "current", "power_factor")
 DEFAULT_TMY3 = "tmy3:723170TYA"
@@ -123,6 +126,13 @@ def parse_weather(table: Table, duration_s: float) -> WeatherSpec:
     elif kind == "epw":
         if not arg or not Path(arg).is_file():
             raise ScenarioError(table.key("source"), source, '"epw:PATH" of an existing EPW file')
+        try:
+            read_epw_year(arg)  # the run reads it again: a broken file is found here
+        except (ValueError, OSError) as exc:
+            why = f"reading it failed: {exc.__cause__ or exc}"
+            raise ScenarioError(
+                table.key("source"), source, f'"epw:PATH" of a readable EPW file ({why})'
+            ) from None
     elif source != "synthetic":
         raise ScenarioError(
             table.key("source"),
@@ -273,13 +283,23 @@ def _load(table: Table) -> LoadSpec | None:
 
 def parse_fleet(table: Table) -> FleetSpec:
     name = table.string("name")
-    if not name.replace("-", "").replace("_", "").isalnum():
-        raise ScenarioError(table.key("name"), name, "letters, digits, '-' or '_'")
+    if not (name.isascii() and name.replace("-", "").replace("_", "").isalnum()):
+        raise ScenarioError(table.key("name"), name, "ASCII letters, digits, '-' or '_'")
     kind = table.string("kind", choices=FLEET_KINDS)
+    count = table.integer("count", minimum=0, maximum=MAX_FLEET_SITES)
+    longest = len(meter_id(name, max(count - 1, 0)))
+    if longest > MAX_METER_ID_CHARS:
+        raise ScenarioError(
+            table.key("name"),
+            name,
+            f"a name of at most {len(name) - (longest - MAX_METER_ID_CHARS)} characters (its "
+            f"meter ids, such as {meter_id('NAME', 0)!r}, must fit the pipeline's "
+            f"{MAX_METER_ID_CHARS})",
+        )
     fleet = FleetSpec(
         name=name,
         kind=kind,
-        count=table.integer("count", minimum=0, maximum=1_000_000),
+        count=count,
         region=table.string("region", "north"),
         meter=_meter(table.table("meter")),
         spread_km=table.number("spread_km", 20.0, 0.0, 500.0),
@@ -325,15 +345,22 @@ def parse_fleet(table: Table) -> FleetSpec:
     return fleet
 
 
+def meter_id(fleet_name: str, index: int) -> str:
+    """The stable id of a fleet's meter: ``{fleet}-{index:05d}``."""
+    return f"{fleet_name}-{index:05d}"
+
+
 def meter_ids(fleet: FleetSpec) -> list[str]:
-    """Stable meter ids of a fleet: ``{fleet}-{index:05d}``."""
-    return [f"{fleet.name}-{i:05d}" for i in range(fleet.count)]
+    """Stable meter ids of a fleet (:func:`meter_id`)."""
+    return [meter_id(fleet.name, i) for i in range(fleet.count)]
 
 
 def meter_exists(meter: str, fleets: tuple[FleetSpec, ...]) -> FleetSpec | None:
     """The fleet of ``meter`` when it is exactly one of the ids ``meter_ids`` gives."""
     name, _, index = meter.rpartition("-")
+    if not (index.isascii() and index.isdigit()):
+        return None
     for f in fleets:
-        if f.name == name and len(index) == 5 and index.isdigit() and int(index) < f.count:
+        if f.name == name and int(index) < f.count and meter == meter_id(name, int(index)):
             return f
     return None

@@ -29,7 +29,8 @@ from twin.scenario.field import (
 )
 from twin.scenario.mdc import MdcSpec, parse_mdc
 from twin.scenario.network import NetworkSpec, check_backbone, parse_network
-from twin.scenario.schema import Table
+from twin.scenario.schema import MIN_PERIOD_S, Table, read_scenario_text
+from twin.scenario.slo import Slo, parse_slo
 from twin.sil.service_time import SERVICE_TIME_MODES, load_cost_model
 from twin.world.faults import WORLD_FAULTS
 
@@ -70,6 +71,8 @@ class Scenario:
     timezone: str = "UTC"
     #: Cells per region, the VPN's dynamics and gateway buffer, the backbone.
     network: NetworkSpec = field(default_factory=NetworkSpec)
+    #: The service levels the run is judged against (``[slo]``, twin.scenario.slo).
+    slo: tuple[Slo, ...] = ()
 
     @property
     def regions(self) -> tuple[str, ...]:
@@ -79,18 +82,21 @@ class Scenario:
         """The resolved scenario as plain JSON types (times in s, start as ISO 8601)."""
         data = dataclasses.asdict(self)
         data["start"] = self.start.isoformat().replace("+00:00", "Z")
+        del data["slo"]  # as the table of limits, and only when the scenario has one
+        if self.slo:
+            data["slo"] = {s.key: s.limit for s in self.slo}
         return data
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
     """Read, override and validate a scenario file."""
     path = Path(path)
+    text = read_scenario_text(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError("SCENARIO", str(path), "an existing scenario file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(str(path), "(file)", f"valid TOML ({exc})") from None
+        raw = tomllib.loads(text)
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError, an int too long to read
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ScenarioError(str(path), "(file)", f"valid TOML ({reason})") from None
     for item in overrides or []:
         apply_override(raw, item)
     return parse_scenario(raw)
@@ -102,10 +108,7 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     key = key.strip()
     if not sep or not key:
         raise ScenarioError("--set", item, "KEY=VALUE, e.g. fleet.pv.count=500")
-    try:
-        value = tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = text.strip()
+    value = override_value(text)
     parts = key.split(".")
     node: Any = raw
     walked: list[str] = []
@@ -122,6 +125,14 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     if not isinstance(node, dict):
         raise ScenarioError(".".join(walked), node, f"a table, to set {key}")
     node[parts[-1]] = value
+
+
+def override_value(text: str) -> Any:
+    """The value of an override's ``VALUE`` text: a TOML value, or else the bare string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except (ValueError, RecursionError):  # not a TOML value (or an int too long to read)
+        return text.strip()
 
 
 def _select_item(items: list[Any], selector: str, key: str) -> Any:
@@ -200,6 +211,7 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
             raise ScenarioError(
                 f"fault.{index}.kind", fault.kind, "pipeline.authenticate = true (uploads sealed)"
             )
+    slo = parse_slo(root.table("slo"))
     root.finish()
     return Scenario(
         name,
@@ -216,6 +228,7 @@ def parse_scenario(raw: dict[str, Any]) -> Scenario:
         faults,
         timezone,
         network,
+        slo,
     )
 
 
@@ -224,7 +237,7 @@ def _pipeline(table: Table) -> PipelineSpec:
         service_time=table.string("service_time", "calibrated", choices=tuple(SERVICE_TIME_MODES)),
         cost_model=table.string("cost_model", "default"),
         authenticate=table.boolean("authenticate", True),
-        analytics_every_s=table.duration_s("analytics_every", "1h"),
+        analytics_every_s=table.duration_s("analytics_every", "1h", minimum_s=MIN_PERIOD_S),
         pipeline_sample_rate=table.number("pipeline_sample_rate", 1.0, 0.0, 1.0, True),
     )
     if spec.service_time != "model" and spec.pipeline_sample_rate != 1.0:

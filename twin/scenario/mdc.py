@@ -32,7 +32,7 @@ from hw_models.failures import LIFETIMES
 from hw_models.power import DEFAULT_PUE
 from hw_models.power_supply import LI_ION_ROUND_TRIP_EFFICIENCY
 from twin.errors import ScenarioError
-from twin.scenario.schema import Table
+from twin.scenario.schema import MIN_PERIOD_S, Table
 
 #: Acknowledgement modes of the MDC gateway -> the ledger cause of readings lost in the
 #: MDC's memory when a server (or the MDC) goes down. ``receipt``: the gateway acknowledges
@@ -257,8 +257,8 @@ def parse_mdc(table: Table, duration_s: float) -> MdcSpec:
 def _failures(parent: Table) -> FailureSpec:
     table = parent.table("failures")
     kind = table.string("distribution", "exponential", choices=tuple(LIFETIMES))
-    mtbf_s = table.duration_s("mtbf")
-    mttr_s = table.duration_s("mttr")
+    mtbf_s = table.duration_s("mtbf", minimum_s=MIN_PERIOD_S)
+    mttr_s = table.duration_s("mttr", minimum_s=MIN_PERIOD_S)
     shape: float | None = None
     if kind == "weibull":
         shape = table.number("shape", DEFAULT_WEIBULL_SHAPE, 0.05, 20.0)
@@ -301,7 +301,7 @@ def _power(table: Table, duration_s: float) -> PowerSpec:
                     item.key("at"), item.data["at"], "a window not overlapping another"
                 )
         outages.append(outage)
-    step_s = table.duration_s("step", "5min")
+    step_s = table.duration_s("step", "5min", minimum_s=MIN_PERIOD_S)
     spec = PowerSpec(
         battery_kwh=battery_kwh,
         charge_kw=table.number("charge_kw", default_kw, 0.0, 1e6),

@@ -18,7 +18,7 @@ from network.radio import POWER_SAVING_MODES
 from network.transport import TRANSPORTS
 from network.vpn import VPN_ENCAPSULATIONS, TunnelDynamics, VpnTunnel
 from twin.errors import ScenarioError
-from twin.scenario.schema import Table
+from twin.scenario.schema import MIN_PERIOD_S, Table
 
 #: Gateway buffer for a tunnel that is down (bytes). Assumed: 50 MB, the order of a
 #: store-and-forward MQTT bridge's queue on a small edge appliance (e.g. mosquitto's
@@ -167,7 +167,9 @@ def parse_vpn(table: Table) -> VpnSpec:
             "no drop_mttr without random drops: set drop_mtbf too (it is 'none')",
         )
     dynamics = TunnelDynamics(
-        rekey_interval_s=table.duration_s("rekey", f"{d.rekey_interval_s}s"),
+        rekey_interval_s=table.duration_s(
+            "rekey", f"{d.rekey_interval_s}s", minimum_s=MIN_PERIOD_S
+        ),
         rekey_pause_s=table.duration_s("rekey_pause", f"{d.rekey_pause_s}s", positive=False),
         dpd_interval_s=table.duration_s("dpd_interval", f"{d.dpd_interval_s}s"),
         dpd_retries=table.integer("dpd_retries", d.dpd_retries, 0, 100),
@@ -180,7 +182,9 @@ def parse_vpn(table: Table) -> VpnSpec:
         reconnect_handshake_s=table.duration_s(
             "reconnect_handshake", f"{d.reconnect_handshake_s}s", positive=False
         ),
-        drop_mtbf_s=None if drop_mtbf == "none" else table.duration_s("drop_mtbf"),
+        drop_mtbf_s=None
+        if drop_mtbf == "none"
+        else table.duration_s("drop_mtbf", minimum_s=MIN_PERIOD_S),
         drop_mttr_s=table.duration_s("drop_mttr", f"{d.drop_mttr_s}s"),
         dtls_blocked_probability=table.number(
             "tls_fallback_probability", d.dtls_blocked_probability, 0.0, 1.0

@@ -207,8 +207,14 @@ class ServiceTime:
         outcome = pipeline.handle(body)
         return outcome, (time.thread_time_ns() - t0) * 1e-9
 
-    def analysis(self, pipeline: Pipeline, now_epoch_s: int) -> tuple[AnalysisOutcome, float]:
-        """Always the real batch analysis (its detections are functional outcomes)."""
+    def analysis(
+        self, pipeline: Pipeline | None, now_epoch_s: int
+    ) -> tuple[AnalysisOutcome, float]:
+        """Always the real batch analysis (its detections are functional outcomes), of the
+        run's ``pipeline`` (None only in a live run, whose service analyses: see
+        :class:`twin.sil.live.LiveServiceTime`)."""
+        if pipeline is None:
+            raise ValueError(f"service-time mode {self.mode!r} needs the run's pipeline")
         if not self.measured:
             outcome = pipeline.analyze(now_epoch_s)
             return outcome, self.cost_model.analytics.seconds(outcome.points_analysed)

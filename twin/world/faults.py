@@ -7,11 +7,16 @@ Each kind says what it targets (:class:`Target`: which scenario keys name the ta
 parameters (numbers with their ranges, as :class:`meters.faults.ParamSpec`, or durations,
 :class:`DurationParam`), whether it lasts a ``duration``, and what it does: to the cells it
 hits (``on_cells``), to an MDC (``on_mdc``), to the meter's next upload (``on_upload``) or to
-the meter's power (``on_meter_power``). The scenario schema reads ``[[fault]]`` tables from
+the meter's power (``on_meter_power``); and the ledger causes of the readings it can lose
+(``loss_causes``: what its entry in the results counts as ``lost``,
+:mod:`twin.accounting.attribution`). The scenario schema reads ``[[fault]]`` tables from
 these declarations and the world applies them from the same ones.
 
-Overlapping faults compose: the outage windows of a cell, the drops of a tunnel and the
-power losses of an MDC are each merged into their union (DESIGN.md §9).
+Overlapping faults compose as the union of their windows (DESIGN.md §9): the outage windows
+of a cell, the drops of a tunnel and the power losses of an MDC or of a meter are each
+merged into their union (``twin.world.world.fault_windows``), so the end of one fault never
+ends another early; degradations of equal parameters count once where they overlap
+(``network.faults.condition_at``), different ones stack.
 """
 
 from __future__ import annotations
@@ -62,12 +67,14 @@ class MdcEffect(enum.Enum):
 @dataclass(frozen=True)
 class DurationParam:
     """A parameter written as a duration string (DESIGN.md §3) under ``key``, kept in s:
-    default (None: required), whether it must be above zero, and what it means."""
+    default (None: required), what it means, whether it must be above zero and its least
+    value, s (None: any)."""
 
     key: str
     default: str | None
     doc: str
     positive: bool = True
+    minimum_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,8 @@ class WorldFaultKind:
     on_mdc: MdcEffect | None = None
     on_upload: HostileUpload | None = None
     on_meter_power: bool = False
+    #: Ledger causes (twin.accounting.ledger.LOSS_CAUSES) of the readings it can lose.
+    loss_causes: tuple[str, ...] = ()
     #: The reconnect storm after its end is reported (the peak of random-access attempts).
     reconnect_storm: bool = False
 
@@ -150,6 +159,10 @@ def _degraded(cells: Sequence[SharedCell], ctx: CellFaultContext) -> dict[str, f
     return dict(p)
 
 
+#: What a fault that cuts meters off the MDCs loses: readings its meters' buffers evict while
+#: they cannot upload (and while their backlog drains).
+_CUT_OFF = ("meter_buffer_overflow",)
+
 #: Registry of the world's faults (module docstring).
 WORLD_FAULTS: dict[str, WorldFaultKind] = {
     "cell_outage": WorldFaultKind(
@@ -159,6 +172,7 @@ WORLD_FAULTS: dict[str, WorldFaultKind] = {
         "overtakes, fails at the meter's acknowledgement timeout; retries wait for the cell "
         "and reconnect spread over the profile's reconnect window (network.faults).",
         on_cells=_outage,
+        loss_causes=_CUT_OFF,
         reconnect_storm=True,
     ),
     "regional_outage": WorldFaultKind(
@@ -166,6 +180,7 @@ WORLD_FAULTS: dict[str, WorldFaultKind] = {
         Target.REGION,
         "Every cell of the region is down for the window (as cell_outage).",
         on_cells=_outage,
+        loss_causes=_CUT_OFF,
         reconnect_storm=True,
     ),
     "cell_flapping": WorldFaultKind(
@@ -175,10 +190,12 @@ WORLD_FAULTS: dict[str, WorldFaultKind] = {
         "up times of mean mtbf and down times of mean mttr (network.faults.markov_outages), "
         "drawn from the fault's own generator.",
         {
-            "mtbf_s": DurationParam("mtbf", None, "mean time the cell stays up"),
-            "mttr_s": DurationParam("mttr", None, "mean time the cell stays down"),
+            # at least a minute up, a second down: a year of flapping is ~0.5 M windows
+            "mtbf_s": DurationParam("mtbf", None, "mean time the cell stays up", minimum_s=60.0),
+            "mttr_s": DurationParam("mttr", None, "mean time the cell stays down", minimum_s=1.0),
         },
         on_cells=_flapping,
+        loss_causes=_CUT_OFF,
     ),
     "degraded_coverage": WorldFaultKind(
         "degraded_coverage",
@@ -194,6 +211,7 @@ WORLD_FAULTS: dict[str, WorldFaultKind] = {
             ),
         },
         on_cells=_degraded,
+        loss_causes=_CUT_OFF,
     ),
     "vpn_drop": WorldFaultKind(
         "vpn_drop",
@@ -201,6 +219,7 @@ WORLD_FAULTS: dict[str, WorldFaultKind] = {
         "The MDC gateway's VPN tunnel drops for the window; the gateway buffers what arrives "
         "for it (network.vpn) and uploads fail over to a healthy MDC where there is one.",
         on_mdc=MdcEffect.TUNNEL_DOWN,
+        loss_causes=(*_CUT_OFF, "vpn_down_buffer_overflow", "gateway_buffer_overflow"),
     ),
     "mdc_power_loss": WorldFaultKind(
         "mdc_power_loss",
@@ -208,6 +227,7 @@ WORLD_FAULTS: dict[str, WorldFaultKind] = {
         "The whole MDC loses power for the window: every server stops, what was in its "
         "memory is lost (hw_models.failures.mdc_power_loss).",
         on_mdc=MdcEffect.DARK,
+        loss_causes=(*_CUT_OFF, "mdc_crash_unpersisted", "gateway_buffer_overflow"),
     ),
     "malformed_upload": WorldFaultKind(
         "malformed_upload",
@@ -216,6 +236,7 @@ WORLD_FAULTS: dict[str, WorldFaultKind] = {
         "(twin.world.hostile.HOSTILE_PAYLOADS), sealed as usual.",
         timed=False,
         on_upload=HostileUpload(tuple(HOSTILE_PAYLOADS), malformed_upload),
+        loss_causes=("rejected_invalid",),
     ),
     "tampered_upload": WorldFaultKind(
         "tampered_upload",
@@ -226,6 +247,7 @@ WORLD_FAULTS: dict[str, WorldFaultKind] = {
         on_upload=HostileUpload(
             tuple(TAMPERED_ENVELOPES), tampered_upload, needs_authentication=True
         ),
+        loss_causes=("rejected_auth",),
     ),
     "meter_power_loss": WorldFaultKind(
         "meter_power_loss",
@@ -233,5 +255,6 @@ WORLD_FAULTS: dict[str, WorldFaultKind] = {
         "The meter loses power for the window: what its RAM held since the last NVM flush "
         "is lost and it records nothing until power returns (meters.device).",
         on_meter_power=True,
+        loss_causes=("meter_power_loss", "meter_unpowered"),
     ),
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
@@ -28,6 +28,10 @@ from twin.accounting.records import FaultRecord
 from twin.sil.service_time import ServiceTime
 from twin.world.mdc import Mdc
 from twin.world.network import WorldNetwork
+
+if TYPE_CHECKING:
+    from pipeline import UploadOutcome
+    from twin.sil.live import LiveDelivery
 
 #: Bytes the store writes to disk per reading row: about 24 B a row with its indexes (the
 #: baseline scenario's store.sqlite), written twice by SQLite in WAL mode (the WAL, then
@@ -71,7 +75,10 @@ class UploadPath:
     """The way uploads take in one run, from the cell to the pipeline (module docstring).
 
     ``discarded(meter, lo, hi)`` says which readings of [lo, hi) the store will drop because
-    another reading already holds their label (None: none can)."""
+    another reading already holds their label (None: none can). With ``live`` the uploads
+    go to a real service over HTTP instead of ``pipeline`` (:mod:`twin.sil.live`): past
+    the gateway and any wait for a dark MDC, the live delivery takes them, and the meter's
+    acknowledgement is the service's answer."""
 
     def __init__(
         self,
@@ -82,9 +89,10 @@ class UploadPath:
         buffers: MeterBuffers,
         counters: Counters,
         service_time: ServiceTime,
-        pipeline: Pipeline,
+        pipeline: Pipeline | None,
         n_channels: np.ndarray,
         discarded: Callable[[int, int, int], np.ndarray | None],
+        live: LiveDelivery | None = None,
     ) -> None:
         self.env = env
         self.net = net
@@ -96,6 +104,7 @@ class UploadPath:
         self.pipeline = pipeline
         self.n_channels = n_channels
         self.discarded = discarded
+        self.live = live
 
     def send(
         self, upload: Upload, rng: np.random.Generator
@@ -126,7 +135,7 @@ class UploadPath:
         delivery = gateway.send(env.now, len(upload.body))
         self.ledger.add_copy(m, upload.lo, upload.hi)  # the copy on its way to the MDC
         self.counters.uploads_delivered += 1
-        committed = env.event() if mdc.ack_after_commit else None
+        committed = env.event() if mdc.ack_after_commit or self.live is not None else None
         env.process(self.at_mdc(Handoff(upload, k, backbone_s, delivery, committed)))
         timeout_s = cell.profile.ack_timeout_s
         if ack_lost:  # the meter will never see this acknowledgement
@@ -202,7 +211,7 @@ class UploadPath:
 
         admitted = False
         dark = not mdc.is_up(env.now)
-        if dark or not mdc.pool.would_admit(size):
+        if dark or (self.live is None and not mdc.pool.would_admit(size)):
             # The MDC cannot take it now: it is down with no MDC to fail over to (the
             # gateway stores and forwards), or its ingest memory is full (it pushes back).
             # The upload waits in the gateway's bounded buffer, beside uploads for a tunnel
@@ -219,10 +228,14 @@ class UploadPath:
             try:
                 while not mdc.is_up(env.now):
                     yield mdc.pool.until_available()
-                yield mdc.pool.admit(size)
+                if self.live is None:
+                    yield mdc.pool.admit(size)
             finally:
                 buffer.free(size)
             admitted = True
+        if self.live is not None:  # the real service stands in for the MDC's servers
+            yield from self.live.serve(handoff, self.mdcs.index(mdc))
+            return
         try:
             yield from mdc.serve(
                 work, size, (m, upload.sequence_no), on_commit=on_commit, admitted=admitted
@@ -245,6 +258,7 @@ class UploadPath:
         env, ledger = self.env, self.ledger
         m, lo, hi = upload.meter, upload.lo, upload.hi
         channels = int(self.n_channels[m])
+        assert self.pipeline is not None  # in-process runs only (live ones serve over HTTP)
         outcome, service_s = self.service_time.upload(
             self.pipeline,
             upload.body,
@@ -257,6 +271,18 @@ class UploadPath:
             rows = channels * ledger.store(m, lo, hi, committed_s, self.discarded(m, lo, hi))
             self.counters.rows_modelled += rows
             return service_s, rows
+        return service_s, self.record_outcome(upload, outcome, committed_s)
+
+    def record_outcome(
+        self, upload: Upload, outcome: UploadOutcome, committed_s: float, check: bool = True
+    ) -> int:
+        """The ledger learns what the pipeline did with a copy of ``upload``: its readings
+        are stored (committed at ``committed_s``) or dropped as rejected. Returns the rows
+        inserted. ``check``: the rows inserted must be the readings new to the ledger (a
+        :class:`~twin.accounting.ledger.LedgerError` if not)."""
+        env, ledger = self.env, self.ledger
+        m, lo, hi = upload.meter, upload.lo, upload.hi
+        channels = int(self.n_channels[m])
         if not outcome.accepted:
             auth = (outcome.reason or "").startswith("auth_")
             ledger.drop_copy(m, lo, hi, "rejected_auth" if auth else "rejected_invalid")
@@ -271,7 +297,7 @@ class UploadPath:
                     outcome.rejected_stage,
                 )
             )
-            return service_s, 0
+            return 0
         if outcome.n_readings != channels * (hi - lo):
             raise LedgerError(
                 f"{upload.meter_id} seq {upload.sequence_no}: pipeline read "
@@ -284,13 +310,13 @@ class UploadPath:
         # totals)
         low = channels * fresh
         high = channels * (hi - lo) if self.counters.rows_modelled else low
-        if not low <= outcome.inserted <= high:
+        if check and not low <= outcome.inserted <= high:
             raise LedgerError(
                 f"{upload.meter_id} seq {upload.sequence_no}: store inserted "
                 f"{outcome.inserted}, ledger expected {fresh} new readings x {channels} "
                 "channels" + (f" (at most {high} rows in model mode)" if high != low else "")
             )
-        return service_s, outcome.inserted
+        return outcome.inserted
 
     def gone_past_gateway(self, handoff: Handoff, cause: str | None) -> None:
         """The copy the gateway took is gone. Acknowledged on receipt (no ``committed``

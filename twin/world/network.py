@@ -57,6 +57,7 @@ class WorldNetwork:
     ) -> None:
         self.env = env
         self.mdcs = list(mdcs)
+        self.horizon_s = scenario.duration_s
         spec = scenario.network
         profile = scenario.cellular
         self.cells: dict[str, list[SharedCell]] = {
@@ -93,7 +94,10 @@ class WorldNetwork:
         for fault in scenario.faults:
             kind = WORLD_FAULTS.get(fault.kind)
             if kind is not None and kind.on_mdc is MdcEffect.TUNNEL_DOWN:
-                drops[fault.mdc].append((fault.at_s, fault.duration_s))
+                # its cause ends with the run at the latest: the reconnect attempts that
+                # follow it are drawn up to there, not for the whole of a longer duration
+                cause_s = min(fault.duration_s, scenario.duration_s - fault.at_s)
+                drops[fault.mdc].append((fault.at_s, cause_s))
         vpn = spec.vpn
         self.gateways = [
             VpnGateway(
@@ -157,7 +161,7 @@ class WorldNetwork:
         key = f"fault/{fault.kind}/{fault.region}/{fault.cell}/{fault.at_s:g}"
         context = CellFaultContext(
             fault.at_s,
-            fault.at_s + fault.duration_s,
+            min(fault.at_s + fault.duration_s, self.horizon_s),  # nothing acts after the run
             fault.param_dict,
             lambda: component_rng(seed, key),
         )

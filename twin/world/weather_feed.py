@@ -4,7 +4,9 @@ from the scenario's weather at the region's centre) uploads its observations eve
 the station's own key, through the region's first cell, the home MDC's gateway and tunnel
 (the backbone when the router fails over) to a core of the MDC, where the real pipeline
 stores them (``docs/upload-format.md`` §6), as a meter's uploads go
-(:mod:`twin.world.journey`).
+(:mod:`twin.world.journey`). In a live run the MDC's real service stores them: past the
+gateway the upload is POSTed to it as a meter's is (:meth:`twin.sil.live.LiveDelivery.\
+serve_station`), and the service's keyring holds the stations' keys.
 
 The station's uploads are accounted apart from the meters' ledger (:class:`FeedRecord`):
 they share the cell, the tunnel and the MDC's cores with the meters (so they take their
@@ -18,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
@@ -35,13 +37,16 @@ from meters.weather_station import (
     station_observations,
 )
 from network.cellular import AttemptResult, upload_with_retries
-from pipeline import Pipeline, seal
+from pipeline import Pipeline, UploadOutcome, seal
 from twin.rng import component_rng
 from twin.scenario.loader import Scenario
 from twin.sil.service_time import ServiceTime
 from twin.world.fleet import load_weather
 from twin.world.mdc import Mdc
 from twin.world.network import WorldNetwork
+
+if TYPE_CHECKING:
+    from twin.sil.live import LiveDelivery
 
 __all__ = ["FeedRecord", "StationUplink", "station_ids", "station_keys"]
 
@@ -101,15 +106,17 @@ class StationUplink:
         centre: tuple[float, float],
         net: WorldNetwork,
         mdcs: list[Mdc],
-        pipeline: Pipeline,
+        pipeline: Pipeline | None,
         service_time: ServiceTime,
         key: bytes | None,
+        live: LiveDelivery | None = None,
     ) -> None:
         feed = scenario.weather.feed
         self.env = env
         self.net = net
         self.mdcs = mdcs
         self.pipeline = pipeline
+        self.live = live
         self.service_time = service_time
         self.key = key
         self.epoch_s = int(scenario.start.timestamp())
@@ -240,15 +247,21 @@ class StationUplink:
         mdc = self.mdcs[k]
         if not mdc.is_up(env.now):
             return False
+        if self.live is not None:  # the MDC's real service stores it (twin.sil.live)
+            outcome = yield from self.live.serve_station(body, k)
+            if outcome is None:
+                return False
+            self._count(outcome)
+            yield env.timeout(backbone_s + self.cell.ack_latency_s(self.rng, 0))
+            return outcome.accepted
+        pipeline = self.pipeline
+        assert pipeline is not None  # an in-process run has its pipeline
         stored: list[bool] = []
 
         def work(server: Server) -> ServiceDemand:
-            outcome, service_s = self.service_time.upload(self.pipeline, body, force=True)
+            outcome, service_s = self.service_time.upload(pipeline, body, force=True)
             stored.append(outcome.accepted)
-            self.record.values_stored += outcome.inserted
-            self.record.values_duplicate += outcome.duplicates
-            if not outcome.accepted:
-                self.record.uploads_rejected += 1
+            self._count(outcome)
             return ServiceDemand({"pipeline": service_s})
 
         try:
@@ -257,6 +270,12 @@ class StationUplink:
             return False
         yield env.timeout(backbone_s + self.cell.ack_latency_s(self.rng, 0))
         return bool(stored and stored[0])
+
+    def _count(self, outcome: UploadOutcome) -> None:
+        self.record.values_stored += outcome.inserted
+        self.record.values_duplicate += outcome.duplicates
+        if not outcome.accepted:
+            self.record.uploads_rejected += 1
 
 
 def _runs_s(mask: np.ndarray, step_s: float) -> list[tuple[float, float]]:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Generator
-from typing import Any
+from collections.abc import Callable, Generator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
@@ -25,21 +25,31 @@ from meters.device import MeterBuffers, upload_schedule
 from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
 from network.faults import OutageSchedule
 from pipeline import Detection, ForecastRecord, Pipeline
+from twin.accounting.attribution import LossScope, attribute_losses
 from twin.accounting.counters import Counters
 from twin.accounting.ledger import Ledger
-from twin.accounting.records import DetectionRecord, DrainRecord, FaultRecord, HostileSend
+from twin.accounting.records import (
+    DetectionRecord,
+    DrainRecord,
+    FaultRecord,
+    HostileSend,
+    IssuedRecommendation,
+)
 from twin.accounting.series import SAMPLE_EVERY_S
 from twin.rng import component_rng
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import Scenario
 from twin.sil.service_time import ServiceTime
-from twin.world.faults import WORLD_FAULTS, MdcEffect, Target
+from twin.world.faults import WORLD_FAULTS, MdcEffect, Target, WorldFaultKind
 from twin.world.fleet import FleetData, weather_location
 from twin.world.hostile import sealed
 from twin.world.journey import Upload, UploadPath
 from twin.world.mdc import Mdc, renewable_supply
 from twin.world.network import WorldNetwork
 from twin.world.weather_feed import StationUplink, station_ids
+
+if TYPE_CHECKING:
+    from twin.sil.live import LiveDelivery
 
 
 def region_renewables(fleets: list[FleetData], region: str) -> SupplySeries | None:
@@ -54,19 +64,39 @@ def region_renewables(fleets: list[FleetData], region: str) -> SupplySeries | No
     return renewable_supply(np.sum([p[:n] for p in parts], axis=0), float(step_s))
 
 
+def fault_windows(
+    faults: Sequence[FaultSpec], select: Callable[[WorldFaultKind], bool], target: str
+) -> dict[str, list[tuple[float, float]]]:
+    """The windows [at, at + duration) of the world faults whose kind ``select`` picks, per
+    target (the FaultSpec field named ``target``: ``"mdc"``, ``"meter"``), merged into
+    their union: overlapping or touching faults on one target are one window (DESIGN.md
+    §9), so the end of one never ends another early."""
+    windows: dict[str, list[tuple[float, float]]] = {}
+    for fault in faults:
+        kind = WORLD_FAULTS.get(fault.kind)
+        if kind is not None and select(kind):
+            key = getattr(fault, target)
+            windows.setdefault(key, []).append((fault.at_s, fault.at_s + fault.duration_s))
+    return {key: OutageSchedule(w).windows for key, w in windows.items()}
+
+
 class World:
-    """Everything one run simulates. ``run()`` advances it to the end of the scenario."""
+    """Everything one run simulates. ``run()`` advances it to the end of the scenario.
+
+    With ``live`` (:mod:`twin.sil.live`) the uploads go to a real MDC service over HTTP and
+    the live delivery drives the clock; ``pipeline`` is then None."""
 
     def __init__(
         self,
         scenario: Scenario,
         seed: int,
         fleets: list[FleetData],
-        pipeline: Pipeline,
+        pipeline: Pipeline | None,
         service_time: ServiceTime,
         progress: Callable[[float], None] | None = None,
         audit_every_s: float | None = None,
         keys: dict[str, bytes] | None = None,
+        live: LiveDelivery | None = None,
     ) -> None:
         self.scenario = scenario
         self.seed = seed
@@ -79,7 +109,7 @@ class World:
         self.detections: list[DetectionRecord] = []  # from the MDC's batch analytics
         self.forecasts: list[ForecastRecord] = []  # issued by the batch analytics
         self.events: list[DetectionRecord] = []  # normal events the analytics recognised
-        self.recommendations: list[dict[str, Any]] = []  # one per new detection
+        self.recommendations: list[IssuedRecommendation] = []  # one per new detection
         self.digests: list[dict[str, Any]] = []  # the analytics' daily fleet digests
         self.keys = keys  # per-meter HMAC keys: uploads are sealed when given
         self.samples: list[tuple[float, ...]] = []
@@ -110,7 +140,7 @@ class World:
         sample_s = np.array([f.spec.meter.sample_s for f in fleets for _ in f.meter_ids])
         n_readings = np.array([len(c[0][1]) for c in self.channels], dtype=np.int64)
         self.sample_s = sample_s
-        self.ledger = Ledger(n_readings, sample_s)
+        self.ledger = Ledger(n_readings, sample_s, clock=lambda: self.env.now)
         self.buffers = MeterBuffers(
             np.array([f.spec.meter.buffer_readings for f in fleets for _ in f.meter_ids])
         )
@@ -128,14 +158,13 @@ class World:
             scenario.duration_s,
         )
         self.rng = {m: component_rng(seed, f"meter/{m}/network") for m in self.meter_ids}
-        power_losses: dict[str, list[tuple[float, float]]] = {m.name: [] for m in scenario.mdcs}
-        for fault in scenario.faults:
-            kind = WORLD_FAULTS.get(fault.kind)
-            if kind is not None and kind.on_mdc is MdcEffect.DARK:
-                power_losses[fault.mdc].append((fault.at_s, fault.at_s + fault.duration_s))
-        dark = {
-            name: [(a, b - a) for a, b in OutageSchedule(windows).windows]  # overlaps merged
-            for name, windows in power_losses.items()
+        dark = fault_windows(scenario.faults, lambda k: k.on_mdc is MdcEffect.DARK, "mdc")
+        #: meter index -> the merged windows [start, end) in which it has no power, s
+        self.unpowered = {
+            self.index[meter]: windows
+            for meter, windows in fault_windows(
+                scenario.faults, lambda k: k.on_meter_power, "meter"
+            ).items()
         }
         self.mdcs = [
             Mdc(
@@ -146,7 +175,7 @@ class World:
                 renewables=region_renewables(fleets, spec.region)
                 if spec.power is not None and spec.power.renewables_share > 0
                 else None,
-                power_losses=dark[spec.name],
+                power_losses=[(a, b - a) for a, b in dark.get(spec.name, [])],
             )
             for spec in scenario.mdcs
         ]
@@ -162,13 +191,17 @@ class World:
             pipeline,
             self.n_channels,
             self._discarded,
+            live,
         )
+        self.live = live
+        if live is not None:
+            live.attach(self.env, self.path, self._epoch_labels_s)
         # Each region's met station and forecast product (twin.world.weather_feed).
         centre = weather_location(scenario) if scenario.weather.feed.enabled else (0.0, 0.0)
         self.feeds = [
             StationUplink(
                 self.env, scenario, sid.removeprefix("met-"), centre, self.net, self.mdcs,
-                pipeline, service_time, None if keys is None else keys.get(sid),
+                pipeline, service_time, None if keys is None else keys.get(sid), live,
             )
             for sid in station_ids(scenario)
         ]  # fmt: skip
@@ -202,10 +235,9 @@ class World:
 
     # -- processes ---------------------------------------------------------------------
     def run(self) -> None:
-        for fault in self.scenario.faults:
-            kind = WORLD_FAULTS.get(fault.kind)
-            if kind is not None and kind.on_meter_power:
-                self.env.process(self._power_loss(self.index[fault.meter], fault))
+        for m, windows in self.unpowered.items():
+            for start_s, end_s in windows:
+                self.env.process(self._power_loss(m, start_s, end_s))
         self.env.process(self._scheduler())
         for feed in self.feeds:
             self.env.process(feed.run())
@@ -213,9 +245,12 @@ class World:
         if self.progress is not None or self.audit_every_s:
             self.env.process(self._monitor())
         self.env.process(self._sampler())
-        self.env.run(until=self.scenario.duration_s)
+        if self.live is not None:
+            self.live.run(self.scenario.duration_s)
+        else:
+            self.env.run(until=self.scenario.duration_s)
         self.finish()
-        self.drain_report()
+        self.fault_report()
 
     def _scheduler(self) -> Generator[simpy.Event, Any, None]:
         times, meters = self.window_time_s, self.window_meter
@@ -248,7 +283,7 @@ class World:
                 self.detections += [self._record(d, reported_s) for d in outcome.detections]
                 self.events += [self._record(d, reported_s) for d in outcome.events]
                 self.recommendations += [
-                    r.to_json() | {"reported_s": reported_s} for r in outcome.recommendations
+                    IssuedRecommendation(reported_s, r) for r in outcome.recommendations
                 ]
                 if outcome.digest is not None:
                     self.digests.append(outcome.digest.to_json())
@@ -323,17 +358,19 @@ class World:
             self.ledger.drop_copy(m, lo, hi, "meter_buffer_overflow")
         return produced
 
-    def _power_loss(self, m: int, fault: FaultSpec) -> Generator[simpy.Event, Any, None]:
-        """Meter ``m`` loses power at ``fault.at_s`` for ``fault.duration_s``: what its RAM
-        held since the last NVM flush is lost, nothing is recorded until power returns."""
-        yield self.env.timeout(fault.at_s)
+    def _power_loss(
+        self, m: int, start_s: float, end_s: float
+    ) -> Generator[simpy.Event, Any, None]:
+        """Meter ``m`` has no power over [start_s, end_s) (one merged window of its
+        ``meter_power_loss`` faults): what its RAM held since the last NVM flush is lost,
+        nothing is recorded until power returns."""
+        yield self.env.timeout(start_s)
         produced = self._sync_buffer(m)
         lo, hi = self.buffers.power_loss(m, produced, int(self.flush_every[m]))
         self.ledger.drop_copy(m, lo, hi, "meter_power_loss")
-        end_s = fault.at_s + fault.duration_s
         if end_s >= self.scenario.duration_s:
             return  # still unpowered at the end: finish() settles the unrecorded readings
-        yield self.env.timeout(fault.duration_s)
+        yield self.env.timeout(end_s - start_s)
         self._power_restored(m)
 
     def _power_restored(self, m: int) -> None:
@@ -407,6 +444,10 @@ class World:
         shift = self.label_shift.get(m)
         return starts if shift is None else starts + shift[lo:hi]
 
+    def _epoch_labels_s(self, m: int, lo: int, hi: int) -> np.ndarray:
+        """:meth:`_labels_s` as epoch seconds: the interval starts in the store."""
+        return self.epoch_s + self._labels_s(m, lo, hi)
+
     def _discarded(self, m: int, lo: int, hi: int) -> np.ndarray | None:
         """Readings of [lo, hi) whose label another reading already holds in the store (the
         store keeps the first and drops the rest); None for a meter without clock jumps."""
@@ -457,24 +498,40 @@ class World:
         hit = {id(c) for c in kind.target.cells_hit(net.cells[fault.region], fault.cell)}
         return np.array([m for m, c in enumerate(net.cell_of) if id(c) in hit], dtype=np.int64)
 
-    def drain_report(self) -> None:
-        """Add to the entry of each fault that cut meters off how the backlog it caused
-        drained."""
+    def fault_report(self) -> None:
+        """Add to the entry of each fault the readings it lost (each loss of the run laid at
+        the door of at most one fault, :mod:`twin.accounting.attribution`) and, for a fault
+        that cut meters off, how the backlog it caused drained."""
+        horizon_s = self.scenario.duration_s
+        scopes = []
         for record in self.fault_log:
             fault = self.scenario.faults[record.index]
+            kind = WORLD_FAULTS[fault.kind]
+            start_s, end_s = fault.at_s, fault.at_s + fault.duration_s
             meters = self.fault_meters(fault)
-            if meters is None:
-                continue
-            end_s = fault.at_s + fault.duration_s
-            drain_s, pending, lost = self.ledger.drain_s(meters, end_s, self.scenario.duration_s)
-            peak_per_s = None
-            if WORLD_FAULTS[fault.kind].reconnect_storm:
-                cells = list(
-                    {id(self.net.cell_of[m]): self.net.cell_of[m] for m in meters}.values()
-                )
-                window_s = self.scenario.cellular.reconnect_window_s
-                peak_per_s = self.net.reconnect_peak_per_s(cells, end_s, end_s + window_s + 60.0)
-            record.drain = DrainRecord(len(meters), drain_s, pending, lost, peak_per_s)
+            if meters is None:  # the meter's own fault: its power, its upload
+                meters = np.array([self.index[fault.meter]], dtype=np.int64)
+                if record.hostile is not None:  # lost when that upload is rejected
+                    sent_s = record.hostile.sent_at_s
+                    start_s, end_s = (start_s if sent_s is None else sent_s), horizon_s
+            else:
+                drain_s, pending = self.ledger.drain_s(meters, end_s, horizon_s)
+                peak_per_s = None
+                if kind.reconnect_storm:
+                    cells = list(
+                        {id(self.net.cell_of[m]): self.net.cell_of[m] for m in meters}.values()
+                    )
+                    window_s = self.scenario.cellular.reconnect_window_s
+                    peak_per_s = self.net.reconnect_peak_per_s(
+                        cells, end_s, end_s + window_s + 60.0
+                    )
+                record.drain = DrainRecord(len(meters), drain_s, pending, peak_per_s)
+                # its consequences last until its backlog drained (or to the end)
+                end_s = horizon_s if pending else end_s + (drain_s or 0.0)
+            scopes.append(LossScope(meters, kind.loss_causes, start_s, end_s))
+        lost = attribute_losses(self.ledger.losses(), scopes)
+        for record, n in zip(self.fault_log, lost, strict=True):
+            record.lost = n
 
     def finish(self) -> None:
         """Bring every meter's buffer to the end of the run (late overflow counts too)."""

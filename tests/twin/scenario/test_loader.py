@@ -85,6 +85,13 @@ def test_overrides_address_items_by_name() -> None:
         ('mdc.north.region="south"', "mdc.north.region", "a region of the fleet: north"),
         ('scenario.name="../../tmp/evil"', "scenario.name", "used as a folder"),
         ('pipeline.cost_model="/etc/hostname"', "pipeline.cost_model", "JSONDecodeError"),
+        # values that passed and then overflowed the schedules' integers, or kept a run
+        # busy without end
+        ('fleet.pv.meter.upload="36526d"', "fleet.pv.meter.upload", "at most 36525d"),
+        ('pipeline.analytics_every="1ms"', "pipeline.analytics_every", "at least 1min"),
+        ('network.vpn.rekey="1s"', "network.vpn.rekey", "at least 1min"),
+        ('network.vpn.drop_mtbf="1s"', "network.vpn.drop_mtbf", "at least 1min"),
+        ("network.vpn.inner_header_bytes=" + str(2**63), "network.vpn.inner_header_bytes", "]"),
     ],
 )
 def test_bad_values_name_key_value_and_expectation(override: str, key: str, expected: str) -> None:
@@ -135,7 +142,7 @@ def test_fault_meter_must_be_an_exact_id(tmp_path: Path) -> None:
 
 def test_negative_seed_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", str(BASELINE), "--seed", "-1", "--no-progress"]) == 2
-    assert "--seed = -1: expected an integer >= 0" in capsys.readouterr().err
+    assert "--seed = -1: expected an integer in [0, 9223372036854775807]" in capsys.readouterr().err
 
 
 def test_degraded_coverage_takes_its_extra_latency_as_a_duration(tmp_path: Path) -> None:
@@ -158,3 +165,40 @@ def test_a_vpn_repair_time_without_random_drops_is_refused() -> None:
         load_scenario(BASELINE, ['network.vpn.drop_mttr="5min"'])
     assert info.value.key == "network.vpn.drop_mttr" and "drop_mtbf" in info.value.expected
     load_scenario(BASELINE, ['network.vpn.drop_mttr="5min"', 'network.vpn.drop_mtbf="12h"'])
+
+
+def test_a_weather_file_the_run_cannot_read_is_refused_at_validation(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.epw"
+    bogus.write_text("LOCATION,nowhere\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(BASELINE, [f'weather.source="epw:{bogus}"'])
+    assert info.value.key == "weather.source"
+    assert info.value.expected.startswith('"epw:PATH" of a readable EPW file (reading it failed')
+
+
+def test_fleet_names_must_make_meter_ids_the_pipeline_takes() -> None:
+    for name, expected in [
+        ("pv\u00e9", "ASCII letters, digits, '-' or '_'"),
+        ("p" * 251, "a name of at most 250 characters"),
+    ]:
+        with pytest.raises(ScenarioError) as info:
+            load_scenario(BASELINE, [f'fleet.pv.name="{name}"'])
+        assert info.value.value == name and expected in info.value.expected
+    # the longest name that fits: its meter ids have 256 characters
+    load_scenario(BASELINE, [f'fleet.pv.name="{"p" * 250}"'])
+    with pytest.raises(ScenarioError) as info:  # a million meters: ids of 6 digits
+        load_scenario(BASELINE, ["fleet.pv.count=1000000", f'fleet.pv.name="{"p" * 250}"'])
+    assert "a name of at most 249 characters" in info.value.expected
+
+
+def test_a_fault_can_target_a_meter_past_index_99999(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        BASELINE.read_text()
+        + '\n[[fault]]\nkind = "meter_power_loss"\nat = "1h"\nduration = "1h"\n'
+        + 'meter = "pv-100000"\n'
+    )
+    assert load_scenario(path, ["fleet.pv.count=100001"]).faults[0].meter == "pv-100000"
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path, ["fleet.pv.count=100000"])
+    assert info.value.key == "fault.0.meter"
