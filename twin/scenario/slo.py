@@ -69,17 +69,26 @@ def _unserved(results: ResultsJson) -> float | None:
     return float(sum(m.get("power_unserved_wh", 0.0) for m in results["mdcs"]))
 
 
-def _score(field: str) -> Callable[[ResultsJson], float | None]:
-    def read(results: ResultsJson) -> float | None:
-        scored = [s[field] for s in results["analytics"] if s["detection_kind"] is not None]
-        return _extreme(min, _values(scored))
+def _lowest_recall(results: ResultsJson) -> float | None:
+    scores = results["analytics"]
+    kinds = [] if scores is None else scores["kinds"]
+    return _extreme(min, _values(k["recall"] for k in kinds))
 
-    return read
+
+def _precision(results: ResultsJson) -> float | None:
+    scores = results["analytics"]
+    return None if scores is None or scores["precision"] is None else float(scores["precision"])
 
 
 def _forecast_skill(results: ResultsJson) -> float | None:
-    skill = results["forecasts"].get("skill")
-    return None if skill is None else float(skill)
+    """The lowest overall skill over the kinds of site forecast by something other than
+    their reference (a reference scored against itself has skill 0 by construction)."""
+    skills = [
+        f["overall"]["skill"]
+        for f in results["forecasts"].values()
+        if f.get("overall") and set(f["methods"]) - set(f["references"])
+    ]
+    return _extreme(min, _values(skills))
 
 
 @dataclass(frozen=True)
@@ -116,11 +125,13 @@ SLO_KINDS: dict[str, SloKind] = {
     "drain_s": SloKind("longest backlog drain after a fault", "max", "s", _drain),
     "energy_mdc_kwh": SloKind("facility energy of all MDCs", "max", "kWh", _mdc_energy),
     "power_unserved_wh": SloKind("MDC energy unserved (brown-out)", "max", "Wh", _unserved),
-    "analytics_recall": SloKind("lowest recall of a fault kind", "min", "", _score("recall")),
+    "analytics_recall": SloKind("lowest recall of a fault kind", "min", "", _lowest_recall),
     "analytics_precision": SloKind(
-        "lowest precision of a detector", "min", "", _score("precision")
+        "precision of the alerts (not false alarms / raised)", "min", "", _precision
     ),
-    "forecast_skill": SloKind("forecast skill vs persistence", "min", "", _forecast_skill),
+    "forecast_skill": SloKind(
+        "lowest forecast skill vs its reference, by kind of site", "min", "", _forecast_skill
+    ),
 }
 
 

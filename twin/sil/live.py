@@ -235,22 +235,8 @@ class LiveDelivery:
     def serve(self, handoff: Handoff, k: int) -> Generator[simpy.Event, Any, None]:
         """Deliver the copy of ``handoff`` to MDC ``k``'s service and apply its answer at
         the simulated time it came (module docstring)."""
-        env = self.env
-        target = self.targets[self.mdc_target[k]]
-        with self.slots.request() as slot:
-            yield slot
-            ticket = next(self._tickets)
-            request = _Request(ticket, handoff, target, env.now, env.event())
-            self._requests[ticket] = request
-            self.bridge.post(ticket, f"{target.url}/v1/uploads", handoff.upload.body)
-            yield request.arrived
-            completion = request.completion
-            assert completion is not None
-            due_s = request.send_s + completion.latency_s
-            if due_s > env.now:
-                yield env.timeout(due_s - env.now)
-        del self._requests[ticket]
-        self._apply(request, env.now)
+        request = yield from self._post(handoff, handoff.upload.body, k)
+        self._apply(request, self.env.now)
 
     def serve_station(
         self, body: bytes, k: int
@@ -258,12 +244,30 @@ class LiveDelivery:
         """Deliver a met station's upload to MDC ``k``'s service (as :meth:`serve` a
         meter's); what the service did with it at the simulated time of its answer, None
         without an answer (the station sends it again)."""
+        request = yield from self._post(None, body, k)
+        completion = request.completion
+        assert completion is not None
+        self._measured(completion)
+        data = completion.body
+        if completion.status is None or data is None or "accepted" not in data:
+            self.answers["station_unanswered"] += 1
+            return None
+        answer = UploadAnswer.from_json(data)
+        self._observe(request.target, answer)
+        self.answers["station_stored" if answer.outcome.accepted else "station_rejected"] += 1
+        return answer.outcome
+
+    def _post(
+        self, handoff: Handoff | None, body: bytes, k: int
+    ) -> Generator[simpy.Event, Any, _Request]:
+        """POST ``body`` to MDC ``k``'s service in a free slot; the request once its answer
+        is due in simulated time (module docstring)."""
         env = self.env
         target = self.targets[self.mdc_target[k]]
         with self.slots.request() as slot:
             yield slot
             ticket = next(self._tickets)
-            request = _Request(ticket, None, target, env.now, env.event())
+            request = _Request(ticket, handoff, target, env.now, env.event())
             self._requests[ticket] = request
             self.bridge.post(ticket, f"{target.url}/v1/uploads", body)
             yield request.arrived
@@ -273,15 +277,7 @@ class LiveDelivery:
             if due_s > env.now:
                 yield env.timeout(due_s - env.now)
         del self._requests[ticket]
-        self._measured(completion)
-        body_json = completion.body
-        if completion.status is None or body_json is None or "accepted" not in body_json:
-            self.answers["station_unanswered"] += 1
-            return None
-        answer = UploadAnswer.from_json(body_json)
-        self._observe(target, answer)
-        self.answers["station_stored" if answer.outcome.accepted else "station_rejected"] += 1
-        return answer.outcome
+        return request
 
     # -- the run loop ----------------------------------------------------------------------
     def run(self, until_s: float) -> None:

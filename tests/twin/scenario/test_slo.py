@@ -67,8 +67,8 @@ def _results(slo: dict[str, float]) -> dict:
         },
         "mdcs": [{"server_availability": {"a/server-0": 0.999, "a/server-1": 0.95}}],
         "faults": [{"drain_s": 100.0}, {}, {"drain_s": 700.0}],
-        "analytics": [],
-        "forecasts": {"issued": 0},
+        "analytics": None,
+        "forecasts": {},
     }
 
 
@@ -105,3 +105,32 @@ def test_every_kind_reads_a_real_run_shape() -> None:
         "mdc_queue_peak": 3,
     }
     assert {v.slo.key for v in judge(results)} == set(SLO_KINDS)
+
+
+def test_analytics_and_forecast_levels_read_the_scores() -> None:
+    """Recall is the worst kind's, precision that of all alerts, forecast skill the worst
+    kind of site's whose forecasts are not their own reference."""
+    results = _results({"analytics_recall": 0.9, "analytics_precision": 0.9, "forecast_skill": 0.2})
+    results["analytics"] = {
+        "precision": 0.95,
+        "kinds": [{"recall": 1.0}, {"recall": 0.5}, {"recall": None}],
+    }
+    step = {"n": 10, "skill": 0.3}
+    results["forecasts"] = {
+        "pv": {
+            "methods": ["feed_regression"],
+            "references": ["smart_persistence"],
+            "overall": step,
+        },
+        "wind": {
+            "methods": ["persistence"],
+            "references": ["persistence"],
+            "overall": step | {"skill": 0.0},
+        },
+    }
+    verdicts = {v.slo.key: (v.value, v.met) for v in judge(results)}
+    assert verdicts == {
+        "analytics_recall": (0.5, False),
+        "analytics_precision": (0.95, True),
+        "forecast_skill": (0.3, True),
+    }

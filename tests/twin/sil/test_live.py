@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,8 +59,17 @@ def test_a_live_run_balances_against_the_store_of_a_service_it_did_not_start(
     assert results.service_time.mode == "live" and results.scenario.mdcs[0].ack == "commit"
     assert k.readings_lost_total == 0 and k.readings_stored > 0
     # every copy that reached the service got its real answer, and was acknowledged by it
-    assert report.answers == {"stored": k.uploads_delivered}
+    (feed,) = results.weather_feed  # the met station's uploads went to the service too
+    assert feed.uploads_acknowledged > 0 and feed.uploads_rejected == 0
+    assert report.answers == {
+        "stored": k.uploads_delivered,
+        "station_stored": feed.uploads_acknowledged,
+    }
     assert k.uploads_acknowledged == k.uploads_delivered
+    with sqlite3.connect(store) as db:  # each observation and forecast value stored once
+        (observations,) = db.execute("SELECT COUNT(*) FROM weather_observations").fetchone()
+        (forecasts,) = db.execute("SELECT COUNT(*) FROM weather_forecasts").fetchone()
+    assert observations + forecasts == feed.values_stored > 0
     assert k.hop_latency_s["pipeline"].p50 == pytest.approx(report.latency_p50_s)
     assert report.settled_present == report.settled_absent == report.kills == 0
 
