@@ -5,8 +5,9 @@ the station's own key, through the region's first cell, the home MDC's gateway a
 (the backbone when the router fails over) to a core of the MDC, where the real pipeline
 stores them (``docs/upload-format.md`` §6), as a meter's uploads go
 (:mod:`twin.world.journey`). In a live run the MDC's real service stores them: past the
-gateway the upload is POSTed to it as a meter's is (:meth:`twin.sil.live.LiveDelivery.\
-serve_station`), and the service's keyring holds the stations' keys.
+gateway the upload is POSTed to it as a meter's is
+(:meth:`twin.sil.live.LiveDelivery.serve_station`), and the service's keyring holds the
+stations' keys.
 
 The station's uploads are accounted apart from the meters' ledger (:class:`FeedRecord`):
 they share the cell, the tunnel and the MDC's cores with the meters (so they take their
