@@ -10,6 +10,10 @@ points/s are printed (run with ``-s``) and stored in the benchmark's extra_info.
 
     .venv/bin/pytest bench/test_analytics_bench.py -s
 
+`test_analysis_cost_per_hour_is_flat_in_history` times the hourly analysis of 100 and 1,000
+PV meters a day into their history and again past the fleet grid's window; the gate is
+the ratio of the two (at most 1.5: flat).
+
 `test_pipeline_analyze_steady_state` measures `pipeline.service.Pipeline.analyze` as an MDC
 runs it: every hour, 20 PV meters of 1-minute readings with three weeks of history (604,800
 points per call), one new hour each; the gate is its cost per point against a bare `vee`
@@ -25,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from pipeline import Pipeline, ReadingBatch, ReadingType, SiteMeta
-from pipeline.analyze.clearsky import expected_energy_wh
+from pipeline.analyze.clearsky import SiteArrays, clear_sky_bins, expected_energy_wh
+from pipeline.analyze.fleet import FLEET_WINDOW_DAYS
 from pipeline.analyze.kernels import MAD_TO_SIGMA, rolling_median, rolling_robust_z
 from pipeline.analyze.vee import VeeLimits, vee
 
@@ -217,3 +223,85 @@ def test_pipeline_analyze_steady_state(benchmark: Any) -> None:
     assert first.points_analysed == n_sites * n
     # the steady state reads only the new hour, writes only its rows: a few bare VEE runs
     assert seconds / ref_s <= 8.0, f"analyze costs {seconds / ref_s:.1f}x a bare VEE pass"
+
+
+def _fleet(n_sites: int, n_bins: int, step_s: int) -> tuple[list[SiteMeta], np.ndarray]:
+    """`n_sites` PV sites within ~20 km (10-40 kW DC, varied orientation) and their metered
+    15-minute energy from T0, Wh: the clear sky times 0.97, 0.1 % meter noise."""
+    rng = np.random.default_rng(11)
+    sites = [
+        SiteMeta(
+            f"pv-{i:04d}", "pv", float(rng.uniform(10_000, 40_000)),
+            36.1 + rng.uniform(-0.1, 0.1), -79.9 + rng.uniform(-0.1, 0.1), 270.0,
+            float(rng.uniform(15, 35)), float(rng.uniform(150, 210)),
+        )
+        for i in range(n_sites)
+    ]  # fmt: skip
+    starts = T0 + step_s * np.arange(n_bins, dtype=np.int64)
+    clear = clear_sky_bins(SiteArrays.of(sites), starts, step_s).energy_wh
+    plate = np.array([s.nameplate_w for s in sites])[:, None] * step_s / 3600.0
+    energy = np.minimum(0.97 * clear, plate) * (1 + 0.001 * rng.standard_normal(clear.shape))
+    return sites, np.round(energy).astype(np.int64)
+
+
+def _hourly_analysis_costs(n_sites: int, hours: int = 6) -> tuple[list[float], list[float]]:
+    """Wall time of `hours` hourly analyses of `n_sites` PV meters (15-minute readings) a
+    day into their history, and of as many after `FLEET_WINDOW_DAYS + 1` days, s."""
+    step, per_day = 900, 96
+    n_days = FLEET_WINDOW_DAYS + 2
+    sites, values = _fleet(n_sites, n_days * per_day, step)
+    rt = ReadingType(72, 0, step, 19, kind=12)
+    starts = T0 + step * np.arange(n_days * per_day, dtype=np.int64)
+    with tempfile.TemporaryDirectory() as tmp, Pipeline(Path(tmp) / "bench.sqlite") as pipe:
+        for site in sites:
+            pipe.register_site(site)
+
+        def deliver(lo: int, hi: int) -> None:  # bins [lo, hi) of every meter
+            batches = [
+                ReadingBatch.of(
+                    s.site_id, lo, rt, starts[lo:hi], np.full(hi - lo, step, np.int64),
+                    values[i, lo:hi],
+                )
+                for i, s in enumerate(sites)
+            ]  # fmt: skip
+            pipe.analysis.mark_new(batches, pipe.store.readings.upsert_batches(batches))
+
+        def timed_hours(first_hour: int) -> list[float]:
+            out = []
+            for hour in range(first_hour, first_hour + hours):
+                deliver(4 * hour, 4 * hour + 4)
+                t = time.perf_counter()
+                pipe.analyze(int(T0 + 3600 * (hour + 1)))
+                out.append(time.perf_counter() - t)
+            return out
+
+        deliver(0, per_day)  # the first day at once, then hourly
+        pipe.analyze(int(T0 + 86_400))
+        early = timed_hours(24)
+        for day in range(1, n_days - 1):  # catch up a day at a time
+            deliver(max(4 * (24 + hours), day * per_day), (day + 1) * per_day)
+            pipe.analyze(int(T0 + (day + 1) * 86_400))
+        late = timed_hours((n_days - 1) * 24)
+    return early, late
+
+
+@pytest.mark.parametrize("n_sites", [100, 1000])
+def test_analysis_cost_per_hour_is_flat_in_history(benchmark: Any, n_sites: int) -> None:
+    """DESIGN §7: the hourly batch analysis costs the same a day into the history as past
+    the fleet grid's whole window (`pipeline.analyze.fleet.FLEET_WINDOW_DAYS`): it reads the
+    new readings with a short context and its grid has a fixed size. Gate: the median hour
+    late over the median hour early, in the same run, at most 1.5."""
+    early, late = benchmark.pedantic(
+        _hourly_analysis_costs, args=(n_sites,), rounds=1, iterations=1
+    )
+    early_s, late_s = float(np.median(early)), float(np.median(late))
+    ratio = late_s / early_s
+    benchmark.extra_info.update(
+        {"early_hour_s": early_s, "late_hour_s": late_s, "late_over_early": ratio}
+    )
+    print(
+        f"\nhourly analysis of {n_sites} PV meters: {early_s * 1e3:.0f} ms a day in, "
+        f"{late_s * 1e3:.0f} ms after {FLEET_WINDOW_DAYS + 1} days "
+        f"({late_s / n_sites * 1e6:.0f} us per site); late / early = {ratio:.2f}"
+    )
+    assert ratio <= 1.5, f"an hour of analysis costs {ratio:.2f}x more with more history"

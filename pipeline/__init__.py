@@ -15,6 +15,7 @@ The names below are the pipeline's public API.
 from pipeline.analyze.batch import ANALYSIS_STAGES, AnalysisOutcome, BatchAnalysis
 from pipeline.analyze.faults import DetectorParams
 from pipeline.analyze.forecast import ForecastRecord
+from pipeline.analyze.recommendations import Recommendation
 from pipeline.espi.reading_type import ReadingType
 from pipeline.fetch.auth import Keyring, seal
 from pipeline.fetch.limits import Limits
@@ -39,6 +40,7 @@ __all__ = [
     "Pipeline",
     "ReadingBatch",
     "ReadingType",
+    "Recommendation",
     "RejectedUpload",
     "SiteMeta",
     "Store",

@@ -12,8 +12,10 @@ each stage's CPU cost, from which the twin's calibrator fits its per-stage cost 
   replay window); the hardened parse (`pipeline.fetch.parse.parse_upload`); with a keyring,
   the check that the document's feed id is the envelope's (meter, sequence number);
 - process: one `pipeline.process.batch.ReadingBatch` per series of the upload
-  (`pipeline.process.upload.extract_batches`);
-- store: all series of the upload in one unit of work (`pipeline.store.readings`);
+  (`pipeline.process.upload.extract_batches`), or for a document of the regional weather
+  feed (``docs/upload-format.md`` §6) its values (`pipeline.process.weather.read_weather`);
+- store: all series of the upload in one unit of work (`pipeline.store.readings`; weather
+  in `pipeline.store.weather`);
 - analyze: the series that got new readings are handed to the batch analysis
   (`pipeline.analyze.batch.BatchAnalysis.mark_new`), which analyses them with their
   history on its next run; with batched commits, the group's commit.
@@ -48,12 +50,15 @@ from pipeline.analyze.batch import (
     BatchAnalysis,
 )
 from pipeline.analyze.faults import DetectorParams
+from pipeline.analyze.recommendations import Recommendation
 from pipeline.fetch.auth import DEFAULT_REPLAY_WINDOW, Authenticator, Keyring
 from pipeline.fetch.limits import Limits
 from pipeline.fetch.parse import parse_upload
 from pipeline.fetch.rejection import RejectedUpload
 from pipeline.process.batch import ReadingBatch
 from pipeline.process.upload import extract_batches, upload_id
+from pipeline.process.weather import WeatherUpload, read_weather
+from pipeline.sinks.digest import send_digest
 from pipeline.sinks.webhook import AlertSink
 from pipeline.store.readings import StoredCounts
 from pipeline.store.sites import SiteMeta
@@ -234,13 +239,16 @@ class UploadService:
         timer = None if clock is None else _StageTimer(clock)
         stage = "fetch"
         batches: tuple[ReadingBatch, ...] = ()
+        weather: WeatherUpload | None = None
         try:
             try:
                 root, feed_id, document = self._fetch(body)
                 if timer is not None:
                     timer.lap(stage)
                 stage = "process"
-                batches = extract_batches(root, feed_id, source=document)
+                weather = read_weather(root, feed_id)
+                if weather is None:
+                    batches = extract_batches(root, feed_id, source=document)
                 del root  # free the tree before the slower stages
                 if timer is not None:
                     timer.lap(stage)
@@ -253,11 +261,14 @@ class UploadService:
             stage = "store"
             if self.commit_every > 1:
                 self.store.begin()
-            counts = self.store.readings.upsert_batches(batches)
+            if weather is None:
+                counts = self.store.readings.upsert_batches(batches)
+            else:
+                counts = [self.store.weather.upsert(weather)]
             if timer is not None:
                 timer.lap(stage)
             stage = "analyze"
-            if self._on_stored is not None:
+            if self._on_stored is not None and weather is None:
                 self._on_stored(batches, counts)
             committed = False
             if self.commit_every > 1:
@@ -286,21 +297,25 @@ class UploadService:
                 stage_ns=None if timer is None else timer.stage_ns,
                 rejected_stage=stage,
             )
-        first = batches[0]
         inserted = sum(c.inserted for c in counts)
         duplicates = sum(c.duplicates for c in counts)
         conflicts = sum(c.conflicts for c in counts)
+        sender, sequence_no = (
+            (batches[0].meter_id, batches[0].sequence_no)
+            if weather is None
+            else (weather.station.station_id, weather.sequence_no)
+        )
         return UploadOutcome(
             accepted=True,
             reason=None,
-            meter_id=first.meter_id,
-            sequence_no=first.sequence_no,
+            meter_id=sender,
+            sequence_no=sequence_no,
             size_bytes=len(body),
             n_readings=inserted + duplicates + conflicts,
             inserted=inserted,
             duplicates=duplicates,
             stage_ns=None if timer is None else timer.stage_ns,
-            n_series=len(batches),
+            n_series=len(batches) if weather is None else 1,
             committed=committed,
             conflicts=conflicts,
         )
@@ -373,13 +388,16 @@ class Pipeline:
 
     def analyze(self, now_epoch_s: int, clock: Callable[[], int] | None = None) -> AnalysisOutcome:
         """The batch analysis at `now_epoch_s` (`pipeline.analyze.batch.BatchAnalysis.analyze`),
-        then the new detections to the ``webhook`` sink (`AnalysisOutcome.alerts_sent`; its
-        cost counts as ``alert`` in `AnalysisOutcome.stage_ns`)."""
+        then the new detections and the day's digest (`pipeline.sinks.digest`) to the
+        ``webhook`` sink (`AnalysisOutcome.alerts_sent` counts the detections; the cost
+        counts as ``alert`` in `AnalysisOutcome.stage_ns`)."""
         outcome = self.analysis.analyze(now_epoch_s, clock)
-        if not outcome.detections or self.webhook is None:
+        if self.webhook is None or not (outcome.detections or outcome.digest):
             return outcome
         t_ns = None if clock is None or outcome.stage_ns is None else clock()
-        sent = self.webhook.submit(outcome.detections)
+        sent = self.webhook.submit(outcome.detections) if outcome.detections else 0
+        if outcome.digest is not None:
+            send_digest(self.webhook, outcome.digest)
         stage_ns = outcome.stage_ns
         if t_ns is not None and clock is not None and stage_ns is not None:
             stage_ns = {**stage_ns, "alert": stage_ns["alert"] + clock() - t_ns}
@@ -387,7 +405,7 @@ class Pipeline:
 
     def recommendations(
         self, now_epoch_s: int | None = None, min_confidence: float = 0.5
-    ) -> list[str]:
+    ) -> list[Recommendation]:
         """What a person should do now
         (`pipeline.analyze.batch.BatchAnalysis.recommendations`)."""
         return self.analysis.recommendations(now_epoch_s, min_confidence)

@@ -432,7 +432,7 @@ def _run_live(args: argparse.Namespace, scenario: Scenario, out_dir: Path, stagi
 def _add_keys(commands: argparse._SubParsersAction) -> None:
     keys = commands.add_parser(
         "keys",
-        help="write the keyring (and site registry) of a scenario's meters, for "
+        help="write the keyring (and site registry) of a scenario's meters and met stations, for "
         "'python -m pipeline serve --keyring FILE [--sites FILE]'",
     )
     keys.add_argument("scenario", type=Path)
@@ -446,16 +446,16 @@ def _add_keys(commands: argparse._SubParsersAction) -> None:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from twin.runner import meter_keys, site_records
+    from twin.runner import site_records, upload_keys
     from twin.scenario.loader import load_scenario
     from twin.sil.live_run import write_keyring, write_sites
     from twin.world.fleet import build_fleets
 
     scenario = load_scenario(args.scenario, args.overrides)
     fleets = build_fleets(scenario)
-    keys = meter_keys(scenario, fleets)
+    keys = upload_keys(scenario, fleets)
     write_keyring(args.out, keys)
-    print(f"{args.out}: keys of {len(keys)} meters")
+    print(f"{args.out}: keys of {len(keys)} meters and met stations")
     if args.sites is not None:
         sites = site_records(fleets)
         write_sites(args.sites, sites)

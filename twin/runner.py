@@ -20,19 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import Keyring, Pipeline, SiteMeta
-from twin.accounting.forecasts import score_forecasts
+from pipeline import Keyring, Pipeline, Recommendation, SiteMeta
+from twin.accounting.forecasts import score_forecasts_by_kind
 from twin.accounting.kpi_names import check_slos
 from twin.accounting.kpis import assemble_kpis
 from twin.accounting.ledger import LedgerError
 from twin.accounting.records import LedgerRecord, ServiceTimeRecord
 from twin.accounting.results import Results
-from twin.accounting.scoring import score_detections
+from twin.accounting.scoring import daylight_start, score_analytics
 from twin.accounting.series import LatencyDistribution, RunSeries, timeseries_table
 from twin.rng import component_rng
 from twin.scenario.loader import Scenario
 from twin.sil.service_time import SERVICE_TIME_MODES, load_cost_model
 from twin.world.fleet import FleetData, build_fleets
+from twin.world.weather_feed import station_keys
 from twin.world.world import World
 
 STORE_NAME = "store.sqlite"
@@ -82,6 +83,12 @@ def meter_keys(scenario: Scenario, fleets: list[FleetData]) -> dict[str, bytes]:
     }
 
 
+def upload_keys(scenario: Scenario, fleets: list[FleetData]) -> dict[str, bytes]:
+    """The key of everything that uploads to the MDC: the meters' (:func:`meter_keys`) and
+    the met stations' (:func:`twin.world.weather_feed.station_keys`)."""
+    return meter_keys(scenario, fleets) | station_keys(scenario)
+
+
 def _fresh_store(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -129,14 +136,15 @@ def run(
     fleets = build_fleets(scenario)
     with tempfile.TemporaryDirectory(prefix="twin-") as tmp:
         store_path = fresh_store_path(Path(store_dir) if store_dir is not None else Path(tmp))
-        keys = meter_keys(scenario, fleets) if scenario.pipeline.authenticate else None
+        keys = upload_keys(scenario, fleets) if scenario.pipeline.authenticate else None
         pipeline = Pipeline(store_path, keyring=Keyring(keys) if keys is not None else None)
         for site in site_records(fleets):
             pipeline.register_site(site)
         world = World(scenario, seed, fleets, pipeline, service_time, progress, audit_every_s, keys)
         world.run()
         stored_rows = pipeline.store.readings.count()
-        recommendations = pipeline.recommendations(world.epoch_s + int(scenario.duration_s))
+        end_s = world.epoch_s + int(scenario.duration_s)
+        recommendations = pipeline.recommendations(end_s)
         pipeline.close()
     ledger, counters = world.ledger, world.counters
     # the database also holds readings whose (simulated) commit ends after the horizon: the
@@ -175,7 +183,7 @@ def assemble_results(
     fleets: list[FleetData],
     *,
     stored_rows: int,
-    recommendations: list[str],
+    recommendations: list[Recommendation],
     service_time: ServiceTimeRecord,
     store_path: str | None,
     t0: float,
@@ -235,11 +243,28 @@ def assemble_results(
         ),
         ground_truth=ground_truth,
         detections=world.detections,
-        analytics=score_detections(ground_truth, world.detections),
+        analytics=score_analytics(
+            ground_truth,
+            world.detections,
+            world.events,
+            daylight_start(
+                {
+                    m: (float(f.latitude_deg[i]), float(f.longitude_deg[i]), f.spec.kind)
+                    for f in fleets
+                    for i, m in enumerate(f.meter_ids)
+                },
+                world.epoch_s,
+            ),
+        ),
+        events=world.events,
         recommendations=recommendations,
-        forecasts=score_forecasts(
+        recommendations_issued=world.recommendations,
+        digests=world.digests,
+        forecasts=score_forecasts_by_kind(
             world.forecasts,
             {m: p for f in fleets for m, p in f.site_power().items()},
             world.epoch_s,
+            {m: f.spec.kind for f in fleets for m in f.meter_ids},
         ),
+        weather_feed=[f.record for f in world.feeds],
     )

@@ -9,16 +9,15 @@ Which detectors run on which series (`pipeline.analyze.series_analysis`):
   (`channel_roles`): a meter with flowDirection 19 only is a generation meter (role
   ``generation``), with 1 only a consumption meter (``consumption``), with both a net meter
   (19 ``export``, 1 ``import``);
-- with registered metadata (`pipeline.store.sites.SiteMeta`), the site kind's detectors
-  (`pipeline.analyze.faults.SITE_DETECTORS`) run on the channel whose role measures the
-  source (`ROLE_DETECTORS`: pv and wind on ``generation``, load on ``consumption``). On a
-  net meter, PV and wind detectors do not run: export is generation minus the site's own
-  consumption, so an overcast day with the clinic's HVAC running reads like an inverter
-  trip, and a performance ratio or a curtailment ceiling of export measures the load as
-  much as the source; only the metadata-free detector runs on both registers. The site's
-  nameplate bounds the roles of `NAMEPLATE_ROLES` (VEE high limit, flat-top exemption);
-- every other energy series (no metadata, or a role the kind's detectors do not fit) gets
-  the metadata-free detectors (`METADATA_FREE_DETECTORS`: the stuck register). Its
+- the generation, export and import channels of a registered PV or wind site
+  (`pipeline.store.sites.SiteMeta`) go to the fleet grid (`pipeline.analyze.fleet`), whose
+  detectors compare the site with its neighbours. A net meter's export is generation minus
+  the site's own consumption, so the PV performance detectors read generation meters only;
+  the register detectors read both registers of a net meter. The site's nameplate bounds
+  the roles of `NAMEPLATE_ROLES` (VEE high limit, flat-top exemption);
+- a registered load site's consumption gets its per-series detectors (`ROLE_DETECTORS`);
+  every other energy series (no metadata) gets the metadata-free detectors
+  (`METADATA_FREE_DETECTORS`: the stuck register). Its
   flat-top exemption (clipping, rated power) then uses the highest reading of the window
   as the ceiling, when the series ramps up to it and back (`observed_flat_top_w`);
 - on load-driven channels (``consumption``, ``import``) a stuck run must last
@@ -36,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from pipeline.analyze.faults import SITE_DETECTORS, STUCK_METER
+from pipeline.analyze.faults import ANOMALY, STUCK_METER
 from pipeline.analyze.vee import VeeLimits, max_interval_value
 from pipeline.espi.codes import (
     FLOW_DELIVERED,
@@ -78,12 +77,12 @@ EXPORT = "export"
 IMPORT = "import"
 OTHER = "other"
 
-#: Detectors per (site kind, channel role) when the site is registered; any other pair
-#: gets `METADATA_FREE_DETECTORS` (see the module docstring for why net meters do).
+#: Per-series detectors per (site kind, channel role) when the site is registered; any
+#: other pair gets `METADATA_FREE_DETECTORS`. A registered PV or wind site's generation,
+#: export and import channels are not here: the fleet's detectors compare them with their
+#: neighbours (`pipeline.analyze.batch`).
 ROLE_DETECTORS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("pv", GENERATION): SITE_DETECTORS["pv"],
-    ("wind", GENERATION): SITE_DETECTORS["wind"],
-    ("load", CONSUMPTION): SITE_DETECTORS["load"],
+    ("load", CONSUMPTION): (ANOMALY, STUCK_METER),
 }
 #: Detectors that need no site metadata: a register repeating one non-zero value for hours
 #: is a fault whatever the source.

@@ -1,7 +1,9 @@
-"""The faults the detectors report (kinds), which detectors run for which kind of site
-(`SITE_DETECTORS`), and the detectors' thresholds (`DetectorParams`).
+"""What the detectors report: the kinds of fault (`FAULT_KINDS`), the kinds of normal event
+(`EVENT_KINDS`, reported but never alerted), which kinds explain one observation so that
+the first classification of a fault stands (`FAMILIES`), and the detectors' thresholds
+(`DetectorParams`).
 
-Only numpy, numba and the standard library are imported here (DESIGN §2).
+Only the standard library is imported here (DESIGN §2).
 """
 
 from __future__ import annotations
@@ -10,115 +12,188 @@ from dataclasses import dataclass
 
 __all__ = [
     "ANOMALY",
+    "CLOCK_OFFSET",
     "CURTAILMENT",
+    "DEGRADATION",
+    "EVENT_KINDS",
+    "FAMILIES",
+    "FAULT_KINDS",
+    "ICING",
     "INVERTER_TRIP",
-    "SITE_DETECTORS",
+    "PARTIAL_SHADING",
     "SOILING",
+    "SPIKE",
+    "STORM_CUTOUT",
     "STUCK_METER",
+    "ZERO_REGISTER",
     "DetectorParams",
 ]
 
-SOILING = "soiling"
 INVERTER_TRIP = "inverter_trip"
+ZERO_REGISTER = "zero_register"
 STUCK_METER = "stuck_meter"
+SPIKE = "spike"
+SOILING = "soiling"
+DEGRADATION = "degradation"
+PARTIAL_SHADING = "partial_shading"
 CURTAILMENT = "curtailment"
+ICING = "icing"
+CLOCK_OFFSET = "clock_offset"
 ANOMALY = "anomaly"
+#: A turbine stopped by its controller in high wind: normal behaviour, an event.
+STORM_CUTOUT = "storm_cutout"
 
-#: Which detectors run for which kind of site (`pipeline.store.sites.SITE_KINDS`).
-SITE_DETECTORS: dict[str, tuple[str, ...]] = {
-    "pv": (SOILING, INVERTER_TRIP, STUCK_METER),
-    "wind": (CURTAILMENT, STUCK_METER),
-    "load": (ANOMALY, STUCK_METER),
-}
+FAULT_KINDS: tuple[str, ...] = (
+    INVERTER_TRIP, ZERO_REGISTER, STUCK_METER, SPIKE, SOILING, DEGRADATION, PARTIAL_SHADING,
+    CURTAILMENT, ICING, CLOCK_OFFSET, ANOMALY,
+)  # fmt: skip
+EVENT_KINDS: tuple[str, ...] = (STORM_CUTOUT,)
+
+#: Kinds that are readings of one observation: no output (a tripped inverter or a register
+#: reading zero), a gradual loss (soiling or degradation), a turbine below its neighbours
+#: (iced or curtailed). While an alert of one is open, a detection of another kind of its
+#: family on the same meter and time extends that alert instead of raising a second one.
+FAMILIES: tuple[frozenset[str], ...] = (
+    frozenset({INVERTER_TRIP, ZERO_REGISTER}),
+    frozenset({SOILING, DEGRADATION}),
+    frozenset({CURTAILMENT, ICING}),
+)
 
 
 @dataclass(frozen=True)
 class DetectorParams:
-    """Thresholds of the detectors (project choices, each stated with its reason).
+    """Thresholds of the detectors (project choices, each with its reason; the README's
+    "Detectability limits" states what they imply).
 
     Attributes:
-        trip_min_expected_fraction: an interval counts for the trip detector when the
-            clear-sky expectation is at least this fraction of the nameplate (0.2).
-        trip_max_ratio: ... and the reading is at most this fraction of the expectation
-            (0.02: heavy overcast still gives 5-30 % of clear sky).
-        trip_min_duration_s: shortest trip reported, s of such daylight intervals (1800).
-        stuck_min_duration_s: shortest run of identical non-zero readings reported as a
-            stuck meter, s (7200, as `pipeline.analyze.vee.VeeLimits.stuck_max_duration_s`).
-        stuck_min_readings: ... with at least this many readings (4).
-        stuck_exempt_fraction: runs at or above this fraction of the nameplate energy are
-            flat tops (clipping, rated wind), not stuck (0.97).
-        curtail_tolerance_fraction: relative closeness to a ceiling, and between visit
-            levels (0.01: four standard deviations of an IEC 62053 class 1 meter's reading
-            error, so meter noise does not break a plateau).
-        curtail_window_s: span of the centred rolling maximum that defines the local
-            ceiling, s (6 h).
-        curtail_min_level_fraction, curtail_max_level_fraction: plateau levels considered,
-            fractions of rated (0.05 and 0.95: below is calm, above is rated output).
-        curtail_min_visit_s: shortest visit to a ceiling, s (1800: natural output near a
-            wind-speed peak does not stay within 1 % for half an hour).
-        curtail_min_visits: fewest separate visits to one ceiling for a curtailment (2).
-        curtail_max_gap_s: visits further apart than this are separate episodes, s (24 h:
-            a curtailment order outlasts a calm night).
-        curtail_min_duration_s: shortest total time at the ceiling in an episode, s (7200).
-        soiling_window_days: trailing windows of the soiling trend, days ((14, 30, 60): at
-            the twin's default 0.15 %/day, pvlib's Kimber default, a 5 % loss needs five
-            weeks of evidence; at 1 %/day two weeks tell).
-        soiling_min_loss: smallest performance-ratio loss over the window reported (0.05).
-        soiling_min_confidence: smallest fraction of negative pairwise slopes (0.75).
-        soiling_min_clear_days: fewest clear days in a window (5).
-        clear_max_dispersion: a clear day has (q90 - q10) / q50 of its interval ratios at
-            most this (0.15: clouds make the ratio fluctuate within the day).
-        clear_min_fraction: ... and a median ratio at least this fraction of the best of
-            the last `clear_reference_days` (0.7: overcast days are uniform but dark).
-        clear_reference_days: look-back of that best, days (30).
-        daylight_min_fraction: intervals whose expectation is at least this fraction of
-            the day's largest expectation enter the daily ratios (0.3: low sun is where
-            the clear-sky model and the orientation matter most).
-        anomaly_reference_days: days whose median profile is removed before scoring
-            anomalies (3: one odd day cannot move a median of three).
-        anomaly_window: trailing window of the anomaly detector, intervals (61).
-        anomaly_threshold: |modified z| above which a reading is anomalous (8.0, well above
-            Iglewicz & Hoaglin's 3.5 for single outliers: interval energy of PV and wind is
-            heavy-tailed, clouds and gusts, and a false alert costs a site visit).
-        anomaly_mad_floor_fraction: smallest MAD as a fraction of the nameplate energy of
-            one interval (0.02).
+        min_confidence: detections below this confidence are not raised (0.5).
+        bright_fraction: a PV bin is evidence for the no-output detector when its
+            expected energy is at least this fraction of the nameplate's (0.05: below,
+            dawn, dusk and heavy overcast, a meter reading 0 is no news).
+        trip_max_ratio: ... and it reads at most this fraction of the expectation (0.02).
+        no_output_min_s: shortest run of such bins reported, s (1800: two bins).
+        wind_min_expected_fraction: a wind bin is evidence when the neighbours' median
+            capacity factor is at least this (0.1, well above cut-in).
+        storm_wind_m_s: the station's 10-m wind speed at which turbines may cut out, m/s
+            (13: with a logarithmic profile, roughness 0.15 m, about 20 m/s at 100 m hub
+            height in the mean, with gusts to the 25 m/s cut-out of common 2-3 MW types);
+        strong_wind_m_s: ... and from which a turbine that stops from full output has
+            cut out (9: about 14 m/s at hub height, rated wind; the station stands away
+            from the turbines, whose local wind may be a third stronger);
+        storm_hold_s: a storm lasts while the wind is strong this long around its last
+            sign, s (3 h: a front's passage).
+        storm_fleet_fraction: without the station, a bin is stormy when at least this
+            fraction of the region's turbines read 0 while their neighbours' median
+            capacity factor is over 0.5 (0.25).
+        stuck_min_duration_s: shortest run of identical readings the VEE stuck check and
+            the per-series detector report, s (7200).
+        frozen_min_s: shortest frozen run on the fleet grid reported, s (1800: two bins);
+        frozen_min_readings: ... on a generation channel, without the reference moving,
+            when it holds this many readings (30: half an hour of one-minute readings; a
+            15-minute meter needs 7.5 h) ...
+        frozen_min_reading_wh: ... of at least this many Wh each (300: the scatter of a
+            class 0.5S meter's readings, about 0.13 % of the reading within its IEC
+            62053-22 limit of 0.5 %, is then 0.4 count, and thirty equal readings in a
+            row have odds of about 1e-5 by noise alone; a 5 kW array's 18 Wh minutes
+            repeat by the register's 1-Wh resolution for half an hour);
+        stuck_reference_change: ... when the reference's expected energy changed by at
+            least this fraction of the nameplate's during it (0.1: the output had to move,
+            by more than the reference's own error under local clouds; on a net meter's
+            import, the load minus that change had to);
+        stuck_long_s: ... or when it lasted this long whatever the reference did, s
+            (21600: a facility's night load can hold one register value for hours, see
+            `pipeline.analyze.channels.LOAD_STUCK_MIN_DURATION_S`).
+        stuck_exempt_fraction: frozen runs at or above this fraction of the nameplate are
+            flat tops (inverter clipping, a turbine at rated output), not stuck (0.97);
+        frozen_min_level: ... and generation runs below this fraction of it are too (0.02:
+            dawn, or a turbine just past cut-in, can repeat a small reading).
+        spike_clear_sky_factor: a PV reading over this many times its clear-sky energy
+            (or over its nameplate) is a spike (1.5: cloud enhancement lifts one-minute
+            irradiance to 1.3-1.4 times the clear sky at most, e.g. Gueymard, "Cloud and
+            albedo enhancement impacts on solar irradiance", Solar Energy 153:755, 2017);
+        spike_local_factor: ... and at least this many times the median of the readings
+            around it (3: a register error multiplies, the physics does not jump);
+        import_spike_factor: ... on a net meter's import, at least this many times its
+            neighbouring readings, whose median must be at least 2 % of the nameplate's
+            energy (20: a facility's load has real spikes of ten times its base for a
+            minute, a chiller or compressor starting, and a passing cloud makes import out
+            of nothing).
+        wind_below: a turbine bin counts as below its neighbours when its capacity factor
+            is at least this much under their median (0.1).
+        curtail_tolerance: capped bins lie within this fraction of the cap (0.005: a cap
+            is a set-point, and the mean of 15 readings of a class 0.5S meter at it varies
+            by about 0.1 %; bins of free output land that close to each other by chance
+            only rarely).
+        curtail_min_bins: fewest capped bins (4: an hour).
+        curtail_max_level: caps above this capacity factor are rated output (0.9).
+        icing_max_ratio: a turbine bin counts as iced when its output is at most this
+            fraction of its neighbours' (0.75: the README's icing limit is a 30 % loss),
+            and lower still where the fleet's turbines scatter around their neighbours
+            (`pipeline.analyze.wind_detectors`);
+        icing_min_bins: fewest such bins in a run (24: six hours; under local wind
+            fields a healthy turbine's lull can take half its output for three).
+        gradual_min_loss: smallest gradual loss reported (0.04).
+        gradual_min_f: smallest F statistic of the ramp against a flat ratio (40).
+        soiling_min_rate_per_day: a gradual loss faster than this per day is soiling
+            (0.03); slower, without a recovery, degradation (see
+            `pipeline.analyze.pv_detectors.detect_gradual_loss`).
+        shading_min_dip: the ratio's dip in the shaded bins of each day (0.2).
+        shading_min_bins: fewest consecutive shaded bins (4: an hour).
+        shading_min_days: days showing the dip at the same times (2).
+        clock_window_bins: trailing bins the clock detector compares (32: 8 h).
+        clock_max_lag_bins: largest offset tried, bins (8: 2 h).
+        clock_max_error_ratio: the best offset's squared error over the unshifted one's
+            (0.3), each with its best scale (a loss in level is no offset);
+        clock_min_lag_bins: smallest offset reported, bins (2: 30 min).
     """
 
-    trip_min_expected_fraction: float = 0.2
+    min_confidence: float = 0.5
+    bright_fraction: float = 0.05
     trip_max_ratio: float = 0.02
-    trip_min_duration_s: float = 1800.0
+    no_output_min_s: float = 1800.0
+    wind_min_expected_fraction: float = 0.1
+    storm_wind_m_s: float = 13.0
+    strong_wind_m_s: float = 9.0
+    storm_hold_s: float = 3 * 3600.0
+    storm_fleet_fraction: float = 0.25
     stuck_min_duration_s: float = 7200.0
-    stuck_min_readings: int = 4
+    frozen_min_s: float = 1800.0
+    frozen_min_readings: int = 30
+    frozen_min_reading_wh: float = 300.0
+    stuck_reference_change: float = 0.1
+    stuck_long_s: float = 21600.0
     stuck_exempt_fraction: float = 0.97
-    curtail_tolerance_fraction: float = 0.01
-    curtail_window_s: float = 6 * 3600.0
-    curtail_min_level_fraction: float = 0.05
-    curtail_max_level_fraction: float = 0.95
-    curtail_min_visit_s: float = 1800.0
-    curtail_min_visits: int = 2
-    curtail_max_gap_s: float = 24 * 3600.0
-    curtail_min_duration_s: float = 7200.0
-    soiling_window_days: tuple[int, ...] = (14, 30, 60)
-    soiling_min_loss: float = 0.05
-    soiling_min_confidence: float = 0.75
-    soiling_min_clear_days: int = 5
-    clear_max_dispersion: float = 0.15
-    clear_min_fraction: float = 0.7
-    clear_reference_days: int = 30
-    daylight_min_fraction: float = 0.3
+    frozen_min_level: float = 0.02
+    spike_clear_sky_factor: float = 1.5
+    spike_local_factor: float = 3.0
+    import_spike_factor: float = 20.0
+    wind_below: float = 0.1
+    curtail_tolerance: float = 0.005
+    curtail_min_bins: int = 4
+    curtail_max_level: float = 0.9
+    icing_max_ratio: float = 0.75
+    icing_min_bins: int = 24
+    gradual_min_loss: float = 0.04
+    gradual_min_f: float = 40.0
+    soiling_min_rate_per_day: float = 0.03
+    shading_min_dip: float = 0.2
+    shading_min_bins: int = 4
+    shading_min_days: int = 2
+    clock_window_bins: int = 32
+    clock_max_lag_bins: int = 8
+    clock_max_error_ratio: float = 0.3
+    clock_min_lag_bins: int = 2
+    # the per-series detectors of channels without a registered PV or wind site
+    stuck_min_readings: int = 4
     anomaly_reference_days: int = 3
     anomaly_window: int = 61
     anomaly_threshold: float = 8.0
     anomaly_mad_floor_fraction: float = 0.02
 
     def __post_init__(self) -> None:
-        if (
-            not self.soiling_window_days
-            or min(self.soiling_window_days) < 3
-            or self.soiling_min_clear_days < 3
-        ):
-            raise ValueError("soiling_window_days and soiling_min_clear_days must be >= 3")
-        if self.curtail_min_visits < 1 or not self.curtail_window_s > 0:
-            raise ValueError("curtail_min_visits must be >= 1 and curtail_window_s > 0")
+        if not 0 < self.min_confidence <= 1:
+            raise ValueError(f"min_confidence must be in (0, 1], got {self.min_confidence!r}")
         if self.anomaly_window < 3:
             raise ValueError("anomaly_window must be >= 3")
+        if self.shading_min_days < 2 or self.curtail_min_bins < 2 or self.icing_min_bins < 2:
+            raise ValueError("shading_min_days, curtail_min_bins, icing_min_bins must be >= 2")

@@ -1,4 +1,5 @@
-"""Rolling-window kernels on one series: median, MAD, maximum, robust z.
+"""Rolling-window kernels on one series: median, MAD, maximum, robust z; runs of true
+values; and `quiet_nan`, for NaN as an intended answer.
 
 Every function takes a 1-D array ``x`` (any real dtype; computed in float64) and a window
 length in samples, and returns float64 arrays of the same length. Window conventions, the
@@ -42,15 +43,23 @@ Only numpy, numba and the standard library are imported here (DESIGN §2).
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
 __all__ = [
     "MAD_TO_SIGMA",
+    "Runs",
+    "quiet_nan",
     "rolling_max",
     "rolling_median",
     "rolling_median_mad",
     "rolling_robust_z",
+    "runs_across_skips",
     "true_runs",
 ]
 
@@ -340,9 +349,58 @@ def rolling_robust_z(
     return _robust_z_kernel(arr, ref, int(window), mp, float(mad_floor), lag)
 
 
+@contextmanager
+def quiet_nan() -> Iterator[None]:
+    """Silence numpy's warnings where NaN is the intended answer: medians and means of
+    all-NaN (or empty) slices, and invalid or zero divisions, which give NaN or inf that
+    the caller masks. Not thread-safe (it sets the warnings filters)."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
 def true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Starts and stops (exclusive) of the runs of True in a 1-D boolean mask, as int64
     arrays (vectorised: the edges of the mask padded with False)."""
     m = np.concatenate(([False], np.asarray(mask, dtype=bool).ravel(), [False]))
     edges = np.flatnonzero(m[1:] != m[:-1])
     return edges[0::2], edges[1::2]
+
+
+class Runs(NamedTuple):
+    """Runs of hits found by `runs_across_skips`, one entry per run (int64 arrays): the row,
+    the first and last column holding a hit, the number of hits, and `first_hit`, the flat
+    index into the row-major order of the hits (``np.nonzero(hit)``) of each run's first."""
+
+    row: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+    hits: np.ndarray
+    first_hit: np.ndarray
+
+
+def runs_across_skips(hit: np.ndarray, miss: np.ndarray) -> tuple[Runs, np.ndarray]:
+    """Runs of hits along the columns of each row of a 2-D boolean mask, broken only by a
+    miss: cells that are neither (no evidence: night, a missing reading) are skipped, so a
+    run may continue across them. Vectorised (one cumulative sum, one ``nonzero``).
+    Returns the runs and the columns of all hits in row-major order (so that the k-th hit
+    of run i is at ``columns[runs.first_hit[i] + k]``)."""
+    hit = np.asarray(hit, dtype=bool)
+    breaks = np.cumsum(np.asarray(miss, dtype=bool), axis=1)
+    rows, cols = np.nonzero(hit)
+    if rows.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Runs(empty, empty, empty, empty, empty), empty
+    key = breaks[rows, cols]
+    new = np.ones(rows.size, dtype=bool)
+    new[1:] = (rows[1:] != rows[:-1]) | (key[1:] != key[:-1])
+    starts = np.flatnonzero(new)
+    stops = np.append(starts[1:], rows.size)
+    runs = Runs(
+        rows[starts].astype(np.int64),
+        cols[starts].astype(np.int64),
+        cols[stops - 1].astype(np.int64),
+        (stops - starts).astype(np.int64),
+        starts.astype(np.int64),
+    )
+    return runs, cols.astype(np.int64)

@@ -7,9 +7,8 @@ runs on each series' stored window (and the tests run on synthetic ones):
    and why);
 2. `validate_series`: VEE with the limits of its unit and context;
 3. `evidence`: the validated series in Wh with VEE's estimates left out;
-4. `detect_faults`: the detectors of its role and site on that evidence;
-5. `forecast_generation`: for a generation series, the short-term forecast and its
-   backtest.
+4. `detect_faults`: for a series that is not on the fleet grid, the detectors of its role
+   and site on that evidence.
 
 Pure functions of their arguments: reading and writing the store is the orchestrator's.
 
@@ -18,7 +17,6 @@ Only numpy and the standard library are imported here (DESIGN §2).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -34,17 +32,8 @@ from pipeline.analyze.channels import (
     observed_flat_top_w,
     vee_limits,
 )
-from pipeline.analyze.clearsky import expected_energy_wh
 from pipeline.analyze.detectors import DETECTORS
 from pipeline.analyze.faults import DetectorParams
-from pipeline.analyze.forecast import (
-    DEFAULT_FORECAST_METHOD,
-    FORECAST_HORIZON_S,
-    FORECAST_METHOD_BY_KIND,
-    FORECAST_STEP_S,
-    ForecastRecord,
-    forecast_series,
-)
 from pipeline.analyze.series import Series
 from pipeline.analyze.vee import VeeResult, vee
 from pipeline.espi.codes import QUALITY_ESTIMATED_LINEAR, QUALITY_ESTIMATED_REFERENCE_DAY, UOM_WH
@@ -55,20 +44,13 @@ from pipeline.store.sites import SiteMeta
 
 __all__ = [
     "ChannelContext",
-    "ExpectedEnergy",
     "bounding_site",
     "channel_context",
     "detect_faults",
     "evidence",
-    "forecast_generation",
     "params_for_role",
     "validate_series",
 ]
-
-#: Clear-sky expected energy of a site over intervals: (site, interval starts epoch s,
-#: interval length s) -> Wh per interval (`pipeline.analyze.clearsky.expected_energy_wh`,
-#: or a cache of it).
-ExpectedEnergy = Callable[[SiteMeta, np.ndarray, int], np.ndarray]
 
 #: Capacity of the stand-in site of a series without a ceiling, W: no run is a flat top.
 _NO_CEILING_W = 1e18
@@ -185,7 +167,6 @@ def detect_faults(
     params: DetectorParams | None = None,
     *,
     flat_top_w: float | None = None,
-    expected: ExpectedEnergy = expected_energy_wh,
 ) -> list[Detection]:
     """The detectors of a channel's role and site on an interval-energy series (Wh).
 
@@ -193,7 +174,7 @@ def detect_faults(
     of (site kind, role) (`pipeline.analyze.channels.ROLE_DETECTORS`), with the site; else
     the metadata-free detectors, with a stand-in site whose ceiling is `flat_top_w` (none
     when None). The thresholds are `params` (default `DetectorParams()`) for the role
-    (`params_for_role`); a PV site's clear-sky expectation comes from `expected`.
+    (`params_for_role`).
 
     Returns:
         The detections, by start then kind.
@@ -207,37 +188,8 @@ def detect_faults(
         ceiling_w = _NO_CEILING_W if flat_top_w is None else flat_top_w
         det_site = SiteMeta(series.series_id, "load", ceiling_w)
         names = METADATA_FREE_DETECTORS
-    expected_wh = (
-        expected(det_site, series.start_s, series.interval_length_s)
-        if det_site.kind == "pv"
-        else None
-    )
     found: list[Detection] = []
     for name in names:
-        found += DETECTORS[name](det_site, series, expected_wh, p)
+        found += DETECTORS[name](det_site, series, None, p)
     found.sort(key=lambda d: (d.start_s, d.kind))
     return found
-
-
-def forecast_generation(
-    series: Series,
-    reading_type: ReadingType,
-    site: SiteMeta | None,
-    expected: ExpectedEnergy = expected_energy_wh,
-) -> ForecastRecord | None:
-    """The short-term forecast of a generation series (`forecast_series`); `site` is the
-    registered site whose nameplate bounds the channel (`bounding_site`), None without one.
-    The method is `pipeline.analyze.forecast.FORECAST_METHOD_BY_KIND` of the site's kind
-    (clear-sky index persistence for PV, with the site's clear sky over the window and the
-    horizon), else the default."""
-    kind = None if site is None else site.kind
-    method = FORECAST_METHOD_BY_KIND.get(kind or "", DEFAULT_FORECAST_METHOD)
-    expected_wh = None
-    if method == "clear_sky_persistence" and site is not None and series.n:
-        step = series.interval_length_s
-        grid = series.start_s[0] + step * np.arange(
-            series.n + FORECAST_HORIZON_S // step + FORECAST_STEP_S // step,
-            dtype=np.int64,
-        )
-        expected_wh = expected(site, grid, step)
-    return forecast_series(series, reading_type.flow_direction, method, expected_wh)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.analyze.batch import BatchAnalysis
+from pipeline.analyze.forecast import ForecastRecord
 from pipeline.analyze.recommendations import RECOMMENDERS
 from pipeline.espi.codes import FLOW_DELIVERED, FLOW_RECEIVED, REGISTER_ACCUMULATIONS, UOM_WH
 from pipeline.espi.reading_type import ReadingType
@@ -302,9 +303,10 @@ def _nan_to_none(values: np.ndarray) -> list[float | None]:
 
 def alerts(store: Store, *, status: str = "all", limit: int | None = None) -> dict[str, Any]:
     """The stored alerts, latest detection first: kind, site, evidence span, when detected,
-    confidence, magnitude, message, the recommendation for a person and the status
-    (``open``: still actionable at the data clock, `BatchAnalysis.open_detections`; else
-    ``closed``); and the recommendations of the open ones, most confident first.
+    confidence, magnitude, message, the urgency and action recommended for a person and the
+    status (``open``: still actionable at the data clock, `BatchAnalysis.open_detections`;
+    else ``closed``); and the recommendations of the open ones
+    (`pipeline.analyze.recommendations.Recommendation` as JSON), most urgent first.
 
     Raises:
         QueryError: a status other than all, open or closed, or a limit over `MAX_ALERTS`.
@@ -334,7 +336,8 @@ def alerts(store: Store, *, status: str = "all", limit: int | None = None) -> di
                 "confidence": d.confidence,
                 "magnitude": d.magnitude,
                 "message": d.message,
-                "recommendation": None if recommend is None else recommend(d),
+                "urgency": None if recommend is None else recommend(d)[0],
+                "recommendation": None if recommend is None else recommend(d)[1],
                 "status": state,
             }
         )
@@ -344,7 +347,9 @@ def alerts(store: Store, *, status: str = "all", limit: int | None = None) -> di
         "now_s": now,
         "total": len(stored),
         "alerts": rows,
-        "recommendations": [] if now is None else analysis.recommendations(now),
+        "recommendations": (
+            [] if now is None else [r.to_json() for r in analysis.recommendations(now)]
+        ),
     }
 
 
@@ -355,9 +360,11 @@ def _alert_key(d: Any) -> tuple[str, str, int]:
 def forecasts(
     store: Store, book: ForecastBook, *, site: str | None = None, limit: int | None = None
 ) -> dict[str, Any]:
-    """Without a site: the latest forecast of every series (next-hour energy, skill).
-    With one: its last `limit` issued forecasts and the hourly energy that came in over
-    their span, Wh per hour (null where an hour is incomplete), to set them side by side.
+    """Without a site: the latest forecast of every series (its method and reference, the
+    next hour's energy). With one: its last `limit` issued forecasts and the hourly energy
+    that came in over their span, Wh per hour (null where an hour is incomplete), and each
+    forecast set against it (`_against_metered`): the service holds what was metered, not
+    what the sites truly produced, so this is the error against the meters so far.
 
     Raises:
         QueryError: a limit over `MAX_FORECASTS` (with a site) or `MAX_SITES`.
@@ -370,42 +377,75 @@ def forecasts(
                     "site_id": f.series_id,
                     "flow_direction": f.flow_direction,
                     "method": f.method,
+                    "reference_method": f.reference_method,
                     "issued_s": f.issued_s,
                     "next_hour_wh": f.forecast_wh[0] if f.forecast_wh else None,
-                    "skill": f.skill,
                 }
                 for f in book.latest()[:limit]
             ]
         }
     limit = _bounded_int(limit, "limit", 24, 1, MAX_FORECASTS)
     issued = book.of_site(site)[-limit:]
-    out: dict[str, Any] = {
-        "site": site,
-        "forecasts": [
-            {
-                "flow_direction": f.flow_direction,
-                "method": f.method,
-                "issued_s": f.issued_s,
-                "step_s": f.interval_length_s,
-                "forecast_wh": list(f.forecast_wh),
-                "mae_wh": f.mae_wh,
-                "rmse_wh": f.rmse_wh,
-                "skill": f.skill,
-            }
-            for f in issued
-        ],
-        "actual": None,
+    out: dict[str, Any] = {"site": site, "forecasts": [], "actual": None}
+    if not issued:
+        return out
+    step = issued[0].interval_length_s
+    first = min(f.issued_s for f in issued)
+    last = max(f.issued_s + f.interval_length_s * f.horizon_steps for f in issued)
+    last = min(last, first + MAX_PERIOD_S)
+    actual = {
+        flow: _hourly_actual(store, site, flow, first, last, step)
+        for flow in sorted({f.flow_direction for f in issued})
     }
-    if issued:
-        step = issued[0].interval_length_s
-        first = min(f.issued_s for f in issued)
-        last = max(f.issued_s + f.interval_length_s * f.horizon_steps for f in issued)
-        last = min(last, first + MAX_PERIOD_S)
-        out["actual"] = {
-            str(flow): _hourly_actual(store, site, flow, first, last, step)
-            for flow in sorted({f.flow_direction for f in issued})
+    out["actual"] = {str(flow): a for flow, a in actual.items()}
+    out["forecasts"] = [
+        {
+            "flow_direction": f.flow_direction,
+            "method": f.method,
+            "issued_s": f.issued_s,
+            "step_s": f.interval_length_s,
+            "forecast_wh": _nan_to_none(np.asarray(f.forecast_wh, dtype=float)),
+            "reference_method": f.reference_method,
+            "reference_wh": _nan_to_none(np.asarray(f.reference_wh, dtype=float)),
         }
+        | _against_metered(f, actual[f.flow_direction], first)
+        for f in issued
+    ]
     return out
+
+
+def _against_metered(f: ForecastRecord, actual: dict[str, Any], first_s: int) -> dict[str, Any]:
+    """A forecast beside the energy metered over its steps: ``metered_wh`` per step (null
+    where not complete yet), the steps complete (``steps_metered``), the mean absolute error
+    of the forecast and of its reference over them, Wh (null without any), and the skill
+    1 - RMSE / RMSE of the reference over them (null where the reference was exact), the
+    skill score of Murphy (1988, Mon. Wea. Rev. 116, 2417) as the twin scores forecasts."""
+    step = f.interval_length_s
+    k0 = (f.issued_s - first_s) // step
+    came = np.array([np.nan if v is None else v for v in actual["energy_wh"]], dtype=float)
+    idx = k0 + np.arange(f.horizon_steps)
+    metered = np.full(f.horizon_steps, np.nan)
+    inside = (idx >= 0) & (idx < len(came))
+    metered[inside] = came[idx[inside]]
+    ok = np.isfinite(metered)
+    forecast = np.asarray(f.forecast_wh, dtype=float)
+    reference = np.asarray(f.reference_wh, dtype=float)
+    err = forecast[ok] - metered[ok]
+    mae = float(np.mean(np.abs(err))) if ok.any() else None
+    mae_ref = skill = None
+    if ok.any() and len(reference) == f.horizon_steps:
+        err_ref = reference[ok] - metered[ok]
+        mae_ref = float(np.mean(np.abs(err_ref)))
+        rmse_ref = float(np.sqrt(np.mean(err_ref**2)))
+        if rmse_ref > 0:
+            skill = 1.0 - float(np.sqrt(np.mean(err**2))) / rmse_ref
+    return {
+        "metered_wh": _nan_to_none(metered),
+        "steps_metered": int(ok.sum()),
+        "mae_wh": mae,
+        "reference_mae_wh": mae_ref,
+        "skill": skill,
+    }
 
 
 def _hourly_actual(

@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pipeline.analyze.batch import AnalysisOutcome
+from pipeline.analyze.digest import FleetDigest
 from pipeline.analyze.forecast import ForecastRecord
+from pipeline.analyze.recommendations import Recommendation
 from pipeline.service import UploadOutcome
 from pipeline.store.alerts import Detection
 
@@ -136,9 +138,7 @@ def analysis_json(outcome: AnalysisOutcome) -> dict[str, Any]:
     """A batch analysis as JSON (NaN and infinities as null)."""
     return {
         "now_s": outcome.now_s,
-        "detections": [
-            {k: _json_value(v) for k, v in asdict(d).items()} for d in outcome.detections
-        ],
+        "detections": [_json_record(d) for d in outcome.detections],
         "series_analysed": outcome.series_analysed,
         "points_analysed": outcome.points_analysed,
         "validated_written": outcome.validated_written,
@@ -146,38 +146,42 @@ def analysis_json(outcome: AnalysisOutcome) -> dict[str, Any]:
         "alerts_stored": outcome.alerts_stored,
         "alerts_updated": outcome.alerts_updated,
         "alerts_sent": outcome.alerts_sent,
-        "forecasts": [{k: _json_value(v) for k, v in asdict(f).items()} for f in outcome.forecasts],
+        "forecasts": [_json_record(f) for f in outcome.forecasts],
+        "events": [_json_record(e) for e in outcome.events],
+        "recommendations": [r.to_json() for r in outcome.recommendations],
+        "digest": None if outcome.digest is None else outcome.digest.to_json(),
     }
 
 
+def _json_record(record: Any) -> dict[str, Any]:
+    return {k: _json_value(v) for k, v in asdict(record).items()}
+
+
 def analysis_from_json(data: dict[str, Any]) -> AnalysisOutcome:
-    """The outcome of `analysis_json` (null scores come back as NaN)."""
+    """The outcome of `analysis_json` (null numbers come back as NaN)."""
 
     def number(v: float | None) -> float:
         return math.nan if v is None else float(v)
+
+    def detection(d: dict[str, Any]) -> Detection:
+        return Detection(
+            **{**d, "confidence": number(d["confidence"]), "magnitude": number(d["magnitude"])}
+        )
 
     forecasts = [
         ForecastRecord(
             **{
                 **f,
                 "forecast_wh": tuple(number(x) for x in f["forecast_wh"]),
-                **{
-                    k: number(f[k])
-                    for k in ("mae_wh", "rmse_wh", "mae_persistence_wh", "rmse_persistence_wh")
-                },
-                "skill": number(f["skill"]),
+                "reference_wh": tuple(number(x) for x in f["reference_wh"]),
             }
         )
         for f in data["forecasts"]
     ]
+    digest = data["digest"]
     return AnalysisOutcome(
         now_s=int(data["now_s"]),
-        detections=[
-            Detection(
-                **{**d, "confidence": number(d["confidence"]), "magnitude": number(d["magnitude"])}
-            )
-            for d in data["detections"]
-        ],
+        detections=[detection(d) for d in data["detections"]],
         series_analysed=int(data["series_analysed"]),
         points_analysed=int(data["points_analysed"]),
         validated_written=int(data["validated_written"]),
@@ -186,4 +190,7 @@ def analysis_from_json(data: dict[str, Any]) -> AnalysisOutcome:
         alerts_updated=int(data["alerts_updated"]),
         alerts_sent=int(data["alerts_sent"]),
         forecasts=forecasts,
+        events=[detection(e) for e in data["events"]],
+        recommendations=[Recommendation.from_json(r) for r in data["recommendations"]],
+        digest=None if digest is None else FleetDigest.from_json(digest),
     )

@@ -28,13 +28,18 @@ Schema version `SCHEMA_VERSION`, kept in ``PRAGMA user_version``:
   (``site_id`` is the meter id; `SITE_COLUMNS`); it survives restarts;
 - ``local_time_parameters``: the local time (ESPI LocalTimeParameters) of each meter
   (usage point), the last one ingested;
+- the weather feed (`WEATHER_SCHEMA_SQL`, `pipeline.store.weather`): ``weather_stations``
+  (one row per met station: id, place, anemometer height), ``weather_observations`` (one
+  row per station and interval start: GHI W/m2, air temperature degC, wind speed m/s,
+  NULL where the station recorded none) and ``weather_forecasts`` (one row per station,
+  issue time and step start, same quantities);
 - view ``readings``: the readings with their meter id and ReadingType fields, ``value``
   being the raw value (for ad-hoc queries: ``SELECT start_s, value FROM readings WHERE
   meter_id = ? AND uom = 72``); view ``revisions``: the same for ``reading_revisions``,
   beside the stored reading's value (``stored_value``).
 
 Tables added within version 2 (``sites``, ``local_time_parameters``,
-``reading_revisions``) are created with ``IF
+``reading_revisions``, the weather tables) are created with ``IF
 NOT EXISTS`` when a version-2 file is opened: additive, so the version number stays.
 
 Durability (DESIGN §9): WAL journal, ``synchronous=NORMAL`` (`connect`). A crash of the
@@ -62,6 +67,7 @@ __all__ = [
     "SCHEMA_SQL",
     "SCHEMA_VERSION",
     "SITE_COLUMNS",
+    "WEATHER_SCHEMA_SQL",
     "connect",
     "connect_read_only",
     "unusable_reason",
@@ -132,6 +138,36 @@ SITE_COLUMNS = (
     "albedo",
     "derate",
 )
+
+#: The weather feed's tables (module docstring); values NULL where unknown.
+WEATHER_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS weather_stations (
+    station_id TEXT PRIMARY KEY,
+    latitude_deg REAL NOT NULL,
+    longitude_deg REAL NOT NULL,
+    altitude_m REAL NOT NULL,
+    wind_height_m REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS weather_observations (
+    station_id TEXT NOT NULL,
+    start_s INTEGER NOT NULL,
+    duration_s INTEGER NOT NULL CHECK (duration_s > 0),
+    ghi REAL,
+    temp_air REAL,
+    wind_speed REAL,
+    PRIMARY KEY (station_id, start_s)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS weather_forecasts (
+    station_id TEXT NOT NULL,
+    issued_s INTEGER NOT NULL,
+    start_s INTEGER NOT NULL,
+    duration_s INTEGER NOT NULL CHECK (duration_s > 0),
+    ghi REAL,
+    temp_air REAL,
+    wind_speed REAL,
+    PRIMARY KEY (station_id, issued_s, start_s)
+) WITHOUT ROWID;
+"""
 
 SCHEMA_SQL = f"""
 CREATE TABLE IF NOT EXISTS meters (
@@ -210,6 +246,7 @@ FROM reading_revisions AS v
 JOIN meters AS m USING (meter_key)
 JOIN reading_types AS t USING (reading_type_key)
 LEFT JOIN interval_readings AS r USING (meter_key, reading_type_key, start_s);
+{WEATHER_SCHEMA_SQL}
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 

@@ -4,7 +4,8 @@
 - `Store.readings`: interval readings, raw and validated (`pipeline.store.readings`);
 - `Store.alerts`: the batch analysis' detections (`pipeline.store.alerts`);
 - `Store.sites`: the site registry (`pipeline.store.sites`);
-- `Store.local_times`: the meters' local time (`pipeline.store.local_times`).
+- `Store.local_times`: the meters' local time (`pipeline.store.local_times`);
+- `Store.weather`: the regional weather feed (`pipeline.store.weather`).
 
 Only numpy, numba, lxml and the standard library may be imported here (DESIGN §2).
 """
@@ -19,6 +20,7 @@ from pipeline.store.database import Database
 from pipeline.store.local_times import LocalTimeRepository
 from pipeline.store.readings import ReadingRepository
 from pipeline.store.sites import SiteRepository
+from pipeline.store.weather import WeatherRepository
 
 __all__ = ["Store"]
 
@@ -48,6 +50,7 @@ class Store(Database):
         self.alerts = AlertRepository(self)
         self.sites = SiteRepository(self)
         self.local_times = LocalTimeRepository(self)
+        self.weather = WeatherRepository(self)
 
     def __enter__(self) -> Store:
         return self

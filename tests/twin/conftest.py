@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from twin.accounting.results import Results
-from twin.runner import STORE_NAME
+from twin.runner import STORE_NAME, run
 from twin.scenario.field import meter_ids
+from twin.scenario.loader import load_scenario
 
 LedgerCheck = Callable[..., None]
 
@@ -55,3 +56,11 @@ def check_ledger(results: Results, store_dir: Path | None = None) -> None:
 def ledger_check() -> LedgerCheck:
     """:func:`check_ledger`."""
     return check_ledger
+
+
+@pytest.fixture(scope="session")
+def field_faults_results() -> Results:
+    """The shipped ``field_faults`` scenario's run (every kind of field fault and a storm's
+    cut-outs), made once for the tests that read it."""
+    scenarios = Path(__file__).resolve().parents[2] / "scenarios"
+    return run(load_scenario(scenarios / "field_faults.toml"))

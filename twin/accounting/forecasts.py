@@ -1,18 +1,22 @@
 """Scoring the pipeline's short-term forecasts against what the twin knows happened.
 
-Every batch analysis may issue, per generation series, a forecast of the next hours'
-energy (``pipeline.ForecastRecord``) with its own backtest on the history it had.
-The twin knows each site's true AC output, so it scores every forecast interval that ended
-within the run: realised MAE and RMSE per horizon step and overall, and the skill against
-persistence (the last hour repeated) on the same intervals, ``1 - RMSE / RMSE_persistence``
-(A. H. Murphy, "Skill scores based on the mean square error and their relationships to the
-correlation coefficient", Mon. Wea. Rev. 116, 1988).
+Every batch analysis may issue, per generation meter, a forecast of the next hours'
+energy (``pipeline.ForecastRecord``) with its reference forecast of the same hours (smart
+persistence for PV, persistence otherwise). The twin knows each site's true AC output, so
+it scores every forecast interval that ended within the run, per horizon step and overall,
+for the forecast and its reference on exactly the same intervals: MAE, RMSE and the skill
+``1 - RMSE / RMSE_reference`` (A. H. Murphy, "Skill scores based on the mean square error
+and their relationships to the correlation coefficient", Mon. Wea. Rev. 116, 1988; against
+smart persistence as D. Yang et al., "Verification of deterministic solar forecasts",
+Solar Energy 210:20, 2020, recommend). Night hours, where both forecasts and the truth are
+0, add nothing to either error; they are left out of the counts too (a PV hour counts when
+the truth or either forecast is above 0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,80 +53,84 @@ class TrueEnergy:
 
 
 @dataclass(frozen=True)
-class RealisedErrors:
-    """Realised errors of the forecasts, Wh per interval (the forecasts' intervals are
-    hours): the forecast ``methods``, MAE and RMSE, the same for persistence on the same
-    intervals, the skill ``1 - RMSE / RMSE_persistence`` (None if persistence was exact),
-    the MAE per horizon step (None where no interval was scored) and the mean of the
-    forecasts' own backtest skills."""
+class StepErrors:
+    """Realised errors at one horizon step (or over all of them), Wh per interval: pairs
+    scored, MAE and RMSE of the forecast and of its reference, and the skill (None when
+    the reference was exact or nothing was scored)."""
 
-    methods: list[str]
-    mae_wh: float
-    rmse_wh: float
-    mae_persistence_wh: float
-    rmse_persistence_wh: float
+    n: int
+    mae_wh: float | None
+    rmse_wh: float | None
+    reference_mae_wh: float | None
+    reference_rmse_wh: float | None
     skill: float | None
-    mae_wh_by_step: list[float | None]
-    backtest_skill_mean: float
 
 
 @dataclass(frozen=True)
 class ForecastScores:
-    """Forecasts ``issued`` over the run; of their intervals, the ones that ended within the
-    run and were ``scored`` (None when none was issued) and their :class:`RealisedErrors`
-    (None when none was scored). ``to_json`` leaves out what is None, flattening the rest."""
+    """The forecasts of one kind of method over the run: how many were issued, the methods
+    and references used, and the realised errors overall and per horizon step (1..H)."""
 
     issued: int
-    scored: int | None = None
-    realised: RealisedErrors | None = None
+    methods: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    overall: StepErrors | None = None
+    by_step: list[StepErrors] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"issued": self.issued}
-        if self.scored is not None:
-            data["scored"] = self.scored
-        if self.realised is not None:
-            data |= asdict(self.realised)
-        return data
+        return asdict(self)
+
+
+def _errors(err: list[float], ref: list[float]) -> StepErrors:
+    if not err:
+        return StepErrors(0, None, None, None, None, None)
+    e, r = np.array(err), np.array(ref)
+    rmse, rmse_ref = float(np.sqrt(np.mean(e**2))), float(np.sqrt(np.mean(r**2)))
+    return StepErrors(
+        n=int(e.size),
+        mae_wh=float(np.mean(np.abs(e))),
+        rmse_wh=rmse,
+        reference_mae_wh=float(np.mean(np.abs(r))),
+        reference_rmse_wh=rmse_ref,
+        skill=1.0 - rmse / rmse_ref if rmse_ref > 0 else None,
+    )
 
 
 def score_forecasts(
     records: Sequence[ForecastRecord], sites: SitePower, epoch_s: int
 ) -> ForecastScores:
-    """Realised errors of ``records`` against the sites' true output (module docstring)."""
+    """Realised errors of ``records`` and their references against the sites' true output
+    (module docstring)."""
     if not records:
         return ForecastScores(0)
     true_energy_wh = TrueEnergy(sites)
     horizon = max(r.horizon_steps for r in records)
     errors: list[list[float]] = [[] for _ in range(horizon)]
-    persistence: list[list[float]] = [[] for _ in range(horizon)]
+    reference: list[list[float]] = [[] for _ in range(horizon)]
     for r in records:
         step = float(r.interval_length_s)
-        issued = float(r.issued_s - epoch_s)
-        starts = issued + step * np.arange(-1, r.horizon_steps)
+        starts = float(r.issued_s - epoch_s) + step * np.arange(r.horizon_steps)
         truth = true_energy_wh(r.series_id, starts, step)
-        last_hour, future = truth[0], truth[1:]
-        forecast = np.asarray(r.forecast_wh)
-        for k in np.flatnonzero(np.isfinite(future)).tolist():
-            errors[k].append(forecast[k] - future[k])
-            if np.isfinite(last_hour):
-                persistence[k].append(last_hour - future[k])
-    all_errors = np.array([e for step in errors for e in step])
-    all_persistence = np.array([e for step in persistence for e in step])
-    if all_errors.size == 0:
-        return ForecastScores(len(records), 0)
-    rmse = float(np.sqrt(np.mean(all_errors**2)))
-    rmse_persistence = float(np.sqrt(np.mean(all_persistence**2)))
+        forecast, ref = np.asarray(r.forecast_wh), np.asarray(r.reference_wh)
+        live = np.isfinite(truth) & ((truth > 0) | (forecast > 0) | (ref > 0))
+        for k in np.flatnonzero(live).tolist():
+            errors[k].append(forecast[k] - truth[k])
+            reference[k].append(ref[k] - truth[k])
     return ForecastScores(
-        len(records),
-        int(all_errors.size),
-        RealisedErrors(
-            methods=sorted({r.method for r in records}),
-            mae_wh=float(np.mean(np.abs(all_errors))),
-            rmse_wh=rmse,
-            mae_persistence_wh=float(np.mean(np.abs(all_persistence))),
-            rmse_persistence_wh=rmse_persistence,
-            skill=1.0 - rmse / rmse_persistence if rmse_persistence > 0 else None,
-            mae_wh_by_step=[float(np.mean(np.abs(e))) if e else None for e in errors],
-            backtest_skill_mean=float(np.mean([r.skill for r in records])),
-        ),
+        issued=len(records),
+        methods=sorted({r.method for r in records}),
+        references=sorted({r.reference_method for r in records}),
+        overall=_errors([e for s in errors for e in s], [e for s in reference for e in s]),
+        by_step=[_errors(e, r) for e, r in zip(errors, reference, strict=True)],
     )
+
+
+def score_forecasts_by_kind(
+    records: Sequence[ForecastRecord], sites: SitePower, epoch_s: int, kind_of: Mapping[str, str]
+) -> dict[str, ForecastScores]:
+    """`score_forecasts` per kind of site (``pv``, ``wind``; meters not in `kind_of`:
+    ``other``)."""
+    groups: dict[str, list[ForecastRecord]] = {}
+    for r in records:
+        groups.setdefault(kind_of.get(r.series_id, "other"), []).append(r)
+    return {k: score_forecasts(v, sites, epoch_s) for k, v in sorted(groups.items())}

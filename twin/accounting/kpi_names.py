@@ -81,6 +81,26 @@ def _drain_max_s(record: Mapping[str, Any]) -> float:
     return max(_finite(f.get("drain_s") for f in record["faults"]), default=math.nan)
 
 
+def _recall_min(record: Mapping[str, Any]) -> float:
+    scores = record["analytics"]
+    kinds = [] if scores is None else scores["kinds"]
+    return min(_finite(k["recall"] for k in kinds), default=math.nan)
+
+
+def _precision(record: Mapping[str, Any]) -> float:
+    scores = record["analytics"]
+    return math.nan if scores is None or scores["precision"] is None else float(scores["precision"])
+
+
+def _forecast_skill_min(record: Mapping[str, Any]) -> float:
+    skills = (
+        f["overall"]["skill"]
+        for f in record["forecasts"].values()
+        if f.get("overall") and set(f["methods"]) - set(f["references"])
+    )
+    return min(_finite(skills), default=math.nan)
+
+
 #: KPIs that are not stored in ``kpis`` but computed from the record, by name.
 DERIVED_KPIS: dict[str, DerivedKpi] = {
     "availability": DerivedKpi(
@@ -117,6 +137,25 @@ DERIVED_KPIS: dict[str, DerivedKpi] = {
         "no fault's backlog drained)",
         _drain_max_s,
         ("faults",),
+    ),
+    "analytics_recall_min": DerivedKpi(
+        "the recall of the worst-found injected fault kind (0..1): the smallest "
+        "analytics.kinds[].recall (NaN when no fault was injected)",
+        _recall_min,
+        ("analytics",),
+    ),
+    "analytics_precision": DerivedKpi(
+        "the share of the alerts raised that were not false alarms (0..1): "
+        "analytics.precision (NaN when none was raised)",
+        _precision,
+        ("analytics",),
+    ),
+    "forecast_skill_min": DerivedKpi(
+        "the lowest overall forecast skill against its reference over the kinds of site "
+        "forecast by something other than their reference (a reference scored against itself "
+        "has skill 0 by construction): the smallest forecasts.<kind>.overall.skill",
+        _forecast_skill_min,
+        ("forecasts",),
     ),
 }
 

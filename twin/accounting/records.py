@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pipeline import Recommendation
+
 
 @dataclass(frozen=True)
 class LedgerRecord:
@@ -118,6 +120,19 @@ class DetectionRecord:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedRecommendation:
+    """A recommendation the MDC's analytics issued with a new alert
+    (:class:`pipeline.Recommendation`), and when the analysis that issued it ended on its
+    core (``reported_s``, s after the start)."""
+
+    reported_s: float
+    recommendation: Recommendation
+
+    def to_json(self) -> dict[str, Any]:
+        return self.recommendation.to_json() | {"reported_s": self.reported_s}
 
 
 @dataclass(frozen=True)

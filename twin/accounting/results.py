@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline import Recommendation
 from twin.accounting.counters import Rejection
 from twin.accounting.forecasts import ForecastScores
 from twin.accounting.kpis import Kpis
@@ -13,11 +14,12 @@ from twin.accounting.mdc_report import MdcReport
 from twin.accounting.records import (
     DetectionRecord,
     FaultRecord,
+    IssuedRecommendation,
     LedgerRecord,
     NetworkRecord,
     ServiceTimeRecord,
 )
-from twin.accounting.scoring import KindScore
+from twin.accounting.scoring import AnalyticsScores
 from twin.accounting.series import RunSeries
 from twin.scenario.loader import Scenario
 
@@ -28,8 +30,11 @@ class Results:
     rejected upload; each world fault and what became of it; each MDC; the network; how
     service times were obtained; the software versions; wall time, s; the pipeline's store
     (``store_path``, None when it was a temporary one); the field faults' ground truth
-    (``meters.faults.GROUND_TRUTH_FIELDS`` records); what the MDC's analytics reported,
-    their scores per fault kind and recommendations at the end; the forecasts' scores; and
+    (``meters.faults.GROUND_TRUTH_FIELDS`` records); what the MDC's analytics reported
+    (alerts and normal events), their scores (``twin.accounting.scoring``), the
+    recommendations open at the end and those issued with each alert, the daily fleet
+    digests; the forecasts' scores per kind of site; what
+each region's weather feed did (``twin.world.weather_feed.FeedRecord``); and
     the run over time (``series``, for plots and tables: not in ``results.json``)."""
 
     scenario: Scenario
@@ -47,9 +52,13 @@ class Results:
     series: RunSeries
     ground_truth: list[dict[str, Any]] = field(default_factory=list)
     detections: list[DetectionRecord] = field(default_factory=list)
-    analytics: list[KindScore] = field(default_factory=list)
-    recommendations: list[str] = field(default_factory=list)
-    forecasts: ForecastScores = field(default_factory=lambda: ForecastScores(0))
+    analytics: AnalyticsScores | None = None
+    events: list[DetectionRecord] = field(default_factory=list)
+    recommendations: list[Recommendation] = field(default_factory=list)
+    recommendations_issued: list[IssuedRecommendation] = field(default_factory=list)
+    digests: list[dict[str, Any]] = field(default_factory=list)
+    forecasts: dict[str, ForecastScores] = field(default_factory=dict)
+    weather_feed: list[Any] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,7 +76,11 @@ class Results:
             "store_path": self.store_path,
             "ground_truth": [dict(r) for r in self.ground_truth],
             "detections": [d.to_json() for d in self.detections],
-            "analytics": [s.to_json() for s in self.analytics],
-            "recommendations": list(self.recommendations),
-            "forecasts": self.forecasts.to_json(),
+            "analytics": None if self.analytics is None else self.analytics.to_json(),
+            "events": [e.to_json() for e in self.events],
+            "recommendations": [r.to_json() for r in self.recommendations],
+            "recommendations_issued": [r.to_json() for r in self.recommendations_issued],
+            "digests": list(self.digests),
+            "forecasts": {k: v.to_json() for k, v in self.forecasts.items()},
+            "weather_feed": [f.to_json() for f in self.weather_feed],
         }

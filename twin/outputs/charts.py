@@ -387,13 +387,19 @@ def ledger_figure(ledger: dict[str, Any]) -> Figure:
     }
 
 
-def bar_figure(title: str, x: Sequence[str], y: Sequence[float | None], y_title: str) -> Figure:
-    """A plain bar chart (e.g. forecast error by horizon step)."""
+def bar_figure(
+    title: str, x: Sequence[str], series: dict[str, Sequence[float | None]], y_title: str
+) -> Figure:
+    """A bar chart, one trace per named series side by side (e.g. forecast skill by horizon
+    step, per kind of site)."""
     return {
-        "data": [{"type": "bar", "x": list(x), "y": list(y)}],
+        "data": [
+            {"type": "bar", "name": name, "x": list(x), "y": list(y)} for name, y in series.items()
+        ],
         "layout": {
             "title": {"text": title, "font": {"size": 14}},
             "height": 300,
+            "barmode": "group",
             "margin": {"t": 50, "l": 60, "r": 20, "b": 50},
             "yaxis": {"title": {"text": y_title}},
         },

@@ -14,8 +14,10 @@ tolerances and the values::
 
 The values are :func:`golden_values` of the run: every KPI (named as ``twin compare``
 names them, :mod:`twin.accounting.kpi_names`), and ``ledger.*``, ``faults.<index>.<kind>.*``,
-``mdcs.<name>.*``, ``network.*``, ``analytics.<kind>.*`` and ``forecasts.*`` from the rest
-of ``results.json``. Integers and booleans (every count of the ledger) must match
+``mdcs.<name>.*``, ``network.*``, ``analytics.*`` (totals,
+``analytics.confusion.<injected>.<detected>``, ``analytics.kinds.<kind>.*``),
+``forecasts.<kind>.*`` (``by_step.<step>.*``) and ``weather_feed.<station>.*`` from the
+rest of ``results.json``. Integers and booleans (every count of the ledger) must match
 exactly; a float matches when it is within the first of the file's tolerance rules whose
 pattern fits its name: the larger of its absolute and its relative tolerance times the
 value (``math.isclose``); ``--update`` declares :data:`TOLERANCES`. Runs are deterministic
@@ -66,6 +68,19 @@ def _keyed(items: Sequence[dict[str, Any]], *keys: Callable[[dict[str, Any]], st
     return {str(i): item for i, item in enumerate(items)}
 
 
+def _analytics(scores: dict[str, Any] | None) -> dict[str, Any]:
+    """The analytics' totals, the confusion matrix and the scores per fault kind (keyed by
+    kind, or kind and detector where a kind has several)."""
+    if scores is None:
+        return {}
+    kinds = _keyed(
+        scores["kinds"],
+        lambda k: k["fault_kind"],
+        lambda k: f"{k['fault_kind']}.{k['detection_kind']}",
+    )
+    return scores | {"kinds": kinds}
+
+
 def golden_values(results: dict[str, Any]) -> dict[str, Number]:
     """The values a golden file holds (module docstring), from ``results.json`` content."""
     network = dict(results["network"])
@@ -75,12 +90,12 @@ def golden_values(results: dict[str, Any]) -> dict[str, Number]:
         "faults": _keyed(results["faults"], lambda f: f"{f['index']}.{f['kind']}"),
         "mdcs": _keyed(results["mdcs"], lambda m: m["name"]),
         "network": network,
-        "analytics": _keyed(
-            results["analytics"],
-            lambda s: s["fault_kind"] if s["fault_kind"] != "(none)" else s["detection_kind"],
-            lambda s: f"{s['fault_kind']}.{s['detection_kind']}",
-        ),
-        "forecasts": results["forecasts"],
+        "analytics": _analytics(results["analytics"]),
+        "forecasts": {
+            kind: f | {"by_step": {str(i + 1): e for i, e in enumerate(f["by_step"])}}
+            for kind, f in results["forecasts"].items()
+        },
+        "weather_feed": _keyed(results["weather_feed"], lambda x: x["station_id"]),
     }
     values = flatten(results["kpis"]) | derived_kpis(results) | flatten(sections)
     return {k: v for k, v in values.items() if not (isinstance(v, float) and math.isnan(v))}

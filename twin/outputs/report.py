@@ -8,7 +8,8 @@ per hop with p50/p95/p99 marked; the time series with every fault, weather event
 outage and maintenance window shaded and labelled; the per-fault table; the MDCs
 (energy, utilisation, availability, Little's law, power supply and brown-out) and the
 network; the analytics scored against the ground truth, the forecasts and the
-recommendations; and the resolved scenario, seed and software versions.
+recommendations (:mod:`twin.outputs.report_analytics`); the rejected uploads; and the
+resolved scenario, seed and software versions.
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from twin.outputs.charts import (
     MAX_POINTS_PER_TRACE,
     Curve,
     Window,
-    bar_figure,
     cdf_figure,
     ledger_figure,
     timeseries_figure,
 )
 from twin.outputs.page import Cell, Page, number_text, value_cell
+from twin.outputs.report_analytics import analytics_section
 from twin.outputs.report_tables import fault_rows, mdc_rows, network_rows, server_rows
 from twin.outputs.run_folder import RunFolder, load_run, write_latency
 from twin.scenario.slo import parse_slo
@@ -126,7 +127,8 @@ def report_html(run: RunFolder) -> str:
     _over_time(page, run)
     _faults(page, r)
     _mdcs(page, r)
-    _analytics(page, r)
+    analytics_section(page, r)
+    _rejections(page, r)
     _reproduce(page, r)
     return page.render()
 
@@ -274,59 +276,7 @@ def _mdcs(page: Page, r: dict[str, Any]) -> None:
     page.table(header, rows, "network-table")
 
 
-def _analytics(page: Page, r: dict[str, Any]) -> None:
-    page.section("Analytics, forecasts, recommendations", "analytics")
-    scores = r.get("analytics", [])
-    if scores:
-        fields = ["faults", "faults_detected", "recall", "detections", "detections_true"]
-        fields += ["precision", "delay_s_median", "delay_s_max"]
-        page.table(
-            ["fault kind", "detector", *fields],
-            [
-                [
-                    s["fault_kind"],
-                    value_cell(s["detection_kind"]),
-                    *(value_cell(s[f]) for f in fields),
-                ]
-                for s in scores
-            ],
-            "analytics-table",
-        )
-    else:
-        page.paragraph("No field fault was injected and no detection was reported.", "note")
-    detections = Counter(d["kind"] for d in r.get("detections", []))
-    if detections:
-        page.paragraph(
-            "Detections reported: " + ", ".join(f"{k} x{n}" for k, n in sorted(detections.items())),
-            "note",
-        )
-    forecasts = r.get("forecasts", {})
-    page.subheading("Forecasts")
-    if forecasts.get("scored"):
-        fields = ["issued", "scored", "mae_wh", "rmse_wh", "mae_persistence_wh"]
-        fields += ["rmse_persistence_wh", "skill", "backtest_skill_mean"]
-        page.table(
-            ["methods", *fields],
-            [[", ".join(forecasts["methods"]), *(value_cell(forecasts[f]) for f in fields)]],
-        )
-        steps = forecasts.get("mae_wh_by_step", [])
-        page.figure(
-            "forecast-error",
-            bar_figure(
-                "Realised MAE by horizon step",
-                [f"+{i + 1} h" for i in range(len(steps))],
-                steps,
-                "MAE, Wh per interval",
-            ),
-        )
-    else:
-        page.paragraph(f"{forecasts.get('issued', 0)} forecasts issued, none scored.", "note")
-    page.subheading("Recommendations")
-    recommendations = r.get("recommendations", [])
-    if recommendations:
-        page.raw("<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in recommendations) + "</ul>")
-    else:
-        page.paragraph("None.", "note")
+def _rejections(page: Page, r: dict[str, Any]) -> None:
     rejections = r.get("rejections", [])
     if rejections:
         page.subheading(f"Rejected uploads ({len(rejections):,})")

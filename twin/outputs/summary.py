@@ -6,7 +6,7 @@ import numpy as np
 
 from twin.accounting.kpis import HopLatency
 from twin.accounting.results import Results
-from twin.accounting.scoring import KindScore
+from twin.accounting.scoring import AnalyticsScores
 from twin.outputs.files import OutputFiles
 from twin.units import format_duration
 
@@ -31,18 +31,31 @@ def _hops_text(hops: dict[str, HopLatency]) -> str:
     return " · ".join(f"{hop} {_fmt_s(v.p50)}/{_fmt_s(v.p99)}" for hop, v in hops.items() if v.n)
 
 
-def _scores_text(scores: list[KindScore]) -> str:
-    """Recall / precision / median delay per fault kind that has a detector."""
-    parts = []
-    for s in scores:
-        if s.detection_kind is None or (not s.faults and not s.detections):
-            continue
-        recall = "-" if s.recall is None else f"{100 * s.recall:.0f} %"
-        precision = "-" if s.precision is None else f"{100 * s.precision:.0f} %"
-        delay = "" if s.delay_s_median is None else f", delay {_fmt_s(s.delay_s_median)}"
+def _scores_text(scores: AnalyticsScores | None) -> str:
+    """Totals, then the confusion matrix (injected kind: detected kinds) and delays."""
+    if scores is None or not (scores.faults or scores.detections or scores.cutouts):
+        return ""
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.0f} %"
+
+    parts = [
+        f"\n    {scores.faults} faults: found {scores.found} (recall {pct(scores.recall)}), "
+        f"right kind {scores.classified_right} ({pct(scores.classified_right_fraction)}); "
+        f"precision {pct(scores.precision)}, false alarms {scores.false_alarms}"
+    ]
+    delays = {k.fault_kind: k for k in scores.kinds}
+    for kind, row in scores.confusion.items():
+        cells = ", ".join(f"{d} {n}" for d, n in sorted(row.items()))
+        k = delays.get(kind)
+        delay = "" if k is None or k.delay_reported_s_max is None else (
+            f"  (delay max {_fmt_s(k.delay_reported_s_max)})"
+        )
+        parts.append(f"\n    {kind:<22}-> {cells}{delay}")
+    if scores.cutouts:
         parts.append(
-            f"\n    {s.fault_kind:<22}recall {recall} of {s.faults}, "
-            f"precision {precision} of {s.detections}{delay}"
+            f"\n    storm cut-outs        {scores.cutouts_recognised} of {scores.cutouts} "
+            f"recognised as events, {scores.cutout_false_alarms} alerts on them"
         )
     return "".join(parts)
 
@@ -129,17 +142,18 @@ def summary_text(results: Results, files: OutputFiles | None = None) -> str:
             f"  upload windows skipped (previous upload still retrying) "
             f"{k.upload_windows_skipped:,}"
         )
-    realised = results.forecasts.realised
-    if realised is not None:
-        skill = realised.skill
-        lines.append(
-            f"  forecasts            {results.forecasts.issued:,} issued "
-            f"({', '.join(realised.methods)}), realised MAE {realised.mae_wh:,.0f} Wh/h vs "
-            f"persistence {realised.mae_persistence_wh:,.0f} Wh/h"
-            + (f", skill {skill:.2f}" if skill is not None else "")
+    for kind, fc in results.forecasts.items():
+        if fc.overall is None or fc.overall.skill is None:
+            continue
+        steps = " ".join(
+            "-" if e.skill is None else f"{e.skill:.2f}" for e in fc.by_step
         )
-    for text in results.recommendations[:3]:
-        lines.append(f"  recommend: {text}")
+        lines.append(
+            f"  forecasts {kind:<10} {fc.issued:,} issued ({', '.join(fc.methods)}), skill "
+            f"{fc.overall.skill:.2f} vs {', '.join(fc.references)}; per step {steps}"
+        )
+    for rec in results.recommendations[:3]:
+        lines.append(f"  recommend: {rec.text}")
     for rejection in results.rejections[:5]:
         lines.append(
             f"  rejected {rejection.meter_id} #{rejection.sequence_no}: {rejection.reason}"

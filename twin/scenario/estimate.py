@@ -16,10 +16,13 @@ clock offsets, energy and accuracy draws; 64 B per site-step) or 5 with syntheti
 (which also allocates about 40 MB once for its climate), and 4 more for a fleet with
 facility loads (the load model's terms); and the simulation, when
 everything kept is joined by about 57 B per reading (the pipeline analytics' per-series
-caches, the ledger's end-of-run audit and latency arrays). Those transient figures are the
-numpy allocations of ``build_fleets`` and ``run`` as ``tracemalloc`` counts them (numpy
-reports its allocations to it). Add the interpreter with the twin's libraries loaded
-(:data:`BASE_BYTES`, the peak resident set of a 2-site run). The estimate is checked
+caches, the ledger's end-of-run audit and latency arrays) and, per site, by the analytics'
+fleet grid (``pipeline.analyze.fleet.FleetGrid``: 15-min bins over its window whatever the
+run's length, about 42 float64 per site and bin with the transients of an analysis).
+Those transient figures are the numpy allocations of ``build_fleets`` and ``run`` as
+``tracemalloc`` counts them (numpy reports its allocations to it). Add the interpreter
+with the twin's libraries loaded (:data:`BASE_BYTES`, the peak resident set of a 2-site
+run). The estimate is checked
 against the peak resident set of real runs (``/usr/bin/time -v``) and, in the tests,
 against ``tracemalloc``.
 
@@ -35,6 +38,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.analyze.fleet import FLEET_STEP_S, FLEET_WINDOW_DAYS
 from twin.errors import UsageError
 from twin.scenario.loader import Scenario
 
@@ -62,6 +66,12 @@ SYNTHETIC_BYTES = 40 * 10**6
 #: analytics' per-series caches (the expected clear-sky energy of each interval, float64)
 #: and, at the end, the ledger's audit and latency arrays.
 RUN_BYTES = 57
+#: Bins per site of the analytics' fleet grid: its window and the day under way.
+GRID_BINS = (FLEET_WINDOW_DAYS + 1) * 86400 // FLEET_STEP_S
+#: Bytes per site and grid bin while the run goes: the grid's arrays (readings, clear-sky
+#: and station series, expected energy, flags) and an analysis' transient copies of them,
+#: about 42 float64 (``tracemalloc`` of runs of 60 and 240 sites, as the tests measure).
+GRID_BYTES_PER_BIN = 42 * 8
 #: Fraction of the available memory a run may plan to use: the rest is headroom for the
 #: allocator's fragmentation and the page cache of the store.
 USABLE_FRACTION = 0.9
@@ -119,7 +129,8 @@ def estimate_run(scenario: Scenario) -> RunEstimate:
         readings += site_steps
         uploads += fleet.count * math.ceil(scenario.duration_s / fleet.meter.upload_s)
     kept += readings * LEDGER_BYTES
-    running = kept + readings * RUN_BYTES
+    sites = sum(f.count for f in scenario.fleets)
+    running = kept + readings * RUN_BYTES + sites * GRID_BINS * GRID_BYTES_PER_BIN
     sampled = scenario.pipeline.pipeline_sample_rate
     wall_s = (
         START_S
@@ -127,7 +138,6 @@ def estimate_run(scenario: Scenario) -> RunEstimate:
         + readings * BUILD_S_PER_SITE_STEP
         + uploads * (sampled * S_PER_UPLOAD_RUN + (1.0 - sampled) * S_PER_UPLOAD_MODELLED)
     )
-    sites = sum(f.count for f in scenario.fleets)
     memory = BASE_BYTES + max(build, running)
     return RunEstimate(sites, readings, uploads, kept, build, running, memory, wall_s)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from meters.wind import WIND_PROFILES, turbine_types
 from pipeline.espi.identity import MAX_METER_ID_CHARS
 from twin.errors import ScenarioError
 from twin.scenario.schema import Table, check_number
+from twin.scenario.weather_feed import WeatherFeedSpec, parse_weather_feed
 from twin.units import format_duration
 
 FLEET_KINDS = ("pv", "wind")
@@ -55,6 +56,8 @@ class WeatherSpec:
     climate: str = ""
     synthetic: tuple[tuple[str, float], ...] = ()
     events: tuple[WeatherEvent, ...] = ()
+    #: The regional weather feed (met station and forecast product) sent to the MDC.
+    feed: WeatherFeedSpec = field(default_factory=WeatherFeedSpec)
 
 
 @dataclass(frozen=True)
@@ -164,8 +167,9 @@ def parse_weather(table: Table, duration_s: float) -> WeatherSpec:
         overrides.append((name, synthetic.number(name)))
     synthetic.finish()
     events = tuple(_event(t, duration_s) for t in table.tables("event"))
+    feed = parse_weather_feed(table.table("feed"))
     table.finish()
-    return replace(spec, climate=climate, synthetic=tuple(overrides), events=events)
+    return replace(spec, climate=climate, synthetic=tuple(overrides), events=events, feed=feed)
 
 
 def _check_station(key: str, value: str, station: str, stations: list[str]) -> None:

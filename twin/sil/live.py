@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from pipeline import UploadOutcome
+from pipeline import Recommendation, UploadOutcome
 from pipeline.serve.wire import UploadAnswer
 from twin.accounting.ledger import LedgerError
 from twin.errors import ScenarioError
@@ -151,8 +151,11 @@ class _Copy:
 
 @dataclass(slots=True)
 class _Request:
+    """One upload out to a service: a meter's copy (its ``handoff``) or a met station's
+    (``handoff`` None: its answer goes back to the station, never to the ledger)."""
+
     ticket: int
-    handoff: Handoff
+    handoff: Handoff | None
     target: Target
     send_s: float
     arrived: simpy.Event
@@ -162,11 +165,12 @@ class _Request:
 @dataclass(frozen=True)
 class LiveReport:
     """What a live run saw of its services: ``answers`` by kind (``stored``,
-    ``rejected``, ``refused`` for 503, ``unanswered``), copies settled by asking the store
-    (``settled_present``, ``settled_absent``), kills (each followed by a restart), the
-    median and p99 request latency (s), the wall time of the simulation against the
-    services (s: from its start to every copy settled) and the uploads answered per wall
-    second of it."""
+    ``rejected``, ``refused`` for 503, ``unanswered``; a met station's uploads as
+    ``station_stored``, ``station_rejected``, ``station_unanswered``), copies settled by
+    asking the store (``settled_present``, ``settled_absent``), kills (each followed by a
+    restart), the median and p99 request latency (s), the wall time of the simulation
+    against the services (s: from its start to every copy settled) and the uploads answered
+    per wall second of it."""
 
     targets: dict[str, str]
     answers: dict[str, int]
@@ -231,6 +235,33 @@ class LiveDelivery:
     def serve(self, handoff: Handoff, k: int) -> Generator[simpy.Event, Any, None]:
         """Deliver the copy of ``handoff`` to MDC ``k``'s service and apply its answer at
         the simulated time it came (module docstring)."""
+        request = yield from self._post(handoff, handoff.upload.body, k)
+        self._apply(request, self.env.now)
+
+    def serve_station(
+        self, body: bytes, k: int
+    ) -> Generator[simpy.Event, Any, UploadOutcome | None]:
+        """Deliver a met station's upload to MDC ``k``'s service (as :meth:`serve` a
+        meter's); what the service did with it at the simulated time of its answer, None
+        without an answer (the station sends it again)."""
+        request = yield from self._post(None, body, k)
+        completion = request.completion
+        assert completion is not None
+        self._measured(completion)
+        data = completion.body
+        if completion.status is None or data is None or "accepted" not in data:
+            self.answers["station_unanswered"] += 1
+            return None
+        answer = UploadAnswer.from_json(data)
+        self._observe(request.target, answer)
+        self.answers["station_stored" if answer.outcome.accepted else "station_rejected"] += 1
+        return answer.outcome
+
+    def _post(
+        self, handoff: Handoff | None, body: bytes, k: int
+    ) -> Generator[simpy.Event, Any, _Request]:
+        """POST ``body`` to MDC ``k``'s service in a free slot; the request once its answer
+        is due in simulated time (module docstring)."""
         env = self.env
         target = self.targets[self.mdc_target[k]]
         with self.slots.request() as slot:
@@ -238,7 +269,7 @@ class LiveDelivery:
             ticket = next(self._tickets)
             request = _Request(ticket, handoff, target, env.now, env.event())
             self._requests[ticket] = request
-            self.bridge.post(ticket, f"{target.url}/v1/uploads", handoff.upload.body)
+            self.bridge.post(ticket, f"{target.url}/v1/uploads", body)
             yield request.arrived
             completion = request.completion
             assert completion is not None
@@ -246,7 +277,7 @@ class LiveDelivery:
             if due_s > env.now:
                 yield env.timeout(due_s - env.now)
         del self._requests[ticket]
-        self._apply(request, env.now)
+        return request
 
     # -- the run loop ----------------------------------------------------------------------
     def run(self, until_s: float) -> None:
@@ -308,10 +339,9 @@ class LiveDelivery:
         """What the answer of ``request`` (its completion) means for the ledger and the
         meter, at simulated time ``t_s``."""
         completion, handoff, target = request.completion, request.handoff, request.target
-        assert completion is not None
+        assert completion is not None and handoff is not None
         path = self.path
-        path.net.hops.add("pipeline", completion.latency_s)
-        self.latencies_s.append(completion.latency_s)
+        self._measured(completion)
         upload = handoff.upload
         body = completion.body
         if completion.status is not None and body is not None and "accepted" in body:
@@ -339,6 +369,11 @@ class LiveDelivery:
             target.unsure.append(_Copy(handoff, None, t_s, False))
             self.unsure_meters.add(upload.meter)
             self._acknowledge(handoff, False)
+
+    def _measured(self, completion: Completion) -> None:
+        """The request's latency: the ``pipeline`` hop of the journey."""
+        self.path.net.hops.add("pipeline", completion.latency_s)
+        self.latencies_s.append(completion.latency_s)
 
     @staticmethod
     def _acknowledge(handoff: Handoff, acknowledged: bool) -> None:
@@ -453,7 +488,8 @@ class LiveDelivery:
         for request in list(self._requests.values()):
             assert request.completion is not None
             del self._requests[request.ticket]
-            self._apply(request, request.send_s + request.completion.latency_s)
+            if request.handoff is not None:  # a station's upload past the end: not counted
+                self._apply(request, request.send_s + request.completion.latency_s)
         for target in self.distinct_targets():
             if not target.alive:
                 self._restart(target)
@@ -491,16 +527,19 @@ class LiveDelivery:
             rows.update({m: int(n) for m, n in body["rows"].items()})
         return rows
 
-    def recommendations(self) -> list[str]:
-        """The services' recommendations for their open alerts."""
-        found: list[str] = []
+    def recommendations(self) -> list[Recommendation]:
+        """The services' recommendations for their open alerts (one per kind, site and
+        start), most urgent first, then most costly."""
+        found: dict[tuple[str, str, int], Recommendation] = {}
         for target in self.distinct_targets():
             status, body, _ = self.bridge.call(
                 "GET", f"{target.url}/api/alerts", {"status": "open"}
             )
             if status == 200 and body is not None:
-                found += [r for r in body["recommendations"] if r not in found]
-        return found
+                for data in body["recommendations"]:
+                    r = Recommendation.from_json(data)
+                    found.setdefault((r.kind, r.site_id, r.start_s), r)
+        return sorted(found.values(), key=lambda r: (r.urgency_rank, -r.cost, r.start_s))
 
     def report(self) -> LiveReport:
         lat = np.array(self.latencies_s)

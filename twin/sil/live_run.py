@@ -30,9 +30,9 @@ from twin.runner import (
     STORE_NAME,
     assemble_results,
     fresh_store_path,
-    meter_keys,
     seeded,
     site_records,
+    upload_keys,
 )
 from twin.scenario.loader import Scenario
 from twin.sil.live import LiveDelivery, LiveOptions, LiveReport, Target
@@ -214,7 +214,7 @@ def run_live(
         )
     t0 = time.perf_counter()
     fleets = build_fleets(scenario)
-    keys = meter_keys(scenario, fleets)
+    keys = upload_keys(scenario, fleets)
     bridge = HttpBridge(options.concurrency, options.timeout_s, options.token)
     targets: list[Target] = []
     try:

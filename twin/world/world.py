@@ -5,7 +5,8 @@ session for a meter with readings to send; the session's uploads (the meter's XM
 format of docs/upload-format.md, sealed) take their journey (:mod:`twin.world.journey`),
 each one short-lived SimPy process of a handful of events. The real pipeline runs on the
 real bytes when a simulated core takes the upload. The world also runs the meters' power
-losses, the MDC's batch analytics and a sampler of the state for the time series.
+losses, each region's weather feed (:mod:`twin.world.weather_feed`), the MDC's batch
+analytics and a sampler of the state for the time series.
 """
 
 from __future__ import annotations
@@ -23,22 +24,29 @@ from hw_models.server import JobLost, Server, ServiceDemand
 from meters.device import MeterBuffers, upload_schedule
 from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
 from network.faults import OutageSchedule
-from pipeline import ForecastRecord, Pipeline
+from pipeline import Detection, ForecastRecord, Pipeline
 from twin.accounting.attribution import LossScope, attribute_losses
 from twin.accounting.counters import Counters
 from twin.accounting.ledger import Ledger
-from twin.accounting.records import DetectionRecord, DrainRecord, FaultRecord, HostileSend
+from twin.accounting.records import (
+    DetectionRecord,
+    DrainRecord,
+    FaultRecord,
+    HostileSend,
+    IssuedRecommendation,
+)
 from twin.accounting.series import SAMPLE_EVERY_S
 from twin.rng import component_rng
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import Scenario
 from twin.sil.service_time import ServiceTime
 from twin.world.faults import WORLD_FAULTS, MdcEffect, Target, WorldFaultKind
-from twin.world.fleet import FleetData
+from twin.world.fleet import FleetData, weather_location
 from twin.world.hostile import sealed
 from twin.world.journey import Upload, UploadPath
 from twin.world.mdc import Mdc, renewable_supply
 from twin.world.network import WorldNetwork
+from twin.world.weather_feed import StationUplink, station_ids
 
 if TYPE_CHECKING:
     from twin.sil.live import LiveDelivery
@@ -100,6 +108,9 @@ class World:
         self.counters = Counters()
         self.detections: list[DetectionRecord] = []  # from the MDC's batch analytics
         self.forecasts: list[ForecastRecord] = []  # issued by the batch analytics
+        self.events: list[DetectionRecord] = []  # normal events the analytics recognised
+        self.recommendations: list[IssuedRecommendation] = []  # one per new detection
+        self.digests: list[dict[str, Any]] = []  # the analytics' daily fleet digests
         self.keys = keys  # per-meter HMAC keys: uploads are sealed when given
         self.samples: list[tuple[float, ...]] = []
         self.epoch_s = int(scenario.start.timestamp())
@@ -185,6 +196,15 @@ class World:
         self.live = live
         if live is not None:
             live.attach(self.env, self.path, self._epoch_labels_s)
+        # Each region's met station and forecast product (twin.world.weather_feed).
+        centre = weather_location(scenario) if scenario.weather.feed.enabled else (0.0, 0.0)
+        self.feeds = [
+            StationUplink(
+                self.env, scenario, sid.removeprefix("met-"), centre, self.net, self.mdcs,
+                pipeline, service_time, None if keys is None else keys.get(sid), live,
+            )
+            for sid in station_ids(scenario)
+        ]  # fmt: skip
         # What happened to each world fault, in scenario order (ground truth for results).
         self.fault_log: list[FaultRecord] = []
         # Pending upload faults per meter, earliest first.
@@ -219,6 +239,8 @@ class World:
             for start_s, end_s in windows:
                 self.env.process(self._power_loss(m, start_s, end_s))
         self.env.process(self._scheduler())
+        for feed in self.feeds:
+            self.env.process(feed.run())
         self.env.process(self._analytics())
         if self.progress is not None or self.audit_every_s:
             self.env.process(self._monitor())
@@ -257,19 +279,14 @@ class World:
                 self.counters.analyses += 1
                 self.counters.points_analysed += outcome.points_analysed
                 self.forecasts.extend(outcome.forecasts)
-                for d in outcome.detections:
-                    self.detections.append(
-                        DetectionRecord(
-                            kind=d.kind,
-                            series_id=d.series_id,
-                            start_s=float(d.start_s - self.epoch_s),
-                            end_s=float(d.end_s - self.epoch_s),
-                            detected_s=float(d.detected_s - self.epoch_s),
-                            reported_s=self.env.now + service_s / server.speed_factor,
-                            confidence=float(d.confidence),
-                            message=d.message,
-                        )
-                    )
+                reported_s = self.env.now + service_s / server.speed_factor
+                self.detections += [self._record(d, reported_s) for d in outcome.detections]
+                self.events += [self._record(d, reported_s) for d in outcome.events]
+                self.recommendations += [
+                    IssuedRecommendation(reported_s, r) for r in outcome.recommendations
+                ]
+                if outcome.digest is not None:
+                    self.digests.append(outcome.digest.to_json())
                 # the detectors run on the MDC's accelerator when it has one
                 return ServiceDemand({"analyze": service_s}, offload_items=outcome.points_analysed)
 
@@ -278,6 +295,19 @@ class World:
                 continue  # every MDC is down: this analysis is skipped
             with contextlib.suppress(JobLost):  # a server went down under it: next run
                 yield from mdc.serve(work, 0)
+
+    def _record(self, d: Detection, reported_s: float) -> DetectionRecord:
+        """A detection or event of the analytics, its times in s after the start."""
+        return DetectionRecord(
+            kind=d.kind,
+            series_id=d.series_id,
+            start_s=float(d.start_s - self.epoch_s),
+            end_s=float(d.end_s - self.epoch_s),
+            detected_s=float(d.detected_s - self.epoch_s),
+            reported_s=reported_s,
+            confidence=float(d.confidence),
+            message=d.message,
+        )
 
     def _sampler(self) -> Generator[simpy.Event, Any, None]:
         """Record the state that only exists during the run, every ``SAMPLE_EVERY_S``."""

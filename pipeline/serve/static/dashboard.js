@@ -114,9 +114,21 @@ function renderAlerts(answer) {
 
 function renderForecasts(answer) {
   const issued = answer.forecasts.filter((f) => f.flow_direction === 19);
+  $("forecast-note").textContent = "";
   if (!issued.length) {
     emptyPlot("forecast-chart", "no forecast issued for this site yet");
     return;
+  }
+  // each forecast against the energy metered over its hours so far (the service's own
+  // view: what the meters reported, not what the site produced)
+  const scored = issued.filter((f) => f.mae_wh !== null && f.reference_mae_wh !== null);
+  if (scored.length) {
+    const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const mae = mean(scored.map((f) => f.mae_wh)) / 1000;
+    const ref = mean(scored.map((f) => f.reference_mae_wh)) / 1000;
+    $("forecast-note").textContent =
+      `${scored.length} forecasts against what was metered: MAE ${mae.toFixed(2)} kWh per hour, ` +
+      `${scored[0].reference_method} ${ref.toFixed(2)} kWh per hour`;
   }
   const actual = answer.actual["19"];
   const latest = issued[issued.length - 1];

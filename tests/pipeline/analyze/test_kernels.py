@@ -16,6 +16,7 @@ from pipeline.analyze.kernels import (
     rolling_median,
     rolling_median_mad,
     rolling_robust_z,
+    runs_across_skips,
     true_runs,
 )
 
@@ -182,3 +183,17 @@ def test_true_runs() -> None:
     assert starts.tolist() == [0, 3, 6] and stops.tolist() == [2, 4, 9]
     starts, stops = true_runs(np.zeros(0, dtype=bool))
     assert starts.size == 0 and stops.size == 0
+
+
+def test_runs_across_skips() -> None:
+    """Hits (H) break only on misses (M); cells of neither (.) are skipped."""
+    rows = ["HH.H.MH", "..M..HH", "MMMMMMM"]
+    hit = np.array([[c == "H" for c in r] for r in rows])
+    miss = np.array([[c == "M" for c in r] for r in rows])
+    runs, cols = runs_across_skips(hit, miss)
+    assert runs.row.tolist() == [0, 0, 1]
+    assert runs.first.tolist() == [0, 6, 5] and runs.last.tolist() == [3, 6, 6]
+    assert runs.hits.tolist() == [3, 1, 2]
+    assert cols[runs.first_hit[0] : runs.first_hit[0] + 3].tolist() == [0, 1, 3]
+    empty, _ = runs_across_skips(np.zeros((2, 3), dtype=bool), np.ones((2, 3), dtype=bool))
+    assert empty.row.size == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, NO_CHROMIUM
 from tests.serve_process import RunningService, running_service
-from twin.runner import STORE_NAME, meter_keys, site_records
+from twin.runner import STORE_NAME, site_records, upload_keys
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import load_scenario
 from twin.sil.live import LiveOptions
@@ -46,12 +47,16 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService
     scenario = dataclasses.replace(scenario, faults=(trip,))
     fleets = build_fleets(scenario)
     keyring, sites = folder / "keyring.json", folder / "sites.json"
-    write_keyring(keyring, meter_keys(scenario, fleets))
+    write_keyring(keyring, upload_keys(scenario, fleets))
     write_sites(sites, site_records(fleets))
     with running_service(folder / STORE_NAME, keyring, "--sites", str(sites)) as running:
         results, _ = run_live(scenario, LiveOptions(running.url, concurrency=8))
         trips = [d.series_id for d in results.detections if d.kind == "inverter_trip"]
-        assert trips == ["pv-00004"] and results.forecasts.issued > 0
+        assert trips == ["pv-00004"] and results.forecasts["pv"].issued > 0
+        # the met station's uploads went to the service too, and its analysis used them
+        (feed,) = results.weather_feed
+        assert feed.uploads_acknowledged > 0 and feed.values_stored > 0
+        assert feed.uploads_rejected == 0
         yield running
 
 
@@ -95,7 +100,7 @@ def test_the_dashboard_shows_the_stores_data_and_the_trip(
             # the trip's alert, open, with its recommendation; its site in state "alert"
             row = page.locator('#alerts tbody tr[data-kind="inverter_trip"][data-site="pv-00004"]')
             assert row.count() == 1
-            assert "inspect and reset the inverter at site pv-00004" in row.inner_text()
+            assert "inspect and reset the inverter" in row.inner_text()
             assert row.locator(".status-open").count() == 1
             assert page.locator('#sites tr[data-site="pv-00004"] .state-alert').count() == 1
             # the selected site's issued forecasts beside the energy that came in
@@ -104,6 +109,9 @@ def test_the_dashboard_shows_the_stores_data_and_the_trip(
                 "t => t.y.filter(v => v !== null).length)"
             )
             assert len(forecast) == 3 and forecast[0] > 6 and forecast[1] > 6
+            # and set against what was metered (the forecasts of the hours that came in)
+            note = page.inner_text("#forecast-note")
+            assert re.match(r"\d+ forecasts against what was metered: MAE [\d.]+ kWh", note)
             # a click on the alert selects its site
             row.click()
             page.wait_for_function(

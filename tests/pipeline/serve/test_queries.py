@@ -100,24 +100,55 @@ def test_alerts_carry_recommendation_and_status(store: Store) -> None:
         ("stuck_meter", "closed"),
     ]
     trip = answer["alerts"][0]
-    assert trip["recommendation"].startswith("inspect and reset the inverter at site pv-2")
-    assert answer["recommendations"] == [trip["recommendation"]]
+    assert trip["recommendation"].startswith("inspect and reset the inverter")
+    assert trip["urgency"] == "high"
+    # the open trip's recommendation in full: what, where, urgency, the energy lost so far
+    (rec,) = answer["recommendations"]
+    assert (rec["kind"], rec["site_id"], rec["action"]) == (
+        "inverter_trip",
+        "pv-2",
+        trip["recommendation"],
+    )
+    assert rec["urgency"] == "high" and "pv-2" in rec["text"] and rec["energy_kwh"] >= 0
     assert [a["kind"] for a in queries.alerts(store, status="closed")["alerts"]] == ["stuck_meter"]
 
 
 def test_forecasts_are_set_against_what_came_in(store: Store) -> None:
     book = ForecastBook()
     issued = T0 + 3600
-    book.add(
-        [ForecastRecord("pv-1", 19, "blend", issued, 3600, 3, (1.0, 2.0, 3.0), 1, 1, 1, 1, 0.2, 9)]
-    )
+    # the three hours of the forecast are the last three of the readings: all complete
+    forecast, reference = (1.0, 2.0, 3.0), (5.0, 6.0, 7.0)
+    book.add([ForecastRecord("pv-1", 19, "blend", issued, 3600, 3, forecast, "smart", reference)])
     answer = queries.forecasts(store, book, site="pv-1")
     actual = answer["actual"]["19"]
     assert actual["t_s"] == [issued, issued + 3600, issued + 7200]
     values = store.readings.read_series("pv-1", store.readings.reading_types_of("pv-1")[0])
-    assert actual["energy_wh"][0] == values.raw_value[60:120].sum()
+    came_in = [values.raw_value[60:120].sum(), values.raw_value[120:180].sum()]
+    assert actual["energy_wh"][0] == came_in[0]
     assert actual["energy_wh"][2] == values.raw_value[180:240].sum()
-    assert queries.forecasts(store, book)["forecasts"][0]["next_hour_wh"] == 1.0
+    (f,) = answer["forecasts"]
+    assert f["forecast_wh"] == list(forecast) and f["reference_wh"] == list(reference)
+    assert f["metered_wh"] == [*came_in, actual["energy_wh"][2]]
+    assert f["steps_metered"] == 3
+    err = np.array(forecast) - np.array(f["metered_wh"])
+    err_ref = np.array(reference) - np.array(f["metered_wh"])
+    assert f["mae_wh"] == pytest.approx(np.mean(np.abs(err)))
+    assert f["reference_mae_wh"] == pytest.approx(np.mean(np.abs(err_ref)))
+    skill = 1.0 - np.sqrt(np.mean(err**2)) / np.sqrt(np.mean(err_ref**2))
+    assert f["skill"] == pytest.approx(skill)
+    # issued later than the readings reach: nothing metered yet, nothing scored
+    book.add(
+        [
+            ForecastRecord(
+                "pv-1", 19, "blend", T0 + 4 * 3600, 3600, 2, (1.0, 1.0), "smart", (2.0, 2.0)
+            )
+        ]
+    )
+    late = queries.forecasts(store, book, site="pv-1")["forecasts"][-1]
+    assert late["metered_wh"] == [None, None] and late["steps_metered"] == 0
+    assert late["mae_wh"] is None and late["skill"] is None
+    latest = queries.forecasts(store, book)["forecasts"][0]
+    assert latest["next_hour_wh"] == 1.0 and latest["reference_method"] == "smart"
     assert queries.forecasts(store, book, site="pv-2")["actual"] is None
 
 

@@ -3,6 +3,7 @@ commits, the queue's bounds, a storage error's rollback, and the JSON of the ans
 
 from __future__ import annotations
 
+import json
 import math
 import queue
 import sqlite3
@@ -12,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from pipeline import Detection, ForecastRecord, Keyring, Pipeline, Store
+from pipeline import Detection, ForecastRecord, Keyring, Pipeline, Recommendation, Store
 from pipeline.analyze.batch import AnalysisOutcome
+from pipeline.analyze.digest import FleetDigest
 from pipeline.serve.forecasts import ForecastBook
 from pipeline.serve.metrics import ServiceMetrics
 from pipeline.serve.wire import UploadAnswer, analysis_from_json, analysis_json
@@ -163,14 +165,31 @@ def test_answers_round_trip_through_json(db: Path) -> None:
     assert again == UploadAnswer(outcome, True, 7, 7, "abc")
     detection = Detection("inverter_trip", "pv-1", 10, 20, 20, 0.9, math.nan, "tripped")
     forecast = ForecastRecord(
-        "pv-1", 19, "blend", 3600, 3600, 2, (1.0, math.inf), 1, 2, 3, 4, 0.5, 9
+        "pv-1", 19, "blend", 3600, 3600, 2, (1.0, math.inf), "smart_persistence", (2.0, 3.0)
     )
-    analysed = analysis_from_json(
-        analysis_json(AnalysisOutcome(now_s=99, detections=[detection], forecasts=[forecast]))
+    cutout = Detection("storm_cutout", "wt-1", 10, 20, 20, 1.0, 0.0, "cut out")
+    advice = Recommendation(
+        "inverter_trip", "pv-1", math.nan, -79.9, 10, 20, "reset", 1.5, True, 0.18, "high", "!"
     )
+    digest = FleetDigest(0, 86400, {"pv": 1}, {"pv": 2.5}, {"inverter_trip": 1}, [advice], "d")
+    outcome = AnalysisOutcome(
+        now_s=99,
+        detections=[detection],
+        forecasts=[forecast],
+        events=[cutout],
+        recommendations=[advice],
+        digest=digest,
+    )
+    analysed = analysis_from_json(json.loads(json.dumps(analysis_json(outcome))))
     assert analysed.now_s == 99 and analysed.detections[0].kind == "inverter_trip"
     assert math.isnan(analysed.detections[0].magnitude)  # JSON null for a NaN
-    assert math.isnan(analysed.forecasts[0].forecast_wh[1]) and analysed.forecasts[0].skill == 0.5
+    assert math.isnan(analysed.forecasts[0].forecast_wh[1])
+    assert analysed.forecasts[0].reference_wh == (2.0, 3.0)
+    assert analysed.events == [cutout]
+    (back,) = analysed.recommendations
+    assert math.isnan(back.latitude_deg)  # a site without a place: null, NaN again
+    assert back.to_json() == advice.to_json()
+    assert analysed.digest is not None and analysed.digest.to_json() == digest.to_json()
 
 
 @pytest.fixture
@@ -180,7 +199,7 @@ def book() -> Iterator[ForecastBook]:
 
 def test_the_forecast_book_keeps_the_latest_per_series(book: ForecastBook) -> None:
     def issued(site: str, at_s: int) -> ForecastRecord:
-        return ForecastRecord(site, 19, "blend", at_s, 3600, 1, (1.0,), 1, 1, 1, 1, 0.0, 1)
+        return ForecastRecord(site, 19, "blend", at_s, 3600, 1, (1.0,), "persistence", (1.0,))
 
     book.add([issued("a", 1), issued("b", 1), issued("a", 2), issued("a", 3)])
     assert [f.issued_s for f in book.of_site("a")] == [2, 3]

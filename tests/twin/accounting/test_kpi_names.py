@@ -98,3 +98,29 @@ def test_the_slos_of_a_scenario_are_checked_by_shape_naming_their_key() -> None:
     with pytest.raises(ScenarioError) as error:
         check_slos([parse_slo("latency_p99_s<=60")], "slo")
     assert str(error.value).startswith("slo.latency_p99_s = 'latency_p99_s<=60': expected a KPI")
+
+
+def test_analytics_and_forecast_kpis_read_the_scores() -> None:
+    """Recall is the worst kind's, precision that of all alerts, forecast skill the worst
+    kind of site's whose forecasts are not their own reference."""
+    step = {"n": 10, "skill": 0.3}
+    record = {
+        "kpis": {"readings_lost_total": 0, "readings_generated": 0},
+        "analytics": {
+            "precision": 0.95,
+            "kinds": [{"recall": 1.0}, {"recall": 0.5}, {"recall": None}],
+        },
+        "forecasts": {
+            "pv": {"methods": ["feed_regression"], "references": ["smart_persistence"],
+                   "overall": step},
+            "wind": {"methods": ["persistence"], "references": ["persistence"],
+                     "overall": step | {"skill": 0.0}},
+        },
+    }  # fmt: skip
+    table = kpi_table(record)
+    assert table["analytics_recall_min"] == 0.5
+    assert table["analytics_precision"] == 0.95
+    assert table["forecast_skill_min"] == 0.3
+    no_scores = kpi_table(record | {"analytics": None, "forecasts": {}})
+    assert all(math.isnan(no_scores[k]) for k in ("analytics_recall_min", "analytics_precision",
+                                                   "forecast_skill_min"))  # fmt: skip

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from twin.accounting.results import Results
 from twin.cli import main
+from twin.outputs.files import write_outputs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 CELL_OUTAGE = PROJECT_ROOT / "scenarios" / "cell_outage.toml"
@@ -44,3 +46,13 @@ def outage_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def longer_outage_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same with a 3 h outage."""
     return twin_run(tmp_path_factory.mktemp("outage3h") / "outage3h", 'fault.0.duration="3h"')
+
+
+@pytest.fixture(scope="session")
+def field_faults_run(
+    tmp_path_factory: pytest.TempPathFactory, field_faults_results: Results
+) -> Path:
+    """The output folder of the shipped ``field_faults`` run (analytics in every section)."""
+    out_dir = tmp_path_factory.mktemp("field_faults") / "field_faults"
+    write_outputs(field_faults_results, out_dir, plots=False)
+    return out_dir

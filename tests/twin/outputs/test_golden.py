@@ -149,20 +149,32 @@ def test_update_of_every_scenario_is_one_command(
 
 
 def test_records_that_share_a_name_are_all_kept() -> None:
-    """Two analytics scores of one fault kind (two detectors) both get golden values."""
+    """Two analytics scores of one fault kind (two detectors) both get golden values, as
+    do the confusion matrix, each forecast step and each weather station."""
     score = {"fault_kind": "icing", "detection_kind": "flatline", "recall": 0.5}
+    step = {"n": 4, "skill": 0.25}
     minimal = {
         "kpis": {"readings_generated": 10, "readings_lost_total": 0},
         "ledger": {},
         "faults": [],
         "mdcs": [],
         "network": {"vpn": []},
-        "analytics": [score, score | {"detection_kind": "drift", "recall": 1.0}],
-        "forecasts": {},
+        "analytics": {
+            "recall": 0.75,
+            "kinds": [score, score | {"detection_kind": "drift", "recall": 1.0}],
+            "confusion": {"icing": {"icing": 1, "missed": 2}},
+            "no_effect": [["spike", "pv-1", 3.0]],
+        },
+        "forecasts": {"pv": {"issued": 3, "by_step": [step, step | {"skill": 0.5}]}},
+        "weather_feed": [{"station_id": "met-north", "values_stored": 9}],
     }
     values = golden_values(minimal)
-    assert values["analytics.icing.flatline.recall"] == 0.5
-    assert values["analytics.icing.drift.recall"] == 1.0
+    assert values["analytics.recall"] == 0.75
+    assert values["analytics.kinds.icing.flatline.recall"] == 0.5
+    assert values["analytics.kinds.icing.drift.recall"] == 1.0
+    assert values["analytics.confusion.icing.missed"] == 2
+    assert values["forecasts.pv.by_step.2.skill"] == 0.5
+    assert values["weather_feed.met-north.values_stored"] == 9
 
 
 @pytest.mark.parametrize(

@@ -94,6 +94,40 @@ def test_report_in_a_browser(outage_run: Path, chromium: Browser, tmp_path: Path
     page.close()
 
 
+def test_report_analytics_in_a_browser(
+    field_faults_run: Path, chromium: Browser, tmp_path: Path
+) -> None:
+    page, errors, aborted = chromium.open(field_faults_run / "report.html")
+    assert errors == [] and aborted == []
+    assert "forecast-skill" in _assert_drawn(page)
+    results = json.loads((field_faults_run / "results.json").read_text("utf-8"))
+    # the skill bars drawn are the realised skill per horizon step of each kind of site
+    drawn = page.evaluate("document.getElementById('forecast-skill').data.map(t => [t.name, t.y])")
+    assert drawn == [
+        [kind, [e["skill"] for e in f["by_step"]]] for kind, f in results["forecasts"].items()
+    ]
+    # the confusion matrix as shown: its non-empty cells are results.json's counts
+    cells = page.eval_on_selector_all(
+        "#confusion-table td[data-injected]",
+        "cs => cs.filter(c => c.innerText).map("
+        "c => [c.dataset.injected, c.dataset.detected, Number(c.innerText)])",
+    )
+    confusion = results["analytics"]["confusion"]
+    assert sorted(map(tuple, cells)) == sorted(
+        (i, d, n) for i, row in confusion.items() for d, n in row.items()
+    )
+    assert page.locator("#confusion-table").is_visible()
+    urgencies = page.eval_on_selector_all(
+        "#recommendations-table td[data-urgency]", "cs => cs.map(c => c.innerText)"
+    )
+    assert urgencies == [r["urgency"] for r in results["recommendations"]]
+    page.locator("#analytics").scroll_into_view_if_needed()
+    shot = tmp_path / "report-analytics.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 50_000
+    page.close()
+
+
 def test_compare_in_a_browser(
     outage_run: Path, longer_outage_run: Path, chromium: Browser, tmp_path: Path
 ) -> None:

@@ -3,6 +3,7 @@ the run measured, and of bounded size however long the run."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -150,3 +151,63 @@ def test_a_folder_without_latency_json_still_gets_a_page(outage_run: Path, tmp_p
     page = write_report(copy).read_text("utf-8")
     assert "no latency.json" in page
     assert "latency-e2e" not in _figures(page)
+
+
+def _cells(page: str, table_id: str) -> list[list[str]]:
+    """The body rows of one table of the page, cell texts unescaped."""
+    table = re.search(rf'<table id="{table_id}">.*?<tbody>(.*?)</tbody>', page, re.S)
+    assert table is not None, table_id
+    return [
+        [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)
+    ]
+
+
+def test_the_analytics_section_shows_the_scores_events_forecasts_and_recommendations(
+    field_faults_run: Path,
+) -> None:
+    results = json.loads((field_faults_run / "results.json").read_text("utf-8"))
+    page = (field_faults_run / REPORT_NAME).read_text("utf-8")
+    scores = results["analytics"]
+    # the totals, then the confusion matrix: one cell per (injected, detected) pair, the
+    # fault counts of results.json, and every injected kind a row
+    (totals,) = _cells(page, "analytics-totals")
+    assert [int(totals[0]), int(totals[1]), int(totals[3]), int(totals[4])] == [
+        scores["faults"],
+        scores["found"],
+        scores["detections"],
+        scores["false_alarms"],
+    ]
+    shown = {
+        (injected, detected): int(n)
+        for injected, detected, n in re.findall(
+            r'<td class="num" data-injected="([^"]+)" data-detected="([^"]+)">(\d+)</td>', page
+        )
+    }
+    want = {(i, d): n for i, row in scores["confusion"].items() for d, n in row.items()}
+    assert shown == want and sum(shown.values()) == scores["faults"] + scores["false_alarms"]
+    # a degradation called soiling is shown found with the wrong kind, not as a false alarm
+    assert shown.get(("degradation", "soiling")) == 1 and scores["false_alarms"] == 0
+    kinds = _cells(page, "analytics-table")
+    assert [k[0] for k in kinds] == [k["fault_kind"] for k in scores["kinds"]]
+    for shown_kind, kind in zip(kinds, scores["kinds"], strict=True):
+        delay_s = kind["delay_reported_s_median"]
+        assert float(shown_kind[6]) == pytest.approx(delay_s / 3600, abs=0.005)
+    # the storm's cut-outs, as events
+    events = _cells(page, "events-table")
+    assert len(events) == len(results["events"]) == scores["cutouts_recognised"] > 0
+    assert {e[0] for e in events} == {"storm_cutout"}
+    # the forecasts' skill per horizon step, in a table and a chart
+    skill = _figures(page)["forecast-skill"]["data"]
+    assert [t["name"] for t in skill] == list(results["forecasts"])
+    pv = next(t for t in skill if t["name"] == "pv")
+    assert pv["y"] == [e["skill"] for e in results["forecasts"]["pv"]["by_step"]]
+    rows = {r[0]: r[1:] for r in _cells(page, "forecast-skill-table")}
+    assert float(rows["pv"][0]) == pytest.approx(pv["y"][0], rel=1e-5)
+    # the recommendations open at the end: what to do, where, the energy so far
+    recommendations = _cells(page, "recommendations-table")
+    assert [(r[0], r[1], r[2], r[3]) for r in recommendations] == [
+        (x["urgency"], x["kind"], x["site_id"], x["action"]) for x in results["recommendations"]
+    ]
+    (station,) = _cells(page, "weather-feed-table")
+    assert station[0] == "met-north" and int(station[1].replace(",", "")) > 0

@@ -69,6 +69,11 @@ def test_overrides_address_items_by_name() -> None:
         ),
         ("pipeline.authenticate=1", "pipeline.authenticate", "true or false"),
         ('pipeline.analytics_every="0s"', "pipeline.analytics_every", "greater than zero"),
+        ('weather.feed.sample="7min"', "weather.feed.sample", "an interval dividing 1h"),
+        ('weather.feed.upload="90s"', "weather.feed.upload", "a whole number of sample"),
+        ("weather.feed.enabled=1", "weather.feed.enabled", "true or false"),
+        ('weather.feed.outage_mttr="0s"', "weather.feed.outage_mttr", "greater than zero"),
+        ("weather.feed.stations=2", "weather.feed.stations", "a known key"),
         ('scenario.start="9999-12-31T12:00:00Z"', "scenario.start", "[1900, 2200]"),
         ("network.cellular.max_attempts=5000", "network.cellular.max_attempts", "[1, 1000]"),
         (

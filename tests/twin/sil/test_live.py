@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from pipeline.serve.config import load_sites
 from tests.serve_process import running_service
 from twin.cli import main
 from twin.errors import ScenarioError
-from twin.runner import STORE_NAME, meter_keys, site_records
+from twin.runner import STORE_NAME, site_records, upload_keys
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import Scenario, load_scenario
 from twin.sil.live import LiveOptions
@@ -45,7 +46,7 @@ def test_a_live_run_balances_against_the_store_of_a_service_it_did_not_start(
     scenario = short()
     fleets = build_fleets(scenario)
     keyring, sites = tmp_path / "keyring.json", tmp_path / "sites.json"
-    write_keyring(keyring, meter_keys(scenario, fleets))
+    write_keyring(keyring, upload_keys(scenario, fleets))
     write_sites(sites, site_records(fleets))
     store = tmp_path / STORE_NAME
     with running_service(store, keyring, "--sites", str(sites)) as service:
@@ -58,8 +59,17 @@ def test_a_live_run_balances_against_the_store_of_a_service_it_did_not_start(
     assert results.service_time.mode == "live" and results.scenario.mdcs[0].ack == "commit"
     assert k.readings_lost_total == 0 and k.readings_stored > 0
     # every copy that reached the service got its real answer, and was acknowledged by it
-    assert report.answers == {"stored": k.uploads_delivered}
+    (feed,) = results.weather_feed  # the met station's uploads went to the service too
+    assert feed.uploads_acknowledged > 0 and feed.uploads_rejected == 0
+    assert report.answers == {
+        "stored": k.uploads_delivered,
+        "station_stored": feed.uploads_acknowledged,
+    }
     assert k.uploads_acknowledged == k.uploads_delivered
+    with sqlite3.connect(store) as db:  # each observation and forecast value stored once
+        (observations,) = db.execute("SELECT COUNT(*) FROM weather_observations").fetchone()
+        (forecasts,) = db.execute("SELECT COUNT(*) FROM weather_forecasts").fetchone()
+    assert observations + forecasts == feed.values_stored > 0
     assert k.hop_latency_s["pipeline"].p50 == pytest.approx(report.latency_p50_s)
     assert report.settled_present == report.settled_absent == report.kills == 0
 
@@ -101,7 +111,7 @@ def test_what_a_live_run_refuses(tmp_path: Path) -> None:
         run_live(short("pipeline.authenticate=false"), LiveOptions("spawn"))
     scenario = short()
     keyring = tmp_path / "keyring.json"
-    write_keyring(keyring, meter_keys(scenario, build_fleets(scenario)))
+    write_keyring(keyring, upload_keys(scenario, build_fleets(scenario)))
     with running_service(tmp_path / "mdc.sqlite", keyring) as service:
         with pytest.raises(ScenarioError, match="spawn: an mdc_power_loss fault kills"):
             run_live(with_kill(scenario), LiveOptions(service.url))
@@ -115,7 +125,7 @@ def test_twin_keys_writes_what_the_service_reads(tmp_path: Path) -> None:
     assert main([*args, "--out", str(out), "--sites", str(sites)]) == 0
     scenario = short()
     fleets = build_fleets(scenario)
-    assert dict(Keyring.load(out)) == meter_keys(scenario, fleets)
+    assert dict(Keyring.load(out)) == upload_keys(scenario, fleets)
     assert load_sites(sites) == site_records(fleets)
     assert set(json.loads(out.read_text())) == {"keys"}
 

@@ -168,12 +168,13 @@ def test_the_mdc_analytics_find_an_inverter_trip_and_the_run_scores_them() -> No
         kind="inverter_trip", at_s=13 * 3600.0, duration_s=3 * 3600.0, meter="pv-00004"
     )
     results = run(dataclasses.replace(scenario, faults=(trip,)))
-    scores = {s.fault_kind: s for s in results.analytics}
-    trip_score = scores["inverter_trip"]
-    assert trip_score.faults == 1
-    assert trip_score.recall == 1.0
-    # found by the first hourly analysis after the evidence sufficed: within 2 h of the start
-    assert trip_score.delay_s_median is not None and 0 < trip_score.delay_s_median <= 2 * 3600
+    scores = results.analytics
+    assert scores is not None and (scores.faults, scores.found, scores.false_alarms) == (1, 1, 0)
+    assert scores.confusion == {"inverter_trip": {"inverter_trip": 1}}
+    (trip_score,) = scores.kinds
+    # reported by the first hourly analysis after the evidence sufficed: within 2 h
+    assert trip_score.delay_reported_s_max is not None
+    assert 0 < trip_score.delay_reported_s_max <= 2 * 3600
     trips = [d for d in results.detections if d.kind == "inverter_trip"]
     assert {d.series_id for d in trips} == {"pv-00004"}  # no false trip on a clean site
     assert results.kpis.alerts == len(results.detections)

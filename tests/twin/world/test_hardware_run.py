@@ -169,7 +169,8 @@ def test_model_mode_sampling_raises_no_false_alarms() -> None:
     )
     results = run(scenario)
     assert 0 < results.service_time.uploads_run < results.service_time.uploads_modelled
-    assert results.analytics == [] and results.kpis.alerts == 0
+    assert results.analytics is not None and results.analytics.detections == 0
+    assert results.kpis.alerts == 0
 
 
 def pushing_back(ack: str, buffer_bytes: int, store_dir: Path | None = None) -> Results:
