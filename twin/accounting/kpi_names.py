@@ -83,20 +83,20 @@ def _drain_max_s(record: Mapping[str, Any]) -> float:
 
 def _recall_min(record: Mapping[str, Any]) -> float:
     scores = record["analytics"]
-    kinds = [] if scores is None else scores["kinds"]
-    return min(_finite(k["recall"] for k in kinds), default=math.nan)
+    kinds = [] if scores is None else scores.get("kinds", [])
+    return min(_finite(k.get("recall") for k in kinds), default=math.nan)
 
 
 def _precision(record: Mapping[str, Any]) -> float:
-    scores = record["analytics"]
-    return math.nan if scores is None or scores["precision"] is None else float(scores["precision"])
+    precision = None if record["analytics"] is None else record["analytics"].get("precision")
+    return math.nan if precision is None else float(precision)
 
 
 def _forecast_skill_min(record: Mapping[str, Any]) -> float:
     skills = (
         f["overall"]["skill"]
         for f in record["forecasts"].values()
-        if f.get("overall") and set(f["methods"]) - set(f["references"])
+        if f.get("overall") and set(f.get("methods", ())) - set(f.get("references", ()))
     )
     return min(_finite(skills), default=math.nan)
 
