@@ -14,15 +14,13 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
-from twin.errors import ScenarioError, UsageError
+from twin.errors import ScenarioError, UsageError, interruption
 
 if TYPE_CHECKING:
     from twin.scenario.loader import Scenario
 
 EXIT_OK = 0
 EXIT_USAGE = 2
-#: Exit code after Ctrl-C (or SIGTERM): 128 + the signal's number, as shells report it.
-EXIT_SIGNAL_BASE = 128
 
 
 class _Parser(argparse.ArgumentParser):
@@ -160,10 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("twin: error: out of memory (see the run's estimate: twin validate)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
-        signum = exc.args[0] if exc.args else signal.SIGINT
-        name = signal.Signals(signum).name
+        name, code = interruption(exc)
         print(f"twin: interrupted ({name}); nothing written", file=sys.stderr)
-        return EXIT_SIGNAL_BASE + signum
+        return code
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -3,6 +3,7 @@ was expected (DESIGN.md §9); the ``twin`` command prints them and exits 2."""
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 #: Longest text of a value shown in an error, characters.
@@ -37,3 +38,14 @@ class ScenarioError(UsageError):
     """A scenario file or ``--set`` override is wrong."""
 
     label = "scenario error"
+
+
+#: Exit code after Ctrl-C (or SIGTERM): 128 + the signal's number, as shells report it.
+EXIT_SIGNAL_BASE = 128
+
+
+def interruption(exc: KeyboardInterrupt) -> tuple[str, int]:
+    """The name of the signal that stopped a command (SIGINT for Ctrl-C; ``twin.cli`` raises
+    SIGTERM as a KeyboardInterrupt carrying its number) and the exit code for it."""
+    signum = exc.args[0] if exc.args else signal.SIGINT
+    return signal.Signals(signum).name, EXIT_SIGNAL_BASE + signum

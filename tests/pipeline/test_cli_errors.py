@@ -14,7 +14,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from pipeline.store.schema import BUSY_TIMEOUT_S
 from tests.conftest import GREENBUTTON_DIR, PROJECT_ROOT
 from tests.espi_feeds import resource
 from tests.pipeline.test_ingest import T0, reading, small_feed
+from tests.waiting import wait_until
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -200,19 +200,19 @@ def test_a_database_locked_beyond_the_busy_timeout(tmp_path: Path) -> None:
 # --- Ctrl-C ---------------------------------------------------------------------------
 
 
-def open_for_writing(fifo: Path, proc: subprocess.Popen[str], limit_s: float = 120) -> int:
+def open_for_writing(fifo: Path, proc: subprocess.Popen[str]) -> int:
     """Open `fifo` for writing once `proc` opened it for reading (bounded: never hangs if
     the process ends first)."""
-    give_up = time.monotonic() + limit_s
-    while True:
+
+    def try_open() -> int | None:
         try:
             return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
         except OSError as exc:
             if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
                 raise
-        if proc.poll() is not None or time.monotonic() > give_up:
-            pytest.fail(f"the ingest never read its second file: {proc.communicate()}")
-        time.sleep(0.05)
+            return None
+
+    return int(wait_until(try_open, proc, "the ingest never read its second file"))
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a named pipe")

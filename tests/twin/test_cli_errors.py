@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.waiting import wait_until
+
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 BASELINE = SCENARIOS / "baseline.toml"
 CELL_OUTAGE = SCENARIOS / "cell_outage.toml"
@@ -190,10 +192,11 @@ def test_ctrl_c_stops_a_run_with_one_line_and_leaves_the_folder_as_it_was(
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 300
-    while not any(p.name.startswith(".twin-staging-") for p in tmp_path.iterdir()):
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-        time.sleep(0.05)
+    wait_until(
+        lambda: any(p.name.startswith(".twin-staging-") for p in tmp_path.iterdir()),
+        process,
+        "the run never made its staging folder",
+    )
     time.sleep(1.0)  # well inside the run
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)

@@ -26,6 +26,12 @@ from scipy.special import stdtrit
 CONFIDENCE = 0.95
 
 
+def t_critical(confidence: float, df: float) -> float:
+    """Two-sided Student-t critical value with ``df`` degrees of freedom: the
+    ``1 - (1 - confidence) / 2`` quantile (Gosset, Biometrika 6(1), 1908)."""
+    return float(stdtrit(df, 0.5 + confidence / 2))
+
+
 @dataclass(frozen=True)
 class DifferenceInterval:
     """``mean(b) - mean(a)`` (``difference``) and its two-sided confidence interval
@@ -60,7 +66,7 @@ def welch_interval(
     if se2 == 0.0:
         return DifferenceInterval(difference, difference, difference, math.inf, confidence)
     df = se2**2 / sum(t**2 / d for t, d in zip(terms, dofs, strict=True))
-    half = float(stdtrit(df, 0.5 + confidence / 2)) * math.sqrt(se2)
+    half = t_critical(confidence, df) * math.sqrt(se2)
     return DifferenceInterval(difference, difference - half, difference + half, df, confidence)
 
 
@@ -74,7 +80,7 @@ def paired_interval(
     if len(d) < 2:
         return None
     difference = float(d.mean())
-    half = float(stdtrit(len(d) - 1, 0.5 + confidence / 2)) * float(d.std(ddof=1))
+    half = t_critical(confidence, len(d) - 1) * float(d.std(ddof=1))
     half /= math.sqrt(len(d))
     return DifferenceInterval(
         difference, difference - half, difference + half, len(d) - 1.0, confidence, "paired"

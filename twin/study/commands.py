@@ -4,13 +4,12 @@ the executor the options ask for (a process pool or a Dask cluster)."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from twin.errors import ScenarioError
+from twin.errors import ScenarioError, interruption
 
 if TYPE_CHECKING:
     from twin.study.runbook import RunBook
@@ -195,8 +194,8 @@ def _study(
     except (KeyboardInterrupt, WorkerLostError) as exc:
         book.close()
         if isinstance(exc, KeyboardInterrupt):
-            signum = exc.args[0] if exc.args else signal.SIGINT
-            what, code = f"interrupted ({signal.Signals(signum).name})", 128 + signum
+            name, code = interruption(exc)
+            what = f"interrupted ({name})"
         else:
             what, code = str(exc), 1
         print(

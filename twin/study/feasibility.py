@@ -46,8 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from twin.accounting.intervals import t_critical
 from twin.scenario.slo import Slo
-from twin.study.stats import t_quantile
 
 MEETS = "meets"
 BREAKS = "breaks"
@@ -149,7 +149,7 @@ def _inequality(slo: Slo, y: np.ndarray, check: SequentialCheck, inequalities: i
     if sd == 0.0:  # the KPI did not vary: its value decides (both steps would at n0)
         return SloVerdict(slo, MEETS if slo.holds(float(first[0])) else BREAKS, check.n0)
     # one-sided 1 - beta bound = two-sided interval at confidence 1 - 2 beta
-    half = t_quantile(1.0 - 2.0 * beta, check.n0) * sd / math.sqrt(check.n0)
+    half = t_critical(1.0 - 2.0 * beta, check.n0 - 1) * sd / math.sqrt(check.n0)
     low, high = float(first.mean()) - half, float(first.mean()) + half
     beyond, within = (low > slo.limit, high < slo.limit)
     if not slo.upper:

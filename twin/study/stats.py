@@ -14,9 +14,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
-from twin.accounting.intervals import CONFIDENCE
+from twin.accounting.intervals import CONFIDENCE, t_critical
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,6 @@ class Estimate:
         return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in data.items()}
 
 
-def t_quantile(confidence: float, n: int) -> float:
-    """Two-sided Student-t critical value for ``n`` observations (``n - 1`` degrees of
-    freedom): the ``1 - (1 - confidence) / 2`` quantile."""
-    return float(stats.t.ppf(1.0 - (1.0 - confidence) / 2.0, n - 1))
-
-
 def estimate(values: ArrayLike, confidence: float = CONFIDENCE) -> Estimate:
     """The :class:`Estimate` of the finite ``values`` (one per replication)."""
     x = np.asarray(values, dtype=np.float64)
@@ -60,5 +53,5 @@ def estimate(values: ArrayLike, confidence: float = CONFIDENCE) -> Estimate:
     if n < 2:
         return Estimate(1, mean, nan, nan, nan, confidence)
     sd = float(x.std(ddof=1))
-    half = t_quantile(confidence, n) * sd / math.sqrt(n)
+    half = t_critical(confidence, n - 1) * sd / math.sqrt(n)
     return Estimate(n, mean, sd, mean - half, mean + half, confidence)

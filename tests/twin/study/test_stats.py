@@ -9,15 +9,16 @@ import numpy as np
 import pytest
 from scipy import special
 
-from twin.study.stats import estimate, t_quantile
+from twin.accounting.intervals import t_critical
+from twin.study.stats import estimate
 
 
 def test_t_quantiles_match_the_published_table() -> None:
     # two-sided 95 %: 12.706 (1 df), 2.776 (4 df), 2.262 (9 df); 99 %: 4.032 (5 df)
-    assert t_quantile(0.95, 2) == pytest.approx(12.706, abs=1e-3)
-    assert t_quantile(0.95, 5) == pytest.approx(2.776, abs=1e-3)
-    assert t_quantile(0.95, 10) == pytest.approx(2.262, abs=1e-3)
-    assert t_quantile(0.99, 6) == pytest.approx(4.032, abs=1e-3)
+    assert t_critical(0.95, 1) == pytest.approx(12.706, abs=1e-3)
+    assert t_critical(0.95, 4) == pytest.approx(2.776, abs=1e-3)
+    assert t_critical(0.95, 9) == pytest.approx(2.262, abs=1e-3)
+    assert t_critical(0.99, 5) == pytest.approx(4.032, abs=1e-3)
 
 
 def test_estimate_of_five_values_by_hand() -> None:
@@ -41,7 +42,7 @@ def _expected_half_width(n: int, sigma: float) -> float:
     """E[t s / sqrt(n)] = t c4(n) sigma / sqrt(n), with c4(n) = E[s] / sigma for normal data
     (c4 = sqrt(2 / (n - 1)) Gamma(n / 2) / Gamma((n - 1) / 2))."""
     c4 = math.sqrt(2.0 / (n - 1)) * math.exp(special.gammaln(n / 2) - special.gammaln((n - 1) / 2))
-    return t_quantile(0.95, n) * c4 * sigma / math.sqrt(n)
+    return t_critical(0.95, n - 1) * c4 * sigma / math.sqrt(n)
 
 
 @pytest.mark.parametrize("n", [5, 20, 80])

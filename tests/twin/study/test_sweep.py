@@ -11,7 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from scipy import stats
 
 from tests.twin.study.conftest import SWEEP, SWEEP_ARGS, TINY, tables
+from tests.waiting import wait_until
 from twin.accounting.kpi_names import DERIVED_KPIS, kpi_table
 from twin.cli import main
 from twin.outputs.files import write_outputs
@@ -82,10 +82,11 @@ def test_a_killed_sweep_resumes_without_redoing_finished_runs(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 300
-        while not (records.exists() and records.read_text().count("\n") >= 2):
-            assert child.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until(
+            lambda: records.exists() and records.read_text().count("\n") >= 2,
+            child,
+            "the sweep never recorded two runs",
+        )
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
