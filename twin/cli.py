@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -14,13 +15,17 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 
-from twin.errors import ScenarioError, UsageError, interruption
+from twin.errors import PipelineWorkerError, ScenarioError, UsageError, interruption
 
 if TYPE_CHECKING:
     from twin.scenario.loader import Scenario
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+#: A run that stopped on a failure of the run itself (the pipeline worker died).
+EXIT_RUN_FAILED = 1
+#: ``twin run --pipeline-workers`` by default: a core for the pipeline when there are two.
+DEFAULT_PIPELINE_WORKERS = min(1, (os.cpu_count() or 1) - 1)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
         "--force",
         action="store_true",
         help="replace the run of another scenario in the output folder",
+    )
+    run.add_argument(
+        "--pipeline-workers",
+        type=int,
+        default=DEFAULT_PIPELINE_WORKERS,
+        metavar="N",
+        help="1: the real pipeline runs in a worker process beside the simulation, same "
+        "results (calibrated mode; the others run in-process); 0: in this process "
+        f"(default {DEFAULT_PIPELINE_WORKERS}: cores - 1, at most 1)",
     )
     _add_live_options(run)
 
@@ -154,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"twin: {exc.label}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except PipelineWorkerError as exc:
+        print(f"twin: error: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
     except MemoryError:
         print("twin: error: out of memory (see the run's estimate: twin validate)", file=sys.stderr)
         return EXIT_USAGE
@@ -198,7 +215,13 @@ def _run(args: argparse.Namespace) -> int:
         if bar is not None:
             print(f"twin: {scenario.name}: building {estimate.describe()}", file=sys.stderr)
         try:
-            results = run(scenario, seed=args.seed, store_dir=staging, progress=bar)
+            results = run(
+                scenario,
+                seed=args.seed,
+                store_dir=staging,
+                progress=bar,
+                pipeline_workers=args.pipeline_workers,
+            )
         finally:
             if bar is not None:
                 bar.close()

@@ -40,6 +40,12 @@ class ScenarioError(UsageError):
     label = "scenario error"
 
 
+class PipelineWorkerError(RuntimeError):
+    """The run's pipeline worker (:mod:`twin.sil.pipeline_worker`) died, failed, or found
+    an outcome other than the one the simulation went on with: the run stops, as its
+    results would not be the run's."""
+
+
 #: Exit code after Ctrl-C (or SIGTERM): 128 + the signal's number, as shells report it.
 EXIT_SIGNAL_BASE = 128
 

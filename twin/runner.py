@@ -29,8 +29,10 @@ from twin.accounting.records import LedgerRecord, ServiceTimeRecord
 from twin.accounting.results import Results
 from twin.accounting.scoring import daylight_start, score_analytics
 from twin.accounting.series import LatencyDistribution, RunSeries, timeseries_table
+from twin.errors import ScenarioError
 from twin.rng import component_rng
 from twin.scenario.loader import Scenario
+from twin.sil.pipeline_worker import PipelineWorker
 from twin.sil.service_time import SERVICE_TIME_MODES, load_cost_model
 from twin.world.fleet import FleetData, build_fleets
 from twin.world.weather_feed import station_keys
@@ -119,11 +121,22 @@ def run(
     store_dir: str | Path | None = None,
     progress: Callable[[float], None] | None = None,
     audit_every_s: float | None = None,
+    pipeline_workers: int = 0,
 ) -> Results:
     """Simulate ``scenario`` with ``seed`` (default: the scenario's; an integer >= 0). The
     pipeline's store goes to ``store_dir`` (module docstring); ``progress`` is called with
     the simulated time now and then; ``audit_every_s`` re-checks the ledger's balance during
-    the run (a :class:`~twin.accounting.ledger.LedgerError` if it fails)."""
+    the run (a :class:`~twin.accounting.ledger.LedgerError` if it fails).
+    ``pipeline_workers``: 1 runs the pipeline in a worker process beside the simulation
+    (:mod:`twin.sil.pipeline_worker`) in ``calibrated`` mode, the same results; 0 (and the
+    other modes) in this process. More workers than 1 would share the one SQLite writer
+    the store allows (DESIGN.md §5): refused."""
+    if pipeline_workers not in (0, 1):
+        raise ScenarioError(
+            "--pipeline-workers",
+            pipeline_workers,
+            "0 (the pipeline in-process) or 1 (in a worker process: the store has one writer)",
+        )
     scenario, seed = seeded(scenario, seed)
     check_slos(scenario.slo, "slo")
     t0 = time.perf_counter()
@@ -137,15 +150,24 @@ def run(
     with tempfile.TemporaryDirectory(prefix="twin-") as tmp:
         store_path = fresh_store_path(Path(store_dir) if store_dir is not None else Path(tmp))
         keys = upload_keys(scenario, fleets) if scenario.pipeline.authenticate else None
-        pipeline = Pipeline(store_path, keyring=Keyring(keys) if keys is not None else None)
-        for site in site_records(fleets):
-            pipeline.register_site(site)
-        world = World(scenario, seed, fleets, pipeline, service_time, progress, audit_every_s, keys)
-        world.run()
-        stored_rows = pipeline.store.readings.count()
-        end_s = world.epoch_s + int(scenario.duration_s)
-        recommendations = pipeline.recommendations(end_s)
-        pipeline.close()
+        end_s = int(scenario.start.timestamp()) + int(scenario.duration_s)
+        if pipeline_workers and service_time.mode == "calibrated":
+            with PipelineWorker(store_path, keys, site_records(fleets)) as worker:
+                world = World(
+                    scenario, seed, fleets, worker, service_time, progress, audit_every_s, keys
+                )
+                world.run()
+                stored_rows, recommendations = worker.finish(end_s)
+        else:
+            with Pipeline(store_path, keyring=None if keys is None else Keyring(keys)) as pipeline:
+                for site in site_records(fleets):
+                    pipeline.register_site(site)
+                world = World(
+                    scenario, seed, fleets, pipeline, service_time, progress, audit_every_s, keys
+                )
+                world.run()
+                stored_rows = pipeline.store.readings.count()
+                recommendations = pipeline.recommendations(end_s)
     ledger, counters = world.ledger, world.counters
     # the database also holds readings whose (simulated) commit ends after the horizon: the
     # ledger counts those as in flight, but they are in its STORED state already

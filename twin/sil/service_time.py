@@ -20,7 +20,7 @@ from typing import Any, Protocol, overload
 
 import numpy as np
 
-from pipeline import STAGES, AnalysisOutcome, Pipeline, UploadOutcome
+from pipeline import STAGES, AnalysisOutcome, UploadOutcome
 from twin.errors import ScenarioError
 
 DEFAULT_COST_MODEL = "default"
@@ -62,15 +62,15 @@ class CostModel:
     def service_s(self, outcome: UploadOutcome) -> float:
         """Service time at speed 1 of one pipeline call. A rejected document costs the
         stages up to and including the one that rejected it."""
-        stages: tuple[str, ...] = STAGES
-        if not outcome.accepted and outcome.rejected_stage in STAGES:
-            stages = STAGES[: STAGES.index(outcome.rejected_stage) + 1]
+        if outcome.accepted or outcome.rejected_stage not in STAGES:
+            return self.upload_s(outcome.size_bytes, outcome.n_readings)
+        stages = STAGES[: STAGES.index(outcome.rejected_stage) + 1]
         return sum(self.stages[s].seconds(outcome.size_bytes, outcome.n_readings) for s in stages)
 
     def upload_s(self, size_bytes: int, n_readings: int) -> float:
         """Service time at speed 1 of an accepted upload of ``size_bytes`` (envelope
         included) carrying ``n_readings`` readings, every stage: the model alone, no call."""
-        return sum(cost.seconds(size_bytes, n_readings) for cost in self.stages.values())
+        return sum(self.stages[s].seconds(size_bytes, n_readings) for s in STAGES)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +105,15 @@ def load_cost_model(name: str) -> CostModel:
                 "pipeline.cost_model", name, f"finite, non-negative costs (stage {stage}: {cost})"
             )
     return model
+
+
+class PipelineCalls(Protocol):
+    """What the twin asks of the run's pipeline: a :class:`pipeline.Pipeline` in-process or
+    a :class:`twin.sil.pipeline_worker.PipelineWorker`."""
+
+    def handle(self, body: bytes) -> UploadOutcome: ...
+
+    def analyze(self, now_epoch_s: int) -> AnalysisOutcome: ...
 
 
 class ServiceTime:
@@ -165,7 +174,7 @@ class ServiceTime:
     @overload
     def upload(
         self,
-        pipeline: Pipeline,
+        pipeline: PipelineCalls,
         body: bytes,
         n_readings: None = None,
         force: bool = False,
@@ -175,7 +184,7 @@ class ServiceTime:
     @overload
     def upload(
         self,
-        pipeline: Pipeline,
+        pipeline: PipelineCalls,
         body: bytes,
         n_readings: int,
         force: bool = False,
@@ -184,7 +193,7 @@ class ServiceTime:
 
     def upload(
         self,
-        pipeline: Pipeline,
+        pipeline: PipelineCalls,
         body: bytes,
         n_readings: int | None = None,
         force: bool = False,
@@ -207,8 +216,17 @@ class ServiceTime:
         outcome = pipeline.handle(body)
         return outcome, (time.thread_time_ns() - t0) * 1e-9
 
+    def known_upload(self, size_bytes: int, n_readings: int) -> float:
+        """Service time at speed 1 of an upload the pipeline runs later whose outcome is
+        known (accepted, ``n_readings`` readings; see :mod:`twin.sil.pipeline_worker`):
+        the cost :meth:`upload` gives that outcome in ``calibrated`` mode, counted as run."""
+        if self.mode != "calibrated":
+            raise ValueError(f"outcomes are known in advance in calibrated mode, not {self.mode!r}")
+        self.uploads_run += 1
+        return self.cost_model.upload_s(size_bytes, n_readings)
+
     def analysis(
-        self, pipeline: Pipeline | None, now_epoch_s: int
+        self, pipeline: PipelineCalls | None, now_epoch_s: int
     ) -> tuple[AnalysisOutcome, float]:
         """Always the real batch analysis (its detections are functional outcomes), of the
         run's ``pipeline`` (None only in a live run, whose service analyses: see
@@ -222,7 +240,7 @@ class ServiceTime:
         outcome = pipeline.analyze(now_epoch_s)
         return outcome, (time.thread_time_ns() - t0) * 1e-9
 
-    def __call__(self, pipeline: Pipeline, body: bytes) -> tuple[UploadOutcome, float]:
+    def __call__(self, pipeline: PipelineCalls, body: bytes) -> tuple[UploadOutcome, float]:
         return self.upload(pipeline, body)
 
 

@@ -21,11 +21,11 @@ from hw_models.server import JobLost, Server, ServiceDemand
 from meters.device import MeterBuffers
 from network.cellular import AttemptResult, upload_with_retries
 from network.vpn import VpnDelivery
-from pipeline import Pipeline
 from twin.accounting.counters import Counters, Rejection
 from twin.accounting.ledger import Ledger, LedgerError
 from twin.accounting.records import FaultRecord
-from twin.sil.service_time import ServiceTime
+from twin.sil.pipeline_worker import Expected, PipelineWorker
+from twin.sil.service_time import PipelineCalls, ServiceTime
 from twin.world.mdc import Mdc
 from twin.world.network import WorldNetwork
 
@@ -89,7 +89,7 @@ class UploadPath:
         buffers: MeterBuffers,
         counters: Counters,
         service_time: ServiceTime,
-        pipeline: Pipeline | None,
+        pipeline: PipelineCalls | None,
         n_channels: np.ndarray,
         discarded: Callable[[int, int, int], np.ndarray | None],
         live: LiveDelivery | None = None,
@@ -105,6 +105,15 @@ class UploadPath:
         self.n_channels = n_channels
         self.discarded = discarded
         self.live = live
+        #: The pipeline when it runs in a worker whose meter uploads need not be waited for
+        #: (:mod:`twin.sil.pipeline_worker`), and each meter's newest sequence number handed
+        #: to it.
+        self.worker = (
+            pipeline
+            if isinstance(pipeline, PipelineWorker) and service_time.mode == "calibrated"
+            else None
+        )
+        self.newest_sequence_no = np.full(len(n_channels), -1, dtype=np.int64)
 
     def send(
         self, upload: Upload, rng: np.random.Generator
@@ -259,10 +268,24 @@ class UploadPath:
         m, lo, hi = upload.meter, upload.lo, upload.hi
         channels = int(self.n_channels[m])
         assert self.pipeline is not None  # in-process runs only (live ones serve over HTTP)
+        n_readings = channels * (hi - lo)
+        if self.worker is not None:
+            # genuine and in order: its outcome is known, the worker checks it later
+            newest = int(self.newest_sequence_no[m])
+            self.newest_sequence_no[m] = max(newest, upload.sequence_no)
+            if upload.fault is None and upload.sequence_no >= newest:
+                service_s = self.service_time.known_upload(len(upload.body), n_readings)
+                committed_s = env.now + service_s / server.speed_factor
+                fresh = ledger.store(m, lo, hi, committed_s, self.discarded(m, lo, hi))
+                expected = Expected(
+                    upload.meter_id, upload.sequence_no, n_readings, channels * fresh
+                )
+                self.worker.submit(upload.body, expected)
+                return service_s, expected.inserted
         outcome, service_s = self.service_time.upload(
             self.pipeline,
             upload.body,
-            n_readings=channels * (hi - lo),
+            n_readings=n_readings,
             force=upload.fault is not None,
             key=f"{upload.meter_id}/{upload.sequence_no}",
         )

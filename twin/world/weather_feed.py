@@ -38,10 +38,10 @@ from meters.weather_station import (
     station_observations,
 )
 from network.cellular import AttemptResult, upload_with_retries
-from pipeline import Pipeline, UploadOutcome, seal
+from pipeline import UploadOutcome, seal
 from twin.rng import component_rng
 from twin.scenario.loader import Scenario
-from twin.sil.service_time import ServiceTime
+from twin.sil.service_time import PipelineCalls, ServiceTime
 from twin.world.fleet import load_weather
 from twin.world.mdc import Mdc
 from twin.world.network import WorldNetwork
@@ -107,7 +107,7 @@ class StationUplink:
         centre: tuple[float, float],
         net: WorldNetwork,
         mdcs: list[Mdc],
-        pipeline: Pipeline | None,
+        pipeline: PipelineCalls | None,
         service_time: ServiceTime,
         key: bytes | None,
         live: LiveDelivery | None = None,

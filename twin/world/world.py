@@ -24,7 +24,7 @@ from hw_models.server import JobLost, Server, ServiceDemand
 from meters.device import MeterBuffers, upload_schedule
 from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
 from network.faults import OutageSchedule
-from pipeline import Detection, ForecastRecord, Pipeline
+from pipeline import Detection, ForecastRecord
 from twin.accounting.attribution import LossScope, attribute_losses
 from twin.accounting.counters import Counters
 from twin.accounting.ledger import Ledger
@@ -39,7 +39,7 @@ from twin.accounting.series import SAMPLE_EVERY_S
 from twin.rng import component_rng
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import Scenario
-from twin.sil.service_time import ServiceTime
+from twin.sil.service_time import PipelineCalls, ServiceTime
 from twin.world.faults import WORLD_FAULTS, MdcEffect, Target, WorldFaultKind
 from twin.world.fleet import FleetData, weather_location
 from twin.world.hostile import sealed
@@ -91,7 +91,7 @@ class World:
         scenario: Scenario,
         seed: int,
         fleets: list[FleetData],
-        pipeline: Pipeline | None,
+        pipeline: PipelineCalls | None,
         service_time: ServiceTime,
         progress: Callable[[float], None] | None = None,
         audit_every_s: float | None = None,

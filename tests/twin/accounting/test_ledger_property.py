@@ -1,8 +1,8 @@
 """Property (hypothesis): random network settings and fault schedules (cell outages and
 flapping, degraded coverage, VPN drops against small gateway buffers, MDC power losses,
 hostile uploads), on one MDC or two with a backbone between them (failover) and one or
-two cells per region, never unbalance the ledger, checked every simulated minute and
-against the store's row count at the end."""
+two cells per region, with the pipeline in-process or in a worker process, never unbalance
+the ledger, checked every simulated minute and against the store's row count at the end."""
 
 from __future__ import annotations
 
@@ -142,12 +142,15 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(scenario=scenarios())
+@given(scenario=scenarios(), pipeline_workers=st.sampled_from([0, 1]))
 def test_random_fault_schedules_never_unbalance_the_ledger(
-    scenario: Scenario, tmp_path: Path, ledger_check: Callable[..., None]
+    scenario: Scenario, pipeline_workers: int, tmp_path: Path, ledger_check: Callable[..., None]
 ) -> None:
-    # audits raise LedgerError on imbalance; the store is replaced by each example's run
-    results = run(scenario, store_dir=tmp_path, audit_every_s=60.0)
+    # audits raise LedgerError on imbalance; the store is replaced by each example's run;
+    # with the pipeline in a worker, a wrong outcome stops the run (PipelineWorkerError)
+    results = run(
+        scenario, store_dir=tmp_path, audit_every_s=60.0, pipeline_workers=pipeline_workers
+    )
     k = results.kpis
     assert k.readings_generated == sum(f.count for f in scenario.fleets) * 180
     ledger_check(results, tmp_path)

@@ -1,0 +1,143 @@
+"""The pipeline in a worker process (``--pipeline-workers 1``): the same results as the
+in-process run, byte for byte, on scenarios with faults; a wrong prediction or a dead
+worker stops the run naming the upload, never a hang or a silent drop."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from twin.errors import PipelineWorkerError, ScenarioError
+from twin.runner import STORE_NAME, run
+from twin.scenario.faults import FaultSpec
+from twin.scenario.loader import load_scenario
+from twin.sil.calibrate import sample_upload
+from twin.sil.pipeline_worker import Expected, PipelineWorker
+
+SCENARIOS = Path(__file__).resolve().parents[3] / "scenarios"
+
+#: Each scenario shortened and thinned to keep its fault windows and a few minutes of test.
+CASES = {
+    "baseline": ["fleet.pv.count=40", "fleet.wind.count=4", 'scenario.duration="8h"'],
+    "cell_outage": ["fleet.pv.count=40", "fleet.wind.count=4", 'scenario.duration="13h"'],
+    "mdc_failover": [
+        "fleet.pv.count=30",
+        "fleet.pvsouth.count=30",
+        "fleet.wind.count=4",
+        'scenario.duration="15h"',
+    ],
+    "server_failure": ["fleet.pv.count=60", "fleet.wind.count=6", 'scenario.duration="12h"'],
+}
+
+
+def _results_text(results: Any) -> str:
+    data = results.to_json()
+    del data["wall_time_s"], data["store_path"]
+    return json.dumps(data, sort_keys=True)
+
+
+def _store_rows(store_dir: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(store_dir / STORE_NAME) as db:
+        readings = db.execute("SELECT * FROM readings ORDER BY 1, 2, 3, 4").fetchall()
+        revisions = db.execute("SELECT * FROM reading_revisions ORDER BY 1, 2, 3, 4").fetchall()
+    return readings + revisions
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_worker_run_is_identical_to_the_in_process_run(name: str, tmp_path: Path) -> None:
+    scenario = load_scenario(SCENARIOS / f"{name}.toml", CASES[name])
+    inline = run(scenario, store_dir=tmp_path / "inline", pipeline_workers=0)
+    worker = run(scenario, store_dir=tmp_path / "worker", pipeline_workers=1)
+    assert worker.kpis.uploads_delivered > 1000
+    assert _results_text(worker) == _results_text(inline)
+    assert _store_rows(tmp_path / "worker") == _store_rows(tmp_path / "inline")
+
+
+def test_hostile_uploads_are_waited_for_and_rejected_alike(tmp_path: Path) -> None:
+    faults = [
+        FaultSpec(kind="malformed_upload", at_s=3600.0, meter="pv-00001", payload=p)
+        for p in ("billion_laughs", "truncated")
+    ] + [
+        FaultSpec(kind="tampered_upload", at_s=5400.0, meter="pv-00002", payload=p)
+        for p in ("replayed_sequence", "bad_signature")
+    ]
+    base = load_scenario(SCENARIOS / "baseline.toml", CASES["baseline"])
+    scenario = replace(base, faults=tuple(faults))
+    inline, worker = (run(scenario, pipeline_workers=n) for n in (0, 1))
+    assert len(worker.rejections) == 4
+    assert _results_text(worker) == _results_text(inline)
+
+
+def test_more_than_one_worker_is_refused_naming_the_option() -> None:
+    scenario = load_scenario(SCENARIOS / "baseline.toml", CASES["baseline"])
+    with pytest.raises(ScenarioError, match=r"--pipeline-workers = 2: expected 0 .* or 1"):
+        run(scenario, pipeline_workers=2)
+
+
+def test_a_wrong_prediction_stops_the_run_naming_the_upload(tmp_path: Path) -> None:
+    body = sample_upload("pv-9", 15)
+    with PipelineWorker(tmp_path / "store.sqlite", None, [], batch_uploads=2) as worker:
+        worker.submit(body, Expected("pv-9", 0, 15, 15))
+        worker.submit(body, Expected("pv-9", 0, 15, 15))  # a copy: duplicates, no rows
+        with pytest.raises(PipelineWorkerError, match=r"meter pv-9 upload 0: .* 0 rows inserted"):
+            worker.analyze(0)
+
+
+def test_a_killed_worker_stops_the_run_naming_the_upload_in_flight(tmp_path: Path) -> None:
+    scenario = load_scenario(SCENARIOS / "baseline.toml", CASES["baseline"])
+    killed: list[int] = []
+
+    def progress(now_s: float) -> None:
+        if now_s >= 2 * 3600.0 and not killed:
+            (child,) = multiprocessing.active_children()
+            assert child.pid is not None
+            os.kill(child.pid, signal.SIGKILL)
+            killed.append(child.pid)
+
+    with pytest.raises(PipelineWorkerError) as failure:
+        run(scenario, store_dir=tmp_path, progress=progress, pipeline_workers=1)
+    message = str(failure.value)
+    assert killed and f"(pid {killed[0]}) died (killed by SIGKILL)" in message
+    assert "upload" in message or "analysis" in message
+    assert not multiprocessing.active_children()
+
+
+def test_twin_run_reports_a_dead_worker_in_one_line(tmp_path: Path) -> None:
+    # the worker dies at its start: its store path is a folder
+    (tmp_path / "out").mkdir()
+    code = (
+        "import sys; from pathlib import Path; import twin.runner as r;"
+        "r.fresh_store_path = lambda folder, name='x': Path(folder);"
+        "from twin.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "run",
+            str(SCENARIOS / "baseline.toml"),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+            "--pipeline-workers",
+            "1",
+            *[a for s in CASES["baseline"] for a in ("--set", s)],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("twin: error: pipeline worker failed")
