@@ -386,12 +386,18 @@ class Pipeline:
         (`pipeline.analyze.batch.BatchAnalysis.register_site`)."""
         self.analysis.register_site(site)
 
-    def analyze(self, now_epoch_s: int, clock: Callable[[], int] | None = None) -> AnalysisOutcome:
-        """The batch analysis at `now_epoch_s` (`pipeline.analyze.batch.BatchAnalysis.analyze`),
-        then the new detections and the day's digest (`pipeline.sinks.digest`) to the
+    def analyze(
+        self,
+        now_epoch_s: int,
+        clock: Callable[[], int] | None = None,
+        on_points: Callable[[int], None] | None = None,
+    ) -> AnalysisOutcome:
+        """The batch analysis at `now_epoch_s` (`pipeline.analyze.batch.BatchAnalysis.analyze`,
+        which tells ``on_points`` the points it analyses as soon as they are known), then
+        the new detections and the day's digest (`pipeline.sinks.digest`) to the
         ``webhook`` sink (`AnalysisOutcome.alerts_sent` counts the detections; the cost
         counts as ``alert`` in `AnalysisOutcome.stage_ns`)."""
-        outcome = self.analysis.analyze(now_epoch_s, clock)
+        outcome = self.analysis.analyze(now_epoch_s, clock, on_points)
         if self.webhook is None or not (outcome.detections or outcome.digest):
             return outcome
         t_ns = None if clock is None or outcome.stage_ns is None else clock()

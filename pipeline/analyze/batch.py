@@ -180,6 +180,19 @@ class _Pending:
     spikes: list[tuple[str, str, VeeResult, float]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """One series' analysis window: its rows from ``lo`` (epoch s) to now, read for the
+    readings new since ``since``; the channel's ``role``."""
+
+    meter_id: str
+    rt: ReadingType
+    since: int
+    lo: int
+    role: str
+    rows: SeriesRows
+
+
 class BatchAnalysis:
     """VEE, detectors, forecasts and recommendations over one store's history.
 
@@ -261,7 +274,12 @@ class BatchAnalysis:
                     (first, last) if known is None else (min(first, known[0]), max(last, known[1]))
                 )
 
-    def analyze(self, now_epoch_s: int, clock: Callable[[], int] | None = None) -> AnalysisOutcome:
+    def analyze(
+        self,
+        now_epoch_s: int,
+        clock: Callable[[], int] | None = None,
+        on_points: Callable[[int], None] | None = None,
+    ) -> AnalysisOutcome:
         """VEE of the new readings, then the detectors, forecasts and recommendations.
 
         For each series that got readings since the previous call (on the first call:
@@ -282,6 +300,8 @@ class BatchAnalysis:
                 as ``created``.
             clock: a monotonic ns clock (normally `time.thread_time_ns`); when given,
                 `AnalysisOutcome.stage_ns` holds the cost per `ANALYSIS_STAGES`.
+            on_points: told `AnalysisOutcome.points_analysed` as soon as it is known: every
+                series' window is read first, before VEE and the detectors.
         """
         now = int(now_epoch_s)
         meter = _CostMeter(clock)
@@ -304,12 +324,19 @@ class BatchAnalysis:
             if own:
                 store.begin()
             self._read_weather(now)
+            windows = []
             for (meter_id, rt), (since, last) in todo:
-                found += self._analyse_series(
-                    meter_id, rt, since, now, roles, meter, totals, pending
-                )
+                window = self._read_window(meter_id, rt, since, now, roles)
+                if window is not None:
+                    windows.append(window)
+                    totals["points"] += int(window.rows.start_s.shape[0])
                 if last > now:  # readings after `now` (a fast meter clock): for a later call
                     self._new_since[(meter_id, rt)] = (now + 1, last)
+            meter.charge("read")
+            if on_points is not None:
+                on_points(totals["points"])
+            for window in windows:
+                found += self._analyse_series(window, now, meter, totals, pending)
             fleet_found, events = self._fleet_detections(now, pending, bool(todo))
             found += fleet_found
             forecasts = fleet_forecasts(self._fleet, store.weather, now)
@@ -377,21 +404,18 @@ class BatchAnalysis:
             lo = max(now - _MAX_HISTORY_S, since - SECONDS_PER_DAY)
         return max(0, lo)
 
-    def _analyse_series(
+    def _read_window(
         self,
         meter_id: str,
         rt: ReadingType,
         since: int,
         now: int,
         roles: dict[str, dict[int, str]],
-        meter: _CostMeter,
-        totals: Counter[str],
-        pending: _Pending,
-    ) -> list[Detection]:
-        """VEE of one series' new readings with their context, written back; the series'
-        energy to the fleet grid, or its per-series detections."""
+    ) -> _Window | None:
+        """The rows one series' analysis reads: its new readings with their context; None
+        when there is nothing to validate (register readings, or no rows)."""
         if rt.accumulation_behaviour in REGISTER_ACCUMULATIONS:
-            return []  # register readings, not interval values: nothing to validate
+            return None  # register readings, not interval values: nothing to validate
         role = (
             self._roles(meter_id, roles).get(rt.flow_direction, OTHER)
             if rt.uom == UOM_WH
@@ -399,15 +423,28 @@ class BatchAnalysis:
         )
         lo = self._window_start(since, now, role)
         rows = self._windows.read(self.store.readings, meter_id, rt, lo, now, since)
-        meter.charge("read")
         if rows.start_s.shape[0] == 0:
             self._windows.put(meter_id, rt, lo, now, rows)
-            return []
+            return None
+        return _Window(meter_id, rt, since, lo, role, rows)
+
+    def _analyse_series(
+        self,
+        window: _Window,
+        now: int,
+        meter: _CostMeter,
+        totals: Counter[str],
+        pending: _Pending,
+    ) -> list[Detection]:
+        """VEE of one series' window (`_read_window`), written back; the series' energy to
+        the fleet grid, or its per-series detections."""
+        meter_id, rt, since, lo, role, rows = (
+            window.meter_id, window.rt, window.since, window.lo, window.role, window.rows
+        )  # fmt: skip
         site = self._sites.get(meter_id)
         ctx = channel_context(meter_id, rt, role, site, self.detector_params, rows.raw_value)
         result = validate_series(ctx, rows)
         totals["series"] += 1
-        totals["points"] += int(rows.start_s.shape[0])
         totals["findings"] += len(result.findings)
         meter.charge("vee")
         written, now_stored = self._write_validated(meter_id, rt, rows, result)

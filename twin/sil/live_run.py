@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from pipeline import AnalysisOutcome, SiteMeta
+from pipeline import AnalysisOutcome, Pipeline, SiteMeta
 from pipeline.serve.wire import analysis_from_json
 from twin.accounting.ledger import LedgerError
 from twin.accounting.records import ServiceTimeRecord
@@ -37,7 +37,7 @@ from twin.runner import (
 from twin.scenario.loader import Scenario
 from twin.sil.live import LiveDelivery, LiveOptions, LiveReport, Target
 from twin.sil.live_http import HttpBridge, ServiceProcess
-from twin.sil.service_time import CostModel, PipelineCalls, ServiceTime
+from twin.sil.service_time import CostModel, ServiceTime
 from twin.world.fleet import FleetData, build_fleets
 from twin.world.world import World
 
@@ -60,7 +60,7 @@ class LiveServiceTime(ServiceTime):
         raise NotImplementedError("a live run sends its uploads over HTTP (LiveDelivery)")
 
     def analysis(
-        self, pipeline: PipelineCalls | None, now_epoch_s: int
+        self, pipeline: Pipeline | None, now_epoch_s: int
     ) -> tuple[AnalysisOutcome, float]:
         merged = AnalysisOutcome(now_s=now_epoch_s)
         total_s = 0.0

@@ -16,12 +16,16 @@ where it needs an answer it cannot know in advance:
   checks its real outcome against it (:meth:`PipelineWorker.submit`). The one rejection a
   genuine body can meet, a replay (``auth_replay``: a sequence number far below its meter's
   newest), needs an older copy arriving after a newer one: such uploads are waited for.
-- Everything else is waited for (:meth:`PipelineWorker.handle`,
-  :meth:`PipelineWorker.analyze`): uploads that carry an upload fault, the met stations'
-  uploads, each batch analysis (its detections and points analysed set the simulated
-  work), and the store's row count and recommendations at the end of the run
-  (:meth:`PipelineWorker.finish`). A wait first lets the worker run everything handed to it
-  before, so its answer is the in-process answer.
+- A batch analysis is waited for until it has read its windows: the points it analyses
+  set its work in simulated time (:meth:`PipelineWorker.analyze_later`); nothing else of
+  it acts on the simulation (its detections, forecasts and recommendations are recorded,
+  with the time the simulation gave them, when the worker sends them).
+- Everything else is waited for (:meth:`PipelineWorker.handle`): uploads that carry an
+  upload fault and the met stations' uploads; and the store's row count and
+  recommendations at the end of the run (:meth:`PipelineWorker.finish`).
+
+A wait first lets the worker run everything handed to it before, so its answer is the
+in-process answer.
 
 A prediction the worker finds wrong, or a worker that dies, stops the run with a
 :class:`PipelineWorkerError` naming the upload; nothing is dropped silently. Uploads go to
@@ -36,7 +40,7 @@ import multiprocessing
 import signal
 import traceback
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -103,6 +107,7 @@ class PipelineWorker:
         child.close()
         self._batch: list[tuple[bytes, Expected]] = []
         self._in_flight: deque[Expected] = deque()  # handed on, not confirmed yet
+        self._analyses: deque[Callable[[AnalysisOutcome], None]] = deque()  # outcomes due
         self._waiting_for = "its start"
         if not self._conn.poll(START_TIMEOUT_S):
             self.close()
@@ -133,10 +138,16 @@ class PipelineWorker:
         outcome: UploadOutcome = self._call("handle", body, what="an upload")
         return outcome
 
-    def analyze(self, now_epoch_s: int) -> AnalysisOutcome:
-        """The batch analysis at ``now_epoch_s`` over everything handed on before it."""
-        outcome: AnalysisOutcome = self._call("analyze", now_epoch_s, what="a batch analysis")
-        return outcome
+    def analyze_later(
+        self, now_epoch_s: int, apply: Callable[[AnalysisOutcome], None]
+    ) -> int:
+        """The batch analysis at ``now_epoch_s`` over everything handed on before it: waits
+        for the points it analyses (known once it has read its windows) and returns them;
+        its outcome is given to ``apply`` when the worker has it (in order, at the latest
+        in :meth:`finish`)."""
+        self._analyses.append(apply)
+        points: int = self._call("analyze", now_epoch_s, what="a batch analysis", answer="points")
+        return points
 
     def finish(self, end_epoch_s: int) -> tuple[int, list[Recommendation]]:
         """After everything handed on: the store's reading rows and the recommendations at
@@ -164,13 +175,15 @@ class PipelineWorker:
         batch, self._batch = self._batch, []
         self._send(("uploads", batch))
 
-    def _call(self, kind: str, argument: Any, what: str) -> Any:
+    def _call(self, kind: str, argument: Any, what: str, answer: str | None = None) -> Any:
+        """Send a request of ``kind`` after the open batch; wait for its answer (of kind
+        ``answer``, default ``kind``)."""
         if self._batch:
             self._send_batch()
         self._send((kind, argument))
         self._waiting_for = what
         while True:
-            answered, value = self._reply(kind)
+            answered, value = self._reply(answer or kind)
             if answered:
                 return value
 
@@ -191,6 +204,9 @@ class PipelineWorker:
         if kind == "confirmed":
             for _ in range(value):
                 self._in_flight.popleft()
+            return False, None
+        if kind == "analysis":
+            self._analyses.popleft()(value)
             return False, None
         if kind == "mismatch":
             index, outcome = value
@@ -267,7 +283,8 @@ def _serve(conn: Connection, store_path: str, keys: dict[str, bytes] | None,
                 pipeline.uploads.flush()
                 conn.send(("handle", outcome))
             elif kind == "analyze":
-                conn.send(("analyze", pipeline.analyze(value)))
+                analysis = pipeline.analyze(value, on_points=lambda n: conn.send(("points", n)))
+                conn.send(("analysis", analysis))
             elif kind == "finish":
                 rows = pipeline.store.readings.count()
                 recommendations = pipeline.recommendations(value)

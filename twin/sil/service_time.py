@@ -20,7 +20,7 @@ from typing import Any, Protocol, overload
 
 import numpy as np
 
-from pipeline import STAGES, AnalysisOutcome, UploadOutcome
+from pipeline import STAGES, AnalysisOutcome, Pipeline, UploadOutcome
 from twin.errors import ScenarioError
 
 DEFAULT_COST_MODEL = "default"
@@ -108,12 +108,10 @@ def load_cost_model(name: str) -> CostModel:
 
 
 class PipelineCalls(Protocol):
-    """What the twin asks of the run's pipeline: a :class:`pipeline.Pipeline` in-process or
-    a :class:`twin.sil.pipeline_worker.PipelineWorker`."""
+    """How the twin hands an upload to the run's pipeline: a :class:`pipeline.Pipeline`
+    in-process or a :class:`twin.sil.pipeline_worker.PipelineWorker`."""
 
     def handle(self, body: bytes) -> UploadOutcome: ...
-
-    def analyze(self, now_epoch_s: int) -> AnalysisOutcome: ...
 
 
 class ServiceTime:
@@ -225,8 +223,16 @@ class ServiceTime:
         self.uploads_run += 1
         return self.cost_model.upload_s(size_bytes, n_readings)
 
+    def known_analysis(self, points_analysed: int) -> float:
+        """Service time at speed 1 of a batch analysis of ``points_analysed`` points whose
+        outcome comes later (:mod:`twin.sil.pipeline_worker`): the cost :meth:`analysis`
+        gives it in ``calibrated`` mode."""
+        if self.mode != "calibrated":
+            raise ValueError(f"outcomes come later in calibrated mode only, not {self.mode!r}")
+        return self.cost_model.analytics.seconds(points_analysed)
+
     def analysis(
-        self, pipeline: PipelineCalls | None, now_epoch_s: int
+        self, pipeline: Pipeline | None, now_epoch_s: int
     ) -> tuple[AnalysisOutcome, float]:
         """Always the real batch analysis (its detections are functional outcomes), of the
         run's ``pipeline`` (None only in a live run, whose service analyses: see

@@ -24,7 +24,7 @@ from hw_models.server import JobLost, Server, ServiceDemand
 from meters.device import MeterBuffers, upload_schedule
 from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
 from network.faults import OutageSchedule
-from pipeline import Detection, ForecastRecord
+from pipeline import AnalysisOutcome, Detection, ForecastRecord, Pipeline
 from twin.accounting.attribution import LossScope, attribute_losses
 from twin.accounting.counters import Counters
 from twin.accounting.ledger import Ledger
@@ -39,7 +39,8 @@ from twin.accounting.series import SAMPLE_EVERY_S
 from twin.rng import component_rng
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import Scenario
-from twin.sil.service_time import PipelineCalls, ServiceTime
+from twin.sil.pipeline_worker import PipelineWorker
+from twin.sil.service_time import ServiceTime
 from twin.world.faults import WORLD_FAULTS, MdcEffect, Target, WorldFaultKind
 from twin.world.fleet import FleetData, weather_location
 from twin.world.hostile import sealed
@@ -91,7 +92,7 @@ class World:
         scenario: Scenario,
         seed: int,
         fleets: list[FleetData],
-        pipeline: PipelineCalls | None,
+        pipeline: Pipeline | PipelineWorker | None,
         service_time: ServiceTime,
         progress: Callable[[float], None] | None = None,
         audit_every_s: float | None = None,
@@ -267,34 +268,50 @@ class World:
     def _analytics(self) -> Generator[simpy.Event, Any, None]:
         """The MDC's batch analytics (VEE, fault detectors) every ``analytics_every_s``, as
         a job on a server core like any upload; detections are kept with their times in s
-        after the scenario's start, the base of the ground truth they are scored against."""
+        after the scenario's start, the base of the ground truth they are scored against.
+        With the pipeline in a worker, only the points analysed (which set the job's work)
+        are waited for; the outcome is recorded when the worker has it."""
         every_s = self.scenario.pipeline.analytics_every_s
+        worker = self.pipeline if isinstance(self.pipeline, PipelineWorker) else None
         while True:
             yield self.env.timeout(every_s)
 
             def work(server: Server) -> ServiceDemand:
-                outcome, service_s = self.service_time.analysis(
-                    self.pipeline, self.epoch_s + int(self.env.now)
-                )
+                now_epoch_s = self.epoch_s + int(self.env.now)
+                if worker is not None:
+                    reported: list[float] = []
+                    points = worker.analyze_later(
+                        now_epoch_s, lambda outcome: self._analysed(outcome, reported[0])
+                    )
+                    service_s = self.service_time.known_analysis(points)
+                    reported.append(self.env.now + service_s / server.speed_factor)
+                else:
+                    assert not isinstance(self.pipeline, PipelineWorker)
+                    outcome, service_s = self.service_time.analysis(self.pipeline, now_epoch_s)
+                    points = outcome.points_analysed
+                    self._analysed(outcome, self.env.now + service_s / server.speed_factor)
                 self.counters.analyses += 1
-                self.counters.points_analysed += outcome.points_analysed
-                self.forecasts.extend(outcome.forecasts)
-                reported_s = self.env.now + service_s / server.speed_factor
-                self.detections += [self._record(d, reported_s) for d in outcome.detections]
-                self.events += [self._record(d, reported_s) for d in outcome.events]
-                self.recommendations += [
-                    IssuedRecommendation(reported_s, r) for r in outcome.recommendations
-                ]
-                if outcome.digest is not None:
-                    self.digests.append(outcome.digest.to_json())
+                self.counters.points_analysed += points
                 # the detectors run on the MDC's accelerator when it has one
-                return ServiceDemand({"analyze": service_s}, offload_items=outcome.points_analysed)
+                return ServiceDemand({"analyze": service_s}, offload_items=points)
 
             mdc = next((m for m in self.mdcs if m.is_up(self.env.now)), None)
             if mdc is None:
                 continue  # every MDC is down: this analysis is skipped
             with contextlib.suppress(JobLost):  # a server went down under it: next run
                 yield from mdc.serve(work, 0)
+
+    def _analysed(self, outcome: AnalysisOutcome, reported_s: float) -> None:
+        """Record what a batch analysis found, reported at ``reported_s`` (s after the
+        start)."""
+        self.forecasts.extend(outcome.forecasts)
+        self.detections += [self._record(d, reported_s) for d in outcome.detections]
+        self.events += [self._record(d, reported_s) for d in outcome.events]
+        self.recommendations += [
+            IssuedRecommendation(reported_s, r) for r in outcome.recommendations
+        ]
+        if outcome.digest is not None:
+            self.digests.append(outcome.digest.to_json())
 
     def _record(self, d: Detection, reported_s: float) -> DetectionRecord:
         """A detection or event of the analytics, its times in s after the start."""

@@ -501,9 +501,28 @@ def test_stage_costs_with_a_clock(db: Path, fleet: Fleet) -> None:
     assert outcome.stage_ns is not None
     assert tuple(outcome.stage_ns) == ANALYSIS_STAGES
     assert all(ns >= 0 for ns in outcome.stage_ns.values())
-    # per series: one tick each for read, vee and write; the detectors once, the alerts once
-    assert outcome.stage_ns["read"] == outcome.stage_ns["vee"] == 10 * 9
+    # every window read at once (one tick); per series one tick each for vee and write;
+    # the detectors once, the alerts once
+    assert outcome.stage_ns["read"] == 10
+    assert outcome.stage_ns["vee"] == outcome.stage_ns["write"] == 10 * 9
     assert outcome.stage_ns["detect"] == 10
+
+
+def test_the_points_analysed_are_told_before_any_is_validated(db: Path, fleet: Fleet) -> None:
+    told: list[tuple[int, int]] = []
+    with Pipeline(db) as pipe:
+        register(pipe)
+        deliver(pipe, fleet, 0, DAY)
+
+        def on_points(points: int) -> None:
+            (validated,) = pipe.store.connection.execute(
+                "SELECT COUNT(*) FROM readings WHERE validated_quality IS NOT NULL"
+            ).fetchone()
+            told.append((points, validated))
+
+        outcome = pipe.analyze(T0 + 86_400, on_points=on_points)
+    assert told == [(outcome.points_analysed, 0)]
+    assert outcome.points_analysed == 9 * DAY and outcome.validated_written == 9 * DAY
 
 
 def test_new_readings_are_all_analysed_and_a_restart_reads_back_the_history(

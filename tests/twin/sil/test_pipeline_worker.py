@@ -90,7 +90,7 @@ def test_a_wrong_prediction_stops_the_run_naming_the_upload(tmp_path: Path) -> N
         worker.submit(body, Expected("pv-9", 0, 15, 15))
         worker.submit(body, Expected("pv-9", 0, 15, 15))  # a copy: duplicates, no rows
         with pytest.raises(PipelineWorkerError, match=r"meter pv-9 upload 0: .* 0 rows inserted"):
-            worker.analyze(0)
+            worker.finish(0)
 
 
 def test_a_killed_worker_stops_the_run_naming_the_upload_in_flight(tmp_path: Path) -> None:
