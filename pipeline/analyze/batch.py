@@ -309,9 +309,6 @@ class BatchAnalysis:
             for key in self.store.readings.series():
                 self._new_since.setdefault(key, _WHOLE_WINDOW_NEW)
             self._recovered = True
-        if self._fleet.t0_s is None:
-            self._fleet.start(now - self.history_s, self._sites.values())
-        self._fleet.advance(now, FORECAST_AHEAD_S)
         todo = sorted(self._new_since.items(), key=lambda kv: (kv[0][0], kv[0][1].values()))
         self._new_since = {}
         totals = Counter[str]()
@@ -323,7 +320,6 @@ class BatchAnalysis:
         try:
             if own:
                 store.begin()
-            self._read_weather(now)
             windows = []
             for (meter_id, rt), (since, last) in todo:
                 window = self._read_window(meter_id, rt, since, now, roles)
@@ -335,6 +331,10 @@ class BatchAnalysis:
             meter.charge("read")
             if on_points is not None:
                 on_points(totals["points"])
+            if self._fleet.t0_s is None:
+                self._fleet.start(now - self.history_s, self._sites.values())
+            self._fleet.advance(now, FORECAST_AHEAD_S)
+            self._read_weather(now)
             for window in windows:
                 found += self._analyse_series(window, now, meter, totals, pending)
             fleet_found, events = self._fleet_detections(now, pending, bool(todo))

@@ -50,7 +50,7 @@ from pipeline import AnalysisOutcome, Keyring, Pipeline, Recommendation, SiteMet
 from twin.errors import PipelineWorkerError
 
 #: Uploads handed to the worker in one message and committed in one transaction.
-BATCH_UPLOADS = 64
+BATCH_UPLOADS = 32
 #: Seconds the worker may take to open the store and register the sites.
 START_TIMEOUT_S = 120.0
 
