@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--pipeline-workers",
         type=int,
-        default=DEFAULT_PIPELINE_WORKERS,
+        default=None,
         metavar="N",
         help="1: the real pipeline runs in a worker process beside the simulation, same "
         "results (calibrated mode; the others run in-process); 0: in this process "
@@ -192,6 +192,19 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.seed is not None and not 0 <= args.seed <= MAX_INTEGER:
         raise ScenarioError("--seed", args.seed, f"an integer in [0, {MAX_INTEGER}]")
+    if args.pipeline_workers not in (None, 0, 1):
+        raise UsageError(
+            "--pipeline-workers",
+            args.pipeline_workers,
+            "0 (the pipeline in this process) or 1 (in a worker process: the store has one "
+            "writer)",
+        )
+    if args.live is not None and args.pipeline_workers is not None:
+        raise UsageError(
+            "--pipeline-workers",
+            args.pipeline_workers,
+            "no value with --live (the service runs the pipeline)",
+        )
     read_scenario_text(args.scenario)  # a bad path is reported before the slow imports
     import dataclasses
 
@@ -208,6 +221,7 @@ def _run(args: argparse.Namespace) -> int:
     estimate = estimate_run(scenario)
     check_fits(estimate)
     out_dir = args.out if args.out is not None else Path("out") / scenario.name
+    workers = DEFAULT_PIPELINE_WORKERS if args.pipeline_workers is None else args.pipeline_workers
     with run_folder(out_dir, scenario.name, args.force) as staging:
         if args.live is not None:
             return _run_live(args, scenario, out_dir, staging)
@@ -220,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 store_dir=staging,
                 progress=bar,
-                pipeline_workers=args.pipeline_workers,
+                pipeline_workers=workers,
             )
         finally:
             if bar is not None:

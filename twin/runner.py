@@ -29,7 +29,6 @@ from twin.accounting.records import LedgerRecord, ServiceTimeRecord
 from twin.accounting.results import Results
 from twin.accounting.scoring import daylight_start, score_analytics
 from twin.accounting.series import LatencyDistribution, RunSeries, timeseries_table
-from twin.errors import ScenarioError
 from twin.rng import component_rng
 from twin.scenario.loader import Scenario
 from twin.sil.pipeline_worker import PipelineWorker
@@ -132,11 +131,7 @@ def run(
     other modes) in this process. More workers than 1 would share the one SQLite writer
     the store allows (DESIGN.md §5): refused."""
     if pipeline_workers not in (0, 1):
-        raise ScenarioError(
-            "--pipeline-workers",
-            pipeline_workers,
-            "0 (the pipeline in-process) or 1 (in a worker process: the store has one writer)",
-        )
+        raise ValueError(f"pipeline_workers = {pipeline_workers!r}: expected 0 or 1")
     scenario, seed = seeded(scenario, seed)
     check_slos(scenario.slo, "slo")
     t0 = time.perf_counter()

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 __all__ = ["Limits"]
 
+#: Smallest possible element, ``<a/>``: a body of N bytes holds at most N // 4 elements.
+MIN_ELEMENT_BYTES = 4
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -40,3 +43,15 @@ class Limits:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Limits.{name} must be a positive int, got {value!r}")
+
+    def may_hold_too_many_elements(self, size_bytes: int) -> bool:
+        """Whether a body of ``size_bytes`` is large enough to hold more than
+        `max_elements` elements (each takes at least `MIN_ELEMENT_BYTES`)."""
+        return size_bytes > MIN_ELEMENT_BYTES * self.max_elements
+
+    def size_always_admitted(self, size_bytes: int) -> bool:
+        """Whether a body of ``size_bytes`` can break neither the size nor the element limit
+        whatever it holds: then only its content and its depth can be rejected."""
+        return size_bytes <= self.max_size_bytes and not self.may_hold_too_many_elements(
+            size_bytes
+        )

@@ -55,8 +55,6 @@ __all__ = ["new_parser", "parse_upload"]
 
 _ROOT_TAGS = frozenset({ATOM + "feed", ATOM + "entry"})
 
-#: Smallest possible element, ``<a/>``: a body of N bytes holds at most N // 4 elements.
-_MIN_ELEMENT_BYTES = 4
 
 #: libxml2 refuses documents nested deeper than this without XML_PARSE_HUGE (huge_tree).
 _LIBXML2_MAX_DEPTH = 256
@@ -283,9 +281,8 @@ def parse_upload(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> etree._Elemen
         )
     _check_encoding(body)
     _check_prolog(body)
-    # only a body of more than 4 bytes per allowed element can hold too many of them
     counting = False
-    if size_bytes > _MIN_ELEMENT_BYTES * limits.max_elements:
+    if limits.may_hold_too_many_elements(size_bytes):
         bound, exact = _start_tag_bound(body, limits.max_elements)
         if bound > limits.max_elements:
             if exact:  # a flood of elements: rejected without parsing

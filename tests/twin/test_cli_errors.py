@@ -162,6 +162,12 @@ def test_a_seed_out_of_range_and_an_unknown_option() -> None:
     one_line(twin("run", BASELINE, "--colour", "red"), "unrecognized arguments: --colour red")
 
 
+def test_pipeline_workers_beyond_one_or_beside_a_live_service() -> None:
+    one_line(twin("run", BASELINE, "--pipeline-workers", "2"), "--pipeline-workers = 2: expected 0")
+    live = twin("run", BASELINE, "--pipeline-workers", "1", "--live", "spawn")
+    one_line(live, "--pipeline-workers = 1: expected no value with --live")
+
+
 def test_a_run_too_large_for_the_machine_is_refused_at_once() -> None:
     huge = ["--set", "fleet.pv.count=1000000", "--set", 'scenario.duration="366d"']
     one_line(twin("run", BASELINE, *huge), "it needs about ", "GiB available")

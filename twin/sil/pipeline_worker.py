@@ -13,9 +13,12 @@ where it needs an answer it cannot know in advance:
   :class:`~twin.accounting.ledger.LedgerError` otherwise), at the cost model's service time
   of its size and readings (:meth:`twin.sil.service_time.CostModel.upload_s`). The
   simulation goes on with that outcome; the worker runs the upload later, in order, and
-  checks its real outcome against it (:meth:`PipelineWorker.submit`). The one rejection a
-  genuine body can meet, a replay (``auth_replay``: a sequence number far below its meter's
-  newest), needs an older copy arriving after a newer one: such uploads are waited for.
+  checks its real outcome against it (:meth:`PipelineWorker.submit`). A genuine body (7
+  elements deep, docs/upload-format.md) can be rejected only as a replay
+  (``auth_replay``: a sequence number far below its meter's newest, so an older copy
+  arriving after a newer one) or for its size (the size and element limits,
+  :class:`pipeline.Limits`): such uploads, and any too large to be always admitted
+  (:meth:`pipeline.Limits.size_always_admitted`), are waited for.
 - A batch analysis is waited for until it has read its windows: the points it analyses
   set its work in simulated time (:meth:`PipelineWorker.analyze_later`); nothing else of
   it acts on the simulation (its detections, forecasts and recommendations are recorded,
@@ -46,7 +49,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from pipeline import AnalysisOutcome, Keyring, Pipeline, Recommendation, SiteMeta, UploadOutcome
+from pipeline import (
+    AnalysisOutcome,
+    Keyring,
+    Limits,
+    Pipeline,
+    Recommendation,
+    SiteMeta,
+    UploadOutcome,
+)
 from twin.errors import PipelineWorkerError
 
 #: Uploads handed to the worker in one message and committed in one transaction.
@@ -91,11 +102,13 @@ class PipelineWorker:
         if batch_uploads < 1:
             raise ValueError(f"batch_uploads must be >= 1, got {batch_uploads!r}")
         self.batch_uploads = batch_uploads
+        #: The ingest limits of the worker's pipeline (the default, as in-process).
+        self.limits = Limits()
         context = multiprocessing.get_context("fork")
         self._conn, child = context.Pipe()
         self._process = context.Process(
             target=_serve,
-            args=(child, str(store_path), keys, list(sites)),
+            args=(child, str(store_path), keys, list(sites), self.limits),
             name="pipeline-worker",
             daemon=True,
         )
@@ -257,14 +270,17 @@ class PipelineWorker:
 
 
 def _serve(conn: Connection, store_path: str, keys: dict[str, bytes] | None,
-           sites: list[SiteMeta]) -> None:  # fmt: skip
+           sites: list[SiteMeta], limits: Limits) -> None:  # fmt: skip
     """The worker's loop: one message at a time, in order, until ``finish``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         # commits once per batch (flush below): the group commit
         pipeline = Pipeline(
-            store_path, keyring=None if keys is None else Keyring(keys), commit_every=2**62
+            store_path,
+            limits,
+            keyring=None if keys is None else Keyring(keys),
+            commit_every=2**62,
         )
         for site in sites:
             pipeline.register_site(site)

@@ -270,10 +270,15 @@ class UploadPath:
         assert self.pipeline is not None  # in-process runs only (live ones serve over HTTP)
         n_readings = channels * (hi - lo)
         if self.worker is not None:
-            # genuine and in order: its outcome is known, the worker checks it later
+            # genuine, in order and of a size always admitted: its outcome is known, the
+            # worker checks it later (twin.sil.pipeline_worker)
             newest = int(self.newest_sequence_no[m])
             self.newest_sequence_no[m] = max(newest, upload.sequence_no)
-            if upload.fault is None and upload.sequence_no >= newest:
+            if (
+                upload.fault is None
+                and upload.sequence_no >= newest
+                and self.worker.limits.size_always_admitted(len(upload.body))
+            ):
                 service_s = self.service_time.known_upload(len(upload.body), n_readings)
                 committed_s = env.now + service_s / server.speed_factor
                 fresh = ledger.store(m, lo, hi, committed_s, self.discarded(m, lo, hi))

@@ -88,6 +88,19 @@ def test_element_limit_is_inclusive() -> None:
     assert reason.startswith("too_many_elements: 101 elements")
 
 
+def test_a_body_small_enough_is_always_admitted_by_size_and_element_count() -> None:
+    limits = Limits(max_size_bytes=1000, max_elements=100)
+    # 400 bytes hold at most 100 elements of 4 bytes: never too many, nor too large
+    assert limits.size_always_admitted(400) and not limits.may_hold_too_many_elements(400)
+    assert not limits.size_always_admitted(401) and limits.may_hold_too_many_elements(401)
+    body = feed("<t/>" * 70)  # 398 bytes, 72 elements
+    assert len(body) == 398 and limits.size_always_admitted(len(body))
+    assert len(list(parse_upload(body, limits).iter())) == 72
+    tight = Limits(max_size_bytes=300, max_elements=100)
+    assert tight.size_always_admitted(300) and not tight.size_always_admitted(len(body))
+    assert rejected(body, tight).code == "too_large"
+
+
 # --- hostile input ------------------------------------------------------------------------
 
 

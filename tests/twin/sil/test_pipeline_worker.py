@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from twin.errors import PipelineWorkerError, ScenarioError
+from twin.errors import PipelineWorkerError
 from twin.runner import STORE_NAME, run
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import load_scenario
@@ -78,9 +78,9 @@ def test_hostile_uploads_are_waited_for_and_rejected_alike(tmp_path: Path) -> No
     assert _results_text(worker) == _results_text(inline)
 
 
-def test_more_than_one_worker_is_refused_naming_the_option() -> None:
+def test_more_than_one_worker_is_refused_naming_the_parameter() -> None:
     scenario = load_scenario(SCENARIOS / "baseline.toml", CASES["baseline"])
-    with pytest.raises(ScenarioError, match=r"--pipeline-workers = 2: expected 0 .* or 1"):
+    with pytest.raises(ValueError, match=r"pipeline_workers = 2: expected 0 or 1"):
         run(scenario, pipeline_workers=2)
 
 
