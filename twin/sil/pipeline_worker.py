@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import queue
 import signal
+import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -122,14 +124,15 @@ class PipelineWorker:
         self._in_flight: deque[Expected] = deque()  # handed on, not confirmed yet
         self._analyses: deque[Callable[[AnalysisOutcome], None]] = deque()  # outcomes due
         self._waiting_for = "its start"
-        if not self._conn.poll(START_TIMEOUT_S):
-            self.close()
-            raise PipelineWorkerError(f"pipeline worker: not ready in {START_TIMEOUT_S:g} s")
-        self._reply("ready")
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
+        # Every message of the worker is read at once by this thread, so that the worker
+        # never blocks sending (an analysis outcome can be larger than the socket's
+        # buffer) while the simulation blocks sending it uploads: no deadlock.
+        self._inbox: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
+        self._reader = threading.Thread(
+            target=self._read_all, name="pipeline-worker-reader", daemon=True
+        )
+        self._reader.start()
+        self._reply("ready", timeout_s=START_TIMEOUT_S)
 
     @property
     def in_flight(self) -> int:
@@ -143,7 +146,7 @@ class PipelineWorker:
         self._in_flight.append(expected)
         if len(self._batch) >= self.batch_uploads:
             self._send_batch()
-            while self._conn.poll():  # confirmations so far, without waiting
+            while not self._inbox.empty():  # what the worker said so far, without waiting
                 self._reply("confirmed")
 
     def handle(self, body: bytes) -> UploadOutcome:
@@ -175,6 +178,7 @@ class PipelineWorker:
         if self._process.is_alive():
             self._process.kill()
         self._process.join(START_TIMEOUT_S)
+        self._reader.join(START_TIMEOUT_S)  # the worker's end is closed: the reader ends
         self._conn.close()
 
     def __enter__(self) -> PipelineWorker:
@@ -206,14 +210,29 @@ class PipelineWorker:
         except (BrokenPipeError, ConnectionResetError, EOFError):
             raise self._died() from None
 
-    def _reply(self, wanted: str) -> tuple[bool, Any]:
-        """Read one message: confirmations are checked off (``(False, None)``); the answer
-        of kind ``wanted`` is returned as ``(True, answer)``; an error or a mismatch
-        raises."""
+    def _read_all(self) -> None:
+        """The reader thread: every message into the inbox, then None when the pipe ends."""
         try:
-            kind, value = self._conn.recv()
-        except (EOFError, ConnectionResetError, OSError):
-            raise self._died() from None
+            while True:
+                self._inbox.put(self._conn.recv())
+        except (EOFError, OSError):
+            self._inbox.put(None)
+
+    def _reply(self, wanted: str, timeout_s: float | None = None) -> tuple[bool, Any]:
+        """Take one message (waiting at most ``timeout_s``): confirmations are checked off
+        (``(False, None)``); the answer of kind ``wanted`` is returned as ``(True,
+        answer)``; an error or a mismatch raises."""
+        try:
+            message = self._inbox.get(timeout=timeout_s)
+        except queue.Empty:
+            self.close()
+            raise PipelineWorkerError(
+                f"pipeline worker: no answer in {timeout_s:g} s while waiting for "
+                f"{self._waiting_for}"
+            ) from None
+        if message is None:
+            raise self._died()
+        kind, value = message
         if kind == "confirmed":
             for _ in range(value):
                 self._in_flight.popleft()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.analyze import fleet
 from pipeline.analyze.faults import (
     CLOCK_OFFSET,
     CURTAILMENT,
@@ -318,3 +319,44 @@ def test_a_spike_is_more_than_the_source_can_give(pv: tuple[list[SiteMeta], np.n
     clean = vee(t, gen[5], STEP_S)
     assert detect_spikes("pv-05", clean, 1.0, bound, plate, P) == []
     assert FLEET_STEP_S == STEP_S
+
+
+def _neighbours_by_full_sort(
+    lat: np.ndarray, lon: np.ndarray, members: np.ndarray, k: int, max_km: float,
+    planes: tuple[np.ndarray, np.ndarray] | None,
+) -> np.ndarray:  # fmt: skip
+    """The definition: every candidate's distance, a stable sort, the first k within max_km."""
+    n, cand = lat.shape[0], np.flatnonzero(members)
+    out = np.full((n, k), -1, dtype=np.int64)
+    for i in range(n):
+        d = fleet._distance_km(lat[i], lon[i], lat[cand], lon[cand])
+        if planes is not None:
+            tilt, azimuth = planes
+            d = d + fleet._KM_PER_DEG_AZIMUTH * np.abs(
+                (azimuth[i] - azimuth[cand] + 180.0) % 360.0 - 180.0
+            ) + fleet._KM_PER_DEG_TILT * np.abs(tilt[i] - tilt[cand])
+        d[cand == i] = np.inf
+        order = np.argsort(d, kind="stable")[:k]
+        out[i, : order.size] = np.where(d[order] <= max_km, cand[order], -1)
+    return out
+
+
+@pytest.mark.parametrize("block_cells", [fleet._NEIGHBOUR_BLOCK_CELLS, 7])
+def test_neighbours_are_the_nearest_in_order_ties_by_row(
+    block_cells: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fleet, "_NEIGHBOUR_BLOCK_CELLS", block_cells)
+    rng = np.random.default_rng(5)
+    n = 300
+    lat = 36.0 + rng.uniform(-0.5, 0.5, n)
+    lon = -80.0 + rng.uniform(-0.5, 0.5, n)
+    lat[50:60], lon[50:60] = lat[49], lon[49]  # a farm of equal sites: ties in distance
+    tilt = rng.choice([20.0, 30.0], n)
+    azimuth = rng.choice([180.0, 170.0, 190.0], n)
+    for members in (np.ones(n, dtype=bool), rng.random(n) < 0.3, np.arange(n) < 3):
+        for k, max_km, planes in ((8, 50.0, None), (8, 20.0, (tilt, azimuth)), (5, 1e9, None)):
+            got = fleet.neighbours(lat, lon, members, k, max_km, planes)
+            want = _neighbours_by_full_sort(lat, lon, members, k, max_km, planes)
+            assert np.array_equal(got, want)
+    # a farm's site has its farm for neighbours, the lower rows first
+    assert list(fleet.neighbours(lat, lon, np.ones(n, dtype=bool))[49]) == list(range(50, 58))
