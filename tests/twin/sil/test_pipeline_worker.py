@@ -11,12 +11,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipeline import AnalysisOutcome, Pipeline
 from twin.errors import PipelineWorkerError
 from twin.runner import STORE_NAME, run
 from twin.scenario.faults import FaultSpec
@@ -91,6 +94,42 @@ def test_a_wrong_prediction_stops_the_run_naming_the_upload(tmp_path: Path) -> N
         worker.submit(body, Expected("pv-9", 0, 15, 15))  # a copy: duplicates, no rows
         with pytest.raises(PipelineWorkerError, match=r"meter pv-9 upload 0: .* 0 rows inserted"):
             worker.finish(0)
+
+
+def test_a_large_analysis_outcome_while_uploads_pour_in_is_no_deadlock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker (forked: it inherits the patch) sends an analysis outcome far larger than
+    # the socket's buffer (~200 kB) while the twin sends it ~2 MB of uploads. Without a
+    # reader on the twin's side both would block sending, for ever.
+    real_analyze = Pipeline.analyze
+
+    def large_and_slow(self: Pipeline, now_epoch_s: int, clock: Any = None,
+                       on_points: Any = None) -> AnalysisOutcome:  # fmt: skip
+        outcome = real_analyze(self, now_epoch_s, clock, on_points)
+        time.sleep(0.5)  # meanwhile the twin fills the pipe with uploads
+        return replace(outcome, stage_ns={f"stage-{i}": i for i in range(50_000)})
+
+    monkeypatch.setattr(Pipeline, "analyze", large_and_slow)
+    applied: list[AnalysisOutcome] = []
+    finished = threading.Event()
+
+    def twin_side() -> None:
+        with PipelineWorker(tmp_path / "store.sqlite", None, [], batch_uploads=1) as worker:
+            worker.analyze_later(0, applied.append)
+            for i in range(60):
+                worker.submit(sample_upload(f"pv-{i}", 240), Expected(f"pv-{i}", 0, 240, 240))
+            assert worker.finish(0)[0] == 60 * 240
+        finished.set()
+
+    thread = threading.Thread(target=twin_side, daemon=True)
+    thread.start()
+    if not finished.wait(timeout=120.0):  # deadlocked: free the thread, then fail
+        for child in multiprocessing.active_children():
+            child.kill()
+    thread.join(30.0)
+    assert finished.is_set(), "the twin and its pipeline worker deadlocked"
+    assert len(applied) == 1 and len(applied[0].stage_ns or {}) == 50_000
 
 
 def test_a_killed_worker_stops_the_run_naming_the_upload_in_flight(tmp_path: Path) -> None:
