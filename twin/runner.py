@@ -128,8 +128,8 @@ def run(
     the run (a :class:`~twin.accounting.ledger.LedgerError` if it fails).
     ``pipeline_workers``: 1 runs the pipeline in a worker process beside the simulation
     (:mod:`twin.sil.pipeline_worker`) in ``calibrated`` mode, the same results; 0 (and the
-    other modes) in this process. More workers than 1 would share the one SQLite writer
-    the store allows (DESIGN.md §5): refused."""
+    other modes) in this process. More workers than 1 would share the store's one SQLite
+    writer: refused."""
     if pipeline_workers not in (0, 1):
         raise ValueError(f"pipeline_workers = {pipeline_workers!r}: expected 0 or 1")
     scenario, seed = seeded(scenario, seed)
