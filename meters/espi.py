@@ -880,12 +880,21 @@ def _reading_heads(duration_s: int) -> Mapping[int, str]:
     return MappingProxyType(heads)
 
 
-def _int_list(array: np.ndarray, name: str) -> list[int]:
+def _integer_array(array: np.ndarray, name: str) -> np.ndarray:
     a = np.asarray(array)
     if a.ndim != 1 or a.dtype.kind not in "iu":
         raise ValueError(f"{name} must be a 1-D integer array, got {a.dtype} of shape {a.shape}")
-    out: list[int] = a.tolist()
+    return a
+
+
+def _int_list(array: np.ndarray, name: str) -> list[int]:
+    out: list[int] = _integer_array(array, name).tolist()
     return out
+
+
+#: Text of an IntervalReading between its start and its value, and after its value.
+_READING_MID = "</start></timePeriod><value>"
+_READING_END = "</value></IntervalReading>"
 
 
 def _readings_xml(
@@ -894,35 +903,70 @@ def _readings_xml(
 ) -> str:
     """The IntervalReadings of channel k, one per line."""
     values = _int_list(values_array, f"channel {k} values")
-    if len(values) != len(starts):
-        raise ValueError(
-            f"channel {k} has {len(values)} values for {len(starts)} interval starts"
-        )
-    if min(values) < INT48_MIN or max(values) > INT48_MAX:
-        raise ValueError(f"channel {k}: a value is outside the ESPI Int48 range")
+    _check_values(k, values, len(starts))
     heads = _reading_heads(duration_s)
     if quality_array is None:
         head = heads[NO_QUALITY]
         return "\n".join(
             [
-                f"{head}{s}</start></timePeriod><value>{v}</value></IntervalReading>"
+                f"{head}{s}{_READING_MID}{v}{_READING_END}"
                 for s, v in zip(starts, values, strict=True)
             ]
         )
     quality = _int_list(quality_array, f"channel {k} quality")
-    if len(quality) != len(starts):
-        raise ValueError(f"channel {k} has {len(quality)} quality codes for {len(starts)} readings")
-    if bad := set(quality).difference(heads):
+    _check_quality(k, len(quality), quality, len(starts), heads)
+    return "\n".join(
+        [
+            f"{heads[q]}{s}{_READING_MID}{v}{_READING_END}"
+            for q, s, v in zip(quality, starts, values, strict=True)
+        ]
+    )
+
+
+def _check_values(k: int, values: list[int] | np.ndarray, n_starts: int) -> None:
+    if len(values) != n_starts:
+        raise ValueError(f"channel {k} has {len(values)} values for {n_starts} interval starts")
+    low, high = (
+        (int(values.min()), int(values.max()))
+        if isinstance(values, np.ndarray)
+        else (min(values), max(values))
+    )
+    if low < INT48_MIN or high > INT48_MAX:
+        raise ValueError(f"channel {k}: a value is outside the ESPI Int48 range")
+
+
+def _check_quality(
+    k: int, n_quality: int, codes: list[int], n_starts: int, heads: Mapping[int, str]
+) -> None:
+    """``n_quality`` codes, of which ``codes`` (all, or each distinct one), for ``n_starts``
+    readings."""
+    if n_quality != n_starts:
+        raise ValueError(f"channel {k} has {n_quality} quality codes for {n_starts} readings")
+    if bad := set(codes).difference(heads):
         raise ValueError(
             f"channel {k} quality codes {sorted(bad)[:5]} are not ESPI QualityOfReading codes "
             f"{sorted(QUALITY_OF_READING)} nor NO_QUALITY ({NO_QUALITY})"
         )
-    return "\n".join(
-        [
-            f"{heads[q]}{s}</start></timePeriod><value>{v}</value></IntervalReading>"
-            for q, s, v in zip(quality, starts, values, strict=True)
-        ]
-    )
+
+
+def _checked_series(
+    channels: Sequence[Channel], local_time: LocalTimeSpec | None, service_kind: int
+) -> list[tuple[ReadingTypeSpec, np.ndarray, np.ndarray | None]]:
+    """(reading type, values, quality) per channel, after the checks that need no values."""
+    if not channels:
+        raise ValueError("an upload needs at least one channel")
+    series = []
+    for k, channel in enumerate(channels, 1):
+        if not isinstance(channel, Channel):
+            raise ValueError(f"channel {k} must be a Channel, got {type(channel).__name__}")
+        series.append((channel.reading_type, channel.values, channel.quality))
+    if local_time is not None and not isinstance(local_time, LocalTimeSpec):
+        raise ValueError(f"local_time must be a LocalTimeSpec, got {type(local_time).__name__}")
+    if isinstance(service_kind, bool) or service_kind not in SERVICE_KIND:
+        raise ValueError(f"service_kind {service_kind!r} {_TYPE_CHECKS['ServiceKind'](-1)}")
+    if len(series) > 1 and len({spec.xml_parts[1] for spec, _, _ in series}) < len(series):
+        raise ValueError("two channels have the same ReadingType")
+    return series
 
 
 def encode_meter_upload(
@@ -946,23 +990,146 @@ def encode_meter_upload(
 
     Raises ValueError on an unsafe meter id, bad codes or values outside the ESPI types.
     """
-    if not channels:
-        raise ValueError("an upload needs at least one channel")
-    series = []
-    for k, channel in enumerate(channels, 1):
-        if not isinstance(channel, Channel):
-            raise ValueError(f"channel {k} must be a Channel, got {type(channel).__name__}")
-        series.append((channel.reading_type, channel.values, channel.quality))
-    if local_time is not None and not isinstance(local_time, LocalTimeSpec):
-        raise ValueError(f"local_time must be a LocalTimeSpec, got {type(local_time).__name__}")
-    if isinstance(service_kind, bool) or service_kind not in SERVICE_KIND:
-        raise ValueError(f"service_kind {service_kind!r} {_TYPE_CHECKS['ServiceKind'](-1)}")
-    if len(series) > 1 and len({spec.xml_parts[1] for spec, _, _ in series}) < len(series):
-        raise ValueError("two channels have the same ReadingType")
+    series = _checked_series(channels, local_time, service_kind)
     return _encode(
         meter_id, sequence_no, interval_start_epoch_s, series, created_epoch_s, local_time,
         service_kind,
     )  # fmt: skip
+
+
+def meter_upload_size(
+    meter_id: str,
+    sequence_no: int,
+    interval_start_epoch_s: np.ndarray,
+    channels: Sequence[Channel],
+    created_epoch_s: int,
+    local_time: LocalTimeSpec | None = None,
+    service_kind: int = 0,
+) -> int:
+    """``len(encode_meter_upload(...))`` of the same arguments, bytes, without writing it:
+    the document around the readings is laid out once per meter and lengths of its numbers
+    (cached), and the readings' lines are summed from the digits of their numbers
+    (vectorised). Raises the encoder's ValueErrors (the same checks; when several fail, the
+    first may differ)."""
+    series = _checked_series(channels, local_time, service_kind)
+    starts = _integer_array(interval_start_epoch_s, "interval_start_epoch_s")
+    n = int(starts.size)
+    if n == 0:
+        raise ValueError("an upload needs at least one reading")
+    seq = _checked_sequence_no(sequence_no)
+    duration_s, block_start, block_duration = _block(series, int(starts.min()), int(starts.max()))
+    values = [_integer_array(v, f"channel {k} values") for k, (_, v, _) in enumerate(series, 1)]
+    every_value = _as_int64(values) if len(values) > 1 else values[0]
+    lowest, highest = int(every_value.min()), int(every_value.max())
+    if any(v.size != n for v in values) or lowest < INT48_MIN or highest > INT48_MAX:
+        for k, v in enumerate(values, 1):
+            _check_values(k, v, n)
+    heads = _reading_heads(duration_s)
+    line_chars = len(heads[NO_QUALITY]) + len(_READING_MID) + len(_READING_END)
+    size = _frame_size(
+        meter_id,
+        tuple(spec.xml_parts for spec, _, _ in series),
+        local_time,
+        service_kind,
+        len(str(seq)),
+        len(_iso8601_utc(int(created_epoch_s))),
+        len(str(block_start)),
+        len(str(block_duration)),
+    )
+    starts_chars = _decimal_chars(starts, block_start, block_start + block_duration - duration_s)
+    size += len(series) * (starts_chars + n * line_chars + n - 1)  # n - 1 newlines
+    size += _decimal_chars(every_value, lowest, highest)
+    for k, (_, _, quality) in enumerate(series, 1):
+        if quality is not None:  # a reading's head with its ReadingQuality instead
+            q = _integer_array(quality, f"channel {k} quality")
+            codes, counts = np.unique(q, return_counts=True)
+            _check_quality(k, len(q), codes.tolist(), n, heads)
+            extra_chars = [len(heads[c]) - len(heads[NO_QUALITY]) for c in codes.tolist()]
+            size += int(np.dot(extra_chars, counts))
+    return size
+
+
+#: 10**1 .. 10**19 (uint64): a magnitude has 1 + (how many of these it reaches) digits.
+_POWERS_OF_TEN = np.array([10**e for e in range(1, 20)], dtype=np.uint64)
+
+
+def _as_int64(arrays: list[np.ndarray]) -> np.ndarray:
+    """The integer ``arrays`` end to end as one int64 array (ValueError for an unsigned
+    value beyond int64: ESPI's widest integers, TimeType and Int48 values, are within)."""
+    for a in arrays:
+        if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"an integer {int(a.max())} is beyond ESPI's Int64")
+    return np.concatenate(arrays, dtype=np.int64, casting="unsafe")
+
+
+def _decimal_chars(a: np.ndarray, lowest: int, highest: int) -> int:
+    """Characters of the integers of ``a`` (from ``lowest`` to ``highest``) written in
+    decimal: ``sum(len(str(x)))``. When both ends are >= 0 and as long, so is every number
+    between them (evenly spaced interval starts, mostly): no pass over ``a``."""
+    if lowest >= 0 and len(str(lowest)) == len(str(highest)):
+        return a.size * len(str(lowest))
+    signed = a if a.dtype == np.int64 else _as_int64([a])
+    magnitude = np.abs(signed).view(np.uint64)  # |int64 min| = 2**63 is right as uint64
+    digits = np.searchsorted(_POWERS_OF_TEN, magnitude, side="right").sum()
+    minus_signs = np.count_nonzero(signed < 0) if lowest < 0 else 0
+    return int(a.size + minus_signs + digits)
+
+
+def _checked_sequence_no(sequence_no: int) -> int:
+    seq = int(sequence_no)
+    if seq < 0 or seq != sequence_no:
+        raise ValueError(f"sequence_no must be a non-negative integer, got {sequence_no!r}")
+    return seq
+
+
+def _block(
+    series: Sequence[tuple[ReadingTypeSpec, np.ndarray, np.ndarray | None]],
+    first_start: int,
+    last_start: int,
+) -> tuple[int, int, int]:
+    """(interval length, block start, block duration), s, of readings from ``first_start``
+    to ``last_start``; checks every channel's ReadingType."""
+    duration_s = series[0][0].interval_length_s
+    for k, (spec, _, _) in enumerate(series, 1):
+        if not isinstance(spec, ReadingTypeSpec):
+            raise ValueError(f"channel {k}: reading_type must be a ReadingTypeSpec, got {spec!r}")
+        if spec.interval_length_s != duration_s:
+            raise ValueError(
+                f"channel {k} interval_length_s {spec.interval_length_s} differs from channel "
+                f"1's {duration_s}: channels share the interval starts"
+            )
+    block_duration = last_start + duration_s - first_start
+    if block_duration > _UINT32_MAX:
+        raise ValueError("readings span more than an ESPI UInt32 duration")
+    return duration_s, first_start, block_duration
+
+
+@lru_cache(maxsize=1 << 14)
+def _frame_size(
+    meter_id: str,
+    types: tuple[tuple[str, str], ...],
+    local_time: LocalTimeSpec | None,
+    service_kind: int,
+    seq_chars: int,
+    time_chars: int,
+    block_start_chars: int,
+    block_duration_chars: int,
+) -> int:
+    """Bytes of an upload's document without its readings' lines: a function of the meter,
+    its channels and the lengths of the numbers written in it (the entry ids are uuids of
+    fixed length), so laid out once with placeholders of those lengths."""
+    parts = _document(
+        meter_id,
+        "0" * seq_chars,
+        types,
+        "0" * time_chars,
+        local_time,
+        service_kind,
+        "0" * block_start_chars,
+        "0" * block_duration_chars,
+        [""] * len(types),
+    )
+    return len("".join(parts).encode())
 
 
 def _encode(
@@ -975,19 +1142,44 @@ def _encode(
     service_kind: int,
 ) -> bytes:
     """encode_meter_upload's work, on (reading type, values, quality) per channel."""
-    up_id, ltp_id = _meter_ids(meter_id)
     starts = _int_list(interval_start_epoch_s, "interval_start_epoch_s")
     if not starts:
         raise ValueError("an upload needs at least one reading")
-    seq = int(sequence_no)
-    if seq < 0 or seq != sequence_no:
-        raise ValueError(f"sequence_no must be a non-negative integer, got {sequence_no!r}")
-    duration_s = series[0][0].interval_length_s
-    block_start = min(starts)
-    block_duration = max(starts) + duration_s - block_start
-    if block_duration > _UINT32_MAX:
-        raise ValueError("readings span more than an ESPI UInt32 duration")
-    ts = _iso8601_utc(int(created_epoch_s))
+    seq = _checked_sequence_no(sequence_no)
+    duration_s, block_start, block_duration = _block(series, min(starts), max(starts))
+    readings = [
+        _readings_xml(k, values, quality, starts, duration_s)
+        for k, (_, values, quality) in enumerate(series, 1)
+    ]
+    parts = _document(
+        meter_id,
+        str(seq),
+        [spec.xml_parts for spec, _, _ in series],
+        _iso8601_utc(int(created_epoch_s)),
+        local_time,
+        service_kind,
+        str(block_start),
+        str(block_duration),
+        readings,
+    )
+    return "".join(parts).encode()
+
+
+def _document(
+    meter_id: str,
+    seq: str,
+    types: Sequence[tuple[str, str]],
+    ts: str,
+    local_time: LocalTimeSpec | None,
+    service_kind: int,
+    block_start: str,
+    block_duration: str,
+    readings: Sequence[str],
+) -> list[str]:
+    """The parts of an upload's document: sequence number ``seq``, date-time ``ts``, and
+    channel k's ReadingType ``types[k - 1]`` (its ``xml_parts``) and IntervalBlock
+    ``block_start``, ``block_duration`` and ``readings[k - 1]`` lines, as the text written."""
+    up_id, ltp_id = _meter_ids(meter_id)
     times = f"<published>{ts}</published><updated>{ts}</updated>"
     up = f"{RESOURCE_BASE}/UsagePoint/{meter_id}"
     parts = [
@@ -1013,16 +1205,7 @@ def _encode(
             f"<title>Local time {local_time.name}</title>{times}"
             f"<content>{_local_time_xml(local_time)}</content></entry>\n"
         )
-    for k, (spec, values, quality) in enumerate(series, 1):
-        if not isinstance(spec, ReadingTypeSpec):
-            raise ValueError(f"channel {k}: reading_type must be a ReadingTypeSpec, got {spec!r}")
-        if spec.interval_length_s != duration_s:
-            raise ValueError(
-                f"channel {k} interval_length_s {spec.interval_length_s} differs from channel "
-                f"1's {duration_s}: channels share the interval starts"
-            )
-        title, rt_xml = spec.xml_parts
-        readings = _readings_xml(k, values, quality, starts, duration_s)
+    for k, ((title, rt_xml), lines) in enumerate(zip(types, readings, strict=True), 1):
         mr_id, rt_id = _channel_ids(meter_id, k)
         mr = f"{up}/MeterReading/{k}"
         rt = f"{RESOURCE_BASE}/ReadingType/{meter_id}/{k}"
@@ -1040,11 +1223,11 @@ def _encode(
             f'<link rel="self" href="{mr}/IntervalBlock/{seq}"/>'
             f'<link rel="up" href="{mr}/IntervalBlock"/><title>Upload {seq}</title>{times}'
             f'<content><IntervalBlock xmlns="{ESPI_NS}"><interval><duration>{block_duration}'
-            f"</duration><start>{block_start}</start></interval>\n{readings}\n</IntervalBlock>"
+            f"</duration><start>{block_start}</start></interval>\n{lines}\n</IntervalBlock>"
             f"</content></entry>\n"
         )
     parts.append("</feed>\n")
-    return "".join(parts).encode()
+    return parts
 
 
 def encode_upload(

@@ -17,7 +17,7 @@ from pipeline.analyze.faults import DetectorParams
 from pipeline.analyze.forecast import ForecastRecord
 from pipeline.analyze.recommendations import Recommendation
 from pipeline.espi.reading_type import ReadingType
-from pipeline.fetch.auth import Keyring, seal
+from pipeline.fetch.auth import Keyring, seal, sealed_size
 from pipeline.fetch.limits import Limits
 from pipeline.fetch.rejection import RejectedUpload
 from pipeline.process.batch import ReadingBatch
@@ -48,4 +48,5 @@ __all__ = [
     "UploadService",
     "WebhookSink",
     "seal",
+    "sealed_size",
 ]

@@ -63,6 +63,7 @@ __all__ = [
     "mac",
     "open_envelope",
     "seal",
+    "sealed_size",
 ]
 
 #: First field of the header: envelope format and version.
@@ -87,6 +88,9 @@ _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))
 
 _MAC_HEX_CHARS = 64
+#: An envelope: header line (magic, meter id, sequence number, MAC in hex), then the body.
+_HEADER = b"%s %s %d %s\n%s"
+_NO_MAC_HEX = b"0" * _MAC_HEX_CHARS
 _MAX_SEQUENCE_NO = 2**63 - 1
 #: Bytes allowed in a meter id (printable ASCII without space) and in the MAC (hex digits):
 #: ``field.translate(None, allowed)`` is empty exactly when every byte is allowed.
@@ -119,6 +123,24 @@ def seal(meter_id: str, sequence_no: int, body: bytes, key: bytes) -> bytes:
         ValueError: a meter id or sequence number the format cannot carry, or a key shorter
             than `MIN_KEY_BYTES`.
     """
+    meter = _checked_header_fields(meter_id, sequence_no)
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"key of {len(key)} bytes is shorter than {MIN_KEY_BYTES}")
+    tag = mac(meter_id, sequence_no, body, key).hex()
+    return _HEADER % (MAGIC, meter, sequence_no, tag.encode("ascii"), body)
+
+
+def sealed_size(meter_id: str, sequence_no: int, body_bytes: int) -> int:
+    """``len(seal(meter_id, sequence_no, body, key))`` of a body of ``body_bytes`` bytes,
+    without computing the MAC (its hex digits have a fixed length). Raises the ValueError
+    `seal` raises for the meter id or sequence number."""
+    meter = _checked_header_fields(meter_id, sequence_no)
+    return len(_HEADER % (MAGIC, meter, sequence_no, _NO_MAC_HEX, b"")) + body_bytes
+
+
+def _checked_header_fields(meter_id: str, sequence_no: int) -> bytes:
+    """The meter id as written in the header; ValueError if the header cannot carry it or
+    ``sequence_no``."""
     meter = meter_id.encode("ascii", errors="replace")
     if not _valid_meter_id(meter):
         raise ValueError(
@@ -127,10 +149,7 @@ def seal(meter_id: str, sequence_no: int, body: bytes, key: bytes) -> bytes:
         )
     if isinstance(sequence_no, bool) or not 0 <= sequence_no <= _MAX_SEQUENCE_NO:
         raise ValueError(f"sequence_no must be an int in [0, 2**63), got {sequence_no!r}")
-    if len(key) < MIN_KEY_BYTES:
-        raise ValueError(f"key of {len(key)} bytes is shorter than {MIN_KEY_BYTES}")
-    tag = mac(meter_id, sequence_no, body, key).hex()
-    return b"%s %s %d %s\n%s" % (MAGIC, meter, sequence_no, tag.encode("ascii"), body)
+    return meter
 
 
 class Envelope(NamedTuple):

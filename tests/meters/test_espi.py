@@ -34,6 +34,7 @@ from meters.espi import (
     ReadingTypeSpec,
     encode_meter_upload,
     encode_upload,
+    meter_upload_size,
 )
 from pipeline.espi.namespaces import ATOM_NS as A
 from pipeline.espi.namespaces import ESPI_NS as E
@@ -467,6 +468,48 @@ def test_round_trip_property(espi_schema: etree.XMLSchema, case: dict[str, Any])
 
 
 # ------------------------------------------------------------------------------------------
+# The size of an upload without writing it.
+# ------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    uploads(),
+    st.integers(0, 2**63 - 1),
+    st.integers(-62_135_596_800, 253_402_300_799),  # 0001-01-01 to 9999-12-31
+    st.sampled_from([np.int64, np.int32, np.uint32, np.uint64]),
+)
+def test_upload_size_is_the_length_of_the_upload(
+    case: dict[str, Any], seq: int, created_epoch_s: int, values_dtype: type
+) -> None:
+    """Exact for any meter, sequence number (to 19 digits), creation time (years 1 to 9999,
+    written with as many digits as they have), channels, quality and local time, and values
+    of any integer dtype that holds them."""
+    channels = []
+    for channel in case["channels"]:
+        values = channel.values
+        if np.can_cast(np.min_scalar_type(values.min()), values_dtype) and np.can_cast(
+            np.min_scalar_type(values.max()), values_dtype
+        ):
+            values = values.astype(values_dtype)
+        channels.append(Channel(channel.reading_type, values, channel.quality))
+    args = (
+        case["meter_id"], seq, case["starts"], channels, created_epoch_s, case["local_time"],
+        case["service_kind"],
+    )  # fmt: skip
+    assert meter_upload_size(*args) == len(encode_meter_upload(*args))
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_upload_size_of_every_variant(name: str) -> None:
+    channels, local_time = VARIANTS[name]
+    for seq in (0, 9, 10, 99_999):
+        for starts in (STARTS_96, STARTS_96 - 2 * T0):  # negative starts have a minus sign
+            args = ("pv-site_01.m", seq, starts, channels, T0, local_time)
+            assert meter_upload_size(*args) == len(encode_meter_upload(*args))
+
+
+# ------------------------------------------------------------------------------------------
 # Determinism and ids.
 # ------------------------------------------------------------------------------------------
 
@@ -583,6 +626,8 @@ def test_unsafe_meter_ids_are_rejected(meter_id: str) -> None:
         encode_upload(meter_id, 0, ReadingTypeSpec(), np.array([T0]), np.array([1]), T0)
     with pytest.raises(ValueError, match="meter_id"):
         encode_meter_upload(meter_id, 0, np.array([T0]), [GOOD_1], T0)
+    with pytest.raises(ValueError, match="meter_id"):
+        meter_upload_size(meter_id, 0, np.array([T0]), [GOOD_1], T0)
 
 
 @pytest.mark.parametrize(
@@ -600,6 +645,8 @@ def test_unsafe_meter_ids_are_rejected(meter_id: str) -> None:
 def test_bad_readings_are_rejected(starts: np.ndarray, values: np.ndarray) -> None:
     with pytest.raises(ValueError):
         encode_upload("m1", 0, ReadingTypeSpec(), starts, values, T0)
+    with pytest.raises(ValueError):
+        meter_upload_size("m1", 0, starts, [Channel(ReadingTypeSpec(), values)], T0)
 
 
 GOOD = Channel(ReadingTypeSpec(), np.array([1, 2]))
@@ -626,13 +673,16 @@ GOOD = Channel(ReadingTypeSpec(), np.array([1, 2]))
         ({"sequence_no": 1.5}, "sequence_no"),
     ],
 )  # fmt: skip
-def test_bad_uploads_are_rejected(kwargs: dict[str, Any], message: str) -> None:
+@pytest.mark.parametrize("encoder", [encode_meter_upload, meter_upload_size])
+def test_bad_uploads_are_rejected(
+    kwargs: dict[str, Any], message: str, encoder: Callable[..., object]
+) -> None:
     args: dict[str, Any] = {
         "meter_id": "m1", "sequence_no": 0, "interval_start_epoch_s": T0 + 60 * np.arange(2),
         "channels": [GOOD], "created_epoch_s": T0,
     }  # fmt: skip
     with pytest.raises(ValueError, match=message):
-        encode_meter_upload(**(args | kwargs))
+        encoder(**(args | kwargs))
 
 
 # ------------------------------------------------------------------------------------------

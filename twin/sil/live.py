@@ -235,7 +235,9 @@ class LiveDelivery:
     def serve(self, handoff: Handoff, k: int) -> Generator[simpy.Event, Any, None]:
         """Deliver the copy of ``handoff`` to MDC ``k``'s service and apply its answer at
         the simulated time it came (module docstring)."""
-        request = yield from self._post(handoff, handoff.upload.body, k)
+        body = handoff.upload.body
+        assert body is not None  # a live run's service time samples every upload
+        request = yield from self._post(handoff, body, k)
         self._apply(request, self.env.now)
 
     def serve_station(

@@ -114,6 +114,11 @@ class PipelineCalls(Protocol):
     def handle(self, body: bytes) -> UploadOutcome: ...
 
 
+def upload_key(meter_id: str, sequence_no: int) -> str:
+    """The key that samples an upload in ``model`` mode (:class:`ServiceTime`)."""
+    return f"{meter_id}/{sequence_no}"
+
+
 class ServiceTime:
     """What the real pipeline did and what it cost in simulated seconds at speed 1: for an
     upload (``upload``) and for a batch analysis (``analysis``).
@@ -122,7 +127,7 @@ class ServiceTime:
     on a deterministic sample of the uploads only: an upload is sampled when its uniform
     draw is below ``sample_rate``, and the other uploads are modelled from their size and
     readings, with no pipeline call. An upload's draw is a keyed hash of its ``key`` (the
-    twin passes ``"{meter_id}/{sequence_no}"``; the hash key is taken once from ``rng``), so
+    twin passes :func:`upload_key`; the hash key is taken once from ``rng``), so
     it depends on that upload alone (DESIGN §3: adding a meter changes no other meter's
     sample, and a re-sent copy is sampled as its original was); without a key, the next
     value of ``rng``'s stream.
@@ -204,8 +209,7 @@ class ServiceTime:
         ``key`` identifies the upload for sampling (see the class docstring)."""
         sampled = self._sampled(key)
         if not (sampled or force or n_readings is None):
-            self.uploads_modelled += 1
-            return None, self.cost_model.upload_s(len(body), n_readings)
+            return None, self.modelled_upload(len(body), n_readings)
         self.uploads_run += 1
         if not self.measured:
             outcome = pipeline.handle(body)
@@ -213,6 +217,18 @@ class ServiceTime:
         t0 = time.thread_time_ns()
         outcome = pipeline.handle(body)
         return outcome, (time.thread_time_ns() - t0) * 1e-9
+
+    def needs_bytes(self, key: str) -> bool:
+        """Whether a genuine upload of ``key`` (:func:`upload_key`) runs the real pipeline,
+        so that its bytes are needed: always but in ``model`` mode, where an upload the
+        sample leaves out is costed from its size (:meth:`modelled_upload`)."""
+        return self._sampled(key)
+
+    def modelled_upload(self, size_bytes: int, n_readings: int) -> float:
+        """Service time at speed 1 of an upload ``model`` mode leaves out of its sample: the
+        cost model's of an upload of ``size_bytes`` bytes and ``n_readings`` readings."""
+        self.uploads_modelled += 1
+        return self.cost_model.upload_s(size_bytes, n_readings)
 
     def known_upload(self, size_bytes: int, n_readings: int) -> float:
         """Service time at speed 1 of an upload the pipeline runs later whose outcome is

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pipeline import seal
+from pipeline import seal, sealed_size
 
 
 def billion_laughs(body: bytes) -> bytes:
@@ -82,6 +82,11 @@ def sealed(body: bytes, meter_id: str, seq: int, key: bytes) -> bytes:
     """What a meter sends: ``body`` in its HMAC envelope (``pipeline.seal``) when it
     has a key (``b""``: none, the body goes bare)."""
     return seal(meter_id, seq, body, key) if key else body
+
+
+def sealed_bytes(body_bytes: int, meter_id: str, seq: int, key: bytes) -> int:
+    """``len(sealed(body, meter_id, seq, key))`` of a body of ``body_bytes`` bytes."""
+    return sealed_size(meter_id, seq, body_bytes) if key else body_bytes
 
 
 def malformed_upload(payload: str, body: bytes, meter_id: str, seq: int, key: bytes) -> bytes:

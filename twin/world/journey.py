@@ -25,7 +25,7 @@ from twin.accounting.counters import Counters, Rejection
 from twin.accounting.ledger import Ledger, LedgerError
 from twin.accounting.records import FaultRecord
 from twin.sil.pipeline_worker import Expected, PipelineWorker
-from twin.sil.service_time import PipelineCalls, ServiceTime
+from twin.sil.service_time import PipelineCalls, ServiceTime, upload_key
 from twin.world.mdc import Mdc
 from twin.world.network import WorldNetwork
 
@@ -43,16 +43,19 @@ STORE_WRITE_BYTES_PER_ROW = 48
 class Upload:
     """One upload of a meter: ``meter`` (its index in the run) and ``meter_id``,
     ``sequence_no`` (with the meter id, the upload's identity, DESIGN.md §3), the readings
-    ``[lo, hi)`` it carries, the ``body`` sent (sealed), the record of the hostile-upload
-    fault it carries (``fault``, None for a genuine upload) and the meter's power ``cycle``
-    when its session started (an acknowledgement after a power loss is void)."""
+    ``[lo, hi)`` it carries, the ``body`` sent (sealed; None when nothing reads the bytes: a
+    genuine upload ``model`` mode costs from its size) and its ``size_bytes``, the record of
+    the hostile-upload fault it carries (``fault``, None for a genuine upload) and the
+    meter's power ``cycle`` when its session started (an acknowledgement after a power loss
+    is void)."""
 
     meter: int
     meter_id: str
     sequence_no: int
     lo: int
     hi: int
-    body: bytes
+    body: bytes | None
+    size_bytes: int
     fault: FaultRecord | None
     cycle: int
 
@@ -124,7 +127,7 @@ class UploadPath:
         cell = self.net.cell_of[m]
         journey = _Journey(self, upload, rng)
         result = yield from upload_with_retries(
-            cell, len(upload.body), rng, int(self.net.ce_level[m]), journey
+            cell, upload.size_bytes, rng, int(self.net.ce_level[m]), journey
         )
         return result.acknowledged
 
@@ -141,7 +144,7 @@ class UploadPath:
         mdc, gateway = self.mdcs[k], net.gateways[k]
         cell, ce_level = net.cell_of[m], int(net.ce_level[m])
         delivered_s = env.now
-        delivery = gateway.send(env.now, len(upload.body))
+        delivery = gateway.send(env.now, upload.size_bytes)
         self.ledger.add_copy(m, upload.lo, upload.hi)  # the copy on its way to the MDC
         self.counters.uploads_delivered += 1
         committed = env.event() if mdc.ack_after_commit or self.live is not None else None
@@ -176,7 +179,7 @@ class UploadPath:
         upload, delivery = handoff.upload, handoff.delivery
         m = upload.meter
         mdc = self.mdcs[handoff.mdc]
-        size = len(upload.body)
+        size = upload.size_bytes
         sent_s = env.now
         if not delivery.accepted:  # the gateway's buffer was full
             net.gateway_overflows += 1
@@ -269,37 +272,48 @@ class UploadPath:
         channels = int(self.n_channels[m])
         assert self.pipeline is not None  # in-process runs only (live ones serve over HTTP)
         n_readings = channels * (hi - lo)
-        if self.worker is not None:
+        body = upload.body
+        if body is None:  # model mode, not sampled: only its size was made
+            outcome, service_s = None, self.service_time.modelled_upload(
+                upload.size_bytes, n_readings
+            )
+        elif self.worker is not None and self._outcome_known(upload):
             # genuine, in order and of a size always admitted: its outcome is known, the
             # worker checks it later (twin.sil.pipeline_worker)
-            newest = int(self.newest_sequence_no[m])
-            self.newest_sequence_no[m] = max(newest, upload.sequence_no)
-            if (
-                upload.fault is None
-                and upload.sequence_no >= newest
-                and self.worker.limits.size_always_admitted(len(upload.body))
-            ):
-                service_s = self.service_time.known_upload(len(upload.body), n_readings)
-                committed_s = env.now + service_s / server.speed_factor
-                fresh = ledger.store(m, lo, hi, committed_s, self.discarded(m, lo, hi))
-                expected = Expected(
-                    upload.meter_id, upload.sequence_no, n_readings, channels * fresh
-                )
-                self.worker.submit(upload.body, expected)
-                return service_s, expected.inserted
-        outcome, service_s = self.service_time.upload(
-            self.pipeline,
-            upload.body,
-            n_readings=n_readings,
-            force=upload.fault is not None,
-            key=f"{upload.meter_id}/{upload.sequence_no}",
-        )
+            service_s = self.service_time.known_upload(upload.size_bytes, n_readings)
+            committed_s = env.now + service_s / server.speed_factor
+            fresh = ledger.store(m, lo, hi, committed_s, self.discarded(m, lo, hi))
+            expected = Expected(upload.meter_id, upload.sequence_no, n_readings, channels * fresh)
+            self.worker.submit(body, expected)
+            return service_s, expected.inserted
+        else:
+            outcome, service_s = self.service_time.upload(
+                self.pipeline,
+                body,
+                n_readings=n_readings,
+                force=upload.fault is not None,
+                key=upload_key(upload.meter_id, upload.sequence_no),
+            )
         committed_s = env.now + service_s / server.speed_factor
         if outcome is None:  # model mode, not sampled: costed, counted as stored
             rows = channels * ledger.store(m, lo, hi, committed_s, self.discarded(m, lo, hi))
             self.counters.rows_modelled += rows
             return service_s, rows
         return service_s, self.record_outcome(upload, outcome, committed_s)
+
+    def _outcome_known(self, upload: Upload) -> bool:
+        """Whether the worker's outcome of ``upload`` is known before it runs: a genuine
+        upload, in order (not below its meter's newest sequence number handed over) and of a
+        size always admitted. Notes its sequence number as handed over."""
+        assert self.worker is not None
+        m = upload.meter
+        newest = int(self.newest_sequence_no[m])
+        self.newest_sequence_no[m] = max(newest, upload.sequence_no)
+        return (
+            upload.fault is None
+            and upload.sequence_no >= newest
+            and self.worker.limits.size_always_admitted(upload.size_bytes)
+        )
 
     def record_outcome(
         self, upload: Upload, outcome: UploadOutcome, committed_s: float, check: bool = True

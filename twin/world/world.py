@@ -22,7 +22,13 @@ import simpy
 from hw_models.power_supply import SupplySeries
 from hw_models.server import JobLost, Server, ServiceDemand
 from meters.device import MeterBuffers, upload_schedule
-from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
+from meters.espi import (
+    Channel,
+    LocalTimeSpec,
+    ReadingTypeSpec,
+    encode_meter_upload,
+    meter_upload_size,
+)
 from network.faults import OutageSchedule
 from pipeline import AnalysisOutcome, Detection, ForecastRecord, Pipeline
 from twin.accounting.attribution import LossScope, attribute_losses
@@ -40,10 +46,10 @@ from twin.rng import component_rng
 from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import Scenario
 from twin.sil.pipeline_worker import PipelineWorker
-from twin.sil.service_time import ServiceTime
+from twin.sil.service_time import ServiceTime, upload_key
 from twin.world.faults import WORLD_FAULTS, MdcEffect, Target, WorldFaultKind
 from twin.world.fleet import FleetData, weather_location
-from twin.world.hostile import sealed
+from twin.world.hostile import sealed, sealed_bytes
 from twin.world.journey import Upload, UploadPath
 from twin.world.mdc import Mdc, renewable_supply
 from twin.world.network import WorldNetwork
@@ -430,19 +436,23 @@ class World:
         if int(self.buffers.power_cycles[m]) == cycle:  # else power_loss ended the session
             self.buffers.busy[m] = False
 
-    def _body(self, m: int, lo: int, hi: int, seq: int) -> tuple[bytes, FaultRecord | None]:
+    def _body(
+        self, m: int, lo: int, hi: int, seq: int
+    ) -> tuple[bytes | None, int, FaultRecord | None]:
         """What the meter sends: its upload's XML (docs/upload-format.md), sealed, or what an
-        upload fault due now makes of it; and that fault's record."""
-        body = encode_meter_upload(
-            self.meter_ids[m],
+        upload fault due now makes of it; its size, bytes; and that fault's record. The bytes
+        are None for a genuine upload that ``model`` mode costs from its size: only the size
+        is computed (exactly, :func:`meters.espi.meter_upload_size`)."""
+        meter_id = self.meter_ids[m]
+        key = self.keys[meter_id] if self.keys is not None else b""
+        document = (
+            meter_id,
             seq,
             self.epoch_s + self._labels_s(m, lo, hi),
             [Channel(rt, values[lo:hi]) for rt, values in self.channels[m]],
             self.epoch_s + int(self.env.now),
             self.local_time,
         )
-        meter_id = self.meter_ids[m]
-        key = self.keys[meter_id] if self.keys is not None else b""
         pending = self.hostile.get(meter_id)
         if pending and self.env.now >= pending[0].at_s:
             record = pending.pop(0)
@@ -451,8 +461,13 @@ class World:
             fault = self.scenario.faults[record.index]
             rewrite = WORLD_FAULTS[fault.kind].on_upload
             assert rewrite is not None
-            return rewrite.rewrite(fault.payload, body, meter_id, seq, key), record
-        return sealed(body, meter_id, seq, key), None
+            body = encode_meter_upload(*document)
+            hostile = rewrite.rewrite(fault.payload, body, meter_id, seq, key)
+            return hostile, len(hostile), record
+        if not self.service_time.needs_bytes(upload_key(meter_id, seq)):
+            return None, sealed_bytes(meter_upload_size(*document), meter_id, seq, key), None
+        body = sealed(encode_meter_upload(*document), meter_id, seq, key)
+        return body, len(body), None
 
     def _labels_s(self, m: int, lo: int, hi: int) -> np.ndarray:
         """Interval starts (s after the run's start) meter ``m`` writes for readings
@@ -486,12 +501,12 @@ class World:
         counters.uploads_started += 1
         meter_id = self.meter_ids[m]
         seq = self.buffers.take_sequence_no(m)
-        body, fault = self._body(m, lo, hi, seq)
-        counters.upload_bytes_max = max(counters.upload_bytes_max, len(body))
+        body, size_bytes, fault = self._body(m, lo, hi, seq)
+        counters.upload_bytes_max = max(counters.upload_bytes_max, size_bytes)
         # The session holds the upload in memory until it ends: a copy of its readings, so
         # that the meter evicting them from a full buffer meanwhile does not lose them.
         self.ledger.add_copy(m, lo, hi)
-        upload = Upload(m, meter_id, seq, lo, hi, body, fault, cycle)
+        upload = Upload(m, meter_id, seq, lo, hi, body, size_bytes, fault, cycle)
         acknowledged = yield from self.path.send(upload, self.rng[meter_id])
         if not acknowledged:
             counters.uploads_failed += 1

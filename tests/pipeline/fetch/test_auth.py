@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from pipeline import Pipeline, RejectedUpload
+from pipeline.espi.identity import MAX_METER_ID_CHARS
 from pipeline.fetch import auth
 from pipeline.fetch.auth import (
     MAX_HEADER_BYTES,
@@ -21,6 +22,7 @@ from pipeline.fetch.auth import (
     mac,
     open_envelope,
     seal,
+    sealed_size,
 )
 from tests.espi_feeds import Channel, meter_upload
 
@@ -96,6 +98,16 @@ def test_the_mac_binds_meter_sequence_number_and_body() -> None:
 def test_seal_refuses_what_the_format_cannot_carry(meter_id: str, seq: int, key: bytes) -> None:
     with pytest.raises(ValueError):
         seal(meter_id, seq, b"<feed/>", key)
+    if len(key) >= auth.MIN_KEY_BYTES:  # the size of what cannot be sealed is refused alike
+        with pytest.raises(ValueError):
+            sealed_size(meter_id, seq, 7)
+
+
+@pytest.mark.parametrize("meter_id", ["m", "pv-1", "x" * MAX_METER_ID_CHARS])
+@pytest.mark.parametrize("seq", [0, 9, 10, 12_345, 2**63 - 1])
+@pytest.mark.parametrize("body", [b"", b"<feed/>", bytes(5000)])
+def test_sealed_size_is_the_length_of_the_envelope(meter_id: str, seq: int, body: bytes) -> None:
+    assert sealed_size(meter_id, seq, len(body)) == len(seal(meter_id, seq, body, KEYS["pv-1"]))
 
 
 # --- keyring ----------------------------------------------------------------------------------

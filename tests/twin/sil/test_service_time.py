@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+import twin.world.world as world_module
+from meters.espi import encode_meter_upload
 from pipeline import Keyring, Pipeline, seal
 from twin.errors import ScenarioError
 from twin.runner import run
+from twin.scenario.faults import FaultSpec
 from twin.scenario.loader import load_scenario
 from twin.sil.calibrate import CALIBRATION_KEY, sample_upload
-from twin.sil.service_time import SERVICE_TIME_MODES, load_cost_model
+from twin.sil.service_time import SERVICE_TIME_MODES, ServiceTime, load_cost_model
 
 BASELINE = Path(__file__).resolve().parents[3] / "scenarios" / "baseline.toml"
 SMALL = ["fleet.pv.count=10", "fleet.wind.count=2", 'scenario.duration="3h"']
+
+
+def _results_text(results: Any) -> str:
+    data = results.to_json()
+    del data["wall_time_s"], data["store_path"]
+    return json.dumps(data, sort_keys=True)
 
 
 def test_committed_default_model_is_sane() -> None:
@@ -99,6 +111,47 @@ def test_a_keyed_upload_is_sampled_by_its_key_alone() -> None:
     # binomial(4000, 0.1): 400 +- 3.3 sigma (sigma = 19)
     assert 337 <= sum(base.values()) <= 463
     assert decisions(keys, seed=10) != base
+
+
+def test_model_mode_writes_only_the_uploads_the_pipeline_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The uploads model mode leaves out of its sample are not encoded nor sealed: their
+    size is computed. The run equals, byte for byte, one that writes every upload (so every
+    size was exact, and nothing else read the bytes), and writes only the sample's."""
+    base = load_scenario(
+        BASELINE,
+        [
+            "fleet.pv.count=40",
+            "fleet.wind.count=4",
+            'scenario.duration="8h"',
+            'pipeline.service_time="model"',
+            "pipeline.pipeline_sample_rate=0.1",
+        ],
+    )
+    hostile = FaultSpec(
+        kind="malformed_upload", at_s=3600.0, meter="pv-00001", payload="billion_laughs"
+    )
+    scenario = replace(base, faults=(hostile,))  # forced through the pipeline: written
+    encoded: list[int] = []
+
+    def counting_encoder(*args: Any) -> bytes:
+        encoded.append(1)
+        return encode_meter_upload(*args)
+
+    monkeypatch.setattr(world_module, "encode_meter_upload", counting_encoder)
+    sized = run(scenario)
+    written_by_sized = len(encoded)
+    encoded.clear()
+    monkeypatch.setattr(ServiceTime, "needs_bytes", lambda self, key: True)
+    written = run(scenario)
+    assert sized.kpis.uploads_delivered > 1000
+    assert len(sized.rejections) == 1
+    assert len(encoded) == written.kpis.uploads_started  # every upload written
+    # only the sampled ones (a retry re-sends the bytes written once)
+    assert written_by_sized < 0.2 * len(encoded)
+    assert sized.service_time.uploads_run > 0
+    assert _results_text(sized) == _results_text(written)
 
 
 def test_model_mode_forces_hostile_uploads_and_needs_readings_to_skip(tmp_path: Path) -> None:
