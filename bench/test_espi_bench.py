@@ -4,7 +4,9 @@
 Cases: the twin's typical upload (one channel of 15 one-minute readings, ``encode_upload``)
 and a net-metering meter with power-quality channels (energy delivered and received, voltage
 with a ReadingQuality per reading, current, power factor) and LocalTimeParameters
-(``encode_meter_upload``). The ratios are printed at the end of the module's run.
+(``encode_meter_upload``). The ratios are printed at the end of the module's run, with
+what ``model`` mode pays instead of the encoder for an upload its sample leaves out: the
+exact size (``meter_upload_size``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ import numpy as np
 import pytest
 from lxml import etree
 
-from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload, encode_upload
+from meters.espi import (
+    Channel,
+    LocalTimeSpec,
+    ReadingTypeSpec,
+    encode_meter_upload,
+    encode_upload,
+    meter_upload_size,
+)
 
 T0 = 1_782_000_000  # 2026-06-21T00:00:00Z
 N = 15
@@ -59,6 +68,8 @@ _MEDIANS_S: dict[str, float] = {}
 _RATIOS = [
     ("encode_upload / fromstring (1 channel, 15 readings)", "encode_single", "parse_single"),
     ("encode_meter_upload / fromstring (5 channels + LTP)", "encode_five", "parse_five"),
+    ("meter_upload_size / encode_upload (1 channel)", "size_single", "encode_single"),
+    ("meter_upload_size / encode_meter_upload (5 channels + LTP)", "size_five", "encode_five"),
 ]
 
 
@@ -73,7 +84,7 @@ def _print_ratios(request: pytest.FixtureRequest) -> Iterator[None]:
         for label, a, b in _RATIOS:
             if a in _MEDIANS_S and b in _MEDIANS_S:
                 reporter.write_line(
-                    f"\n{label:<54} {_MEDIANS_S[a] / _MEDIANS_S[b]:6.3f}x   "
+                    f"\n{label:<60} {_MEDIANS_S[a] / _MEDIANS_S[b]:6.3f}x   "
                     f"({_MEDIANS_S[a] * 1e6:7.2f} us / {_MEDIANS_S[b] * 1e6:7.2f} us)"
                 )
 
@@ -103,3 +114,22 @@ def test_encode_five_channels(benchmark: Any) -> None:
 def test_parse_five_channels(benchmark: Any) -> None:
     root = _run(benchmark, "parse_five", lambda: etree.fromstring(FIVE_DOC))
     assert root.tag.endswith("feed")
+
+
+def test_size_single_channel(benchmark: Any) -> None:
+    channels = [Channel(SINGLE, ENERGY)]
+    size = _run(
+        benchmark,
+        "size_single",
+        lambda: meter_upload_size("pv-00042", 7, STARTS, channels, T0 + 900, None, 0),
+    )
+    assert size == len(SINGLE_DOC)
+
+
+def test_size_five_channels(benchmark: Any) -> None:
+    size = _run(
+        benchmark,
+        "size_five",
+        lambda: meter_upload_size("pv-00042", 7, STARTS, CHANNELS, T0 + 900, LOCAL_TIME),
+    )
+    assert size == len(FIVE_DOC)

@@ -66,6 +66,7 @@ from importlib import resources
 from types import MappingProxyType
 
 import numpy as np
+from numba import njit
 
 from meters.energy import INT48_MAX, INT48_MIN
 
@@ -1008,22 +1009,17 @@ def meter_upload_size(
 ) -> int:
     """``len(encode_meter_upload(...))`` of the same arguments, bytes, without writing it:
     the document around the readings is laid out once per meter and lengths of its numbers
-    (cached), and the readings' lines are summed from the digits of their numbers
-    (vectorised). Raises the encoder's ValueErrors (the same checks; when several fail, the
-    first may differ)."""
+    (cached), and the readings' lines are summed from the digits of their numbers (one
+    compiled pass over each array). Raises the encoder's ValueErrors (the same checks; when
+    several fail, the first may differ)."""
     series = _checked_series(channels, local_time, service_kind)
     starts = _integer_array(interval_start_epoch_s, "interval_start_epoch_s")
     n = int(starts.size)
     if n == 0:
         raise ValueError("an upload needs at least one reading")
     seq = _checked_sequence_no(sequence_no)
-    duration_s, block_start, block_duration = _block(series, int(starts.min()), int(starts.max()))
-    values = [_integer_array(v, f"channel {k} values") for k, (_, v, _) in enumerate(series, 1)]
-    every_value = _as_int64(values) if len(values) > 1 else values[0]
-    lowest, highest = int(every_value.min()), int(every_value.max())
-    if any(v.size != n for v in values) or lowest < INT48_MIN or highest > INT48_MAX:
-        for k, v in enumerate(values, 1):
-            _check_values(k, v, n)
+    first_start, last_start, starts_chars = _decimal_stats(_as_int64(starts))
+    duration_s, block_start, block_duration = _block(series, first_start, last_start)
     heads = _reading_heads(duration_s)
     line_chars = len(heads[NO_QUALITY]) + len(_READING_MID) + len(_READING_END)
     size = _frame_size(
@@ -1036,43 +1032,76 @@ def meter_upload_size(
         len(str(block_start)),
         len(str(block_duration)),
     )
-    starts_chars = _decimal_chars(starts, block_start, block_start + block_duration - duration_s)
     size += len(series) * (starts_chars + n * line_chars + n - 1)  # n - 1 newlines
-    size += _decimal_chars(every_value, lowest, highest)
-    for k, (_, _, quality) in enumerate(series, 1):
+    for k, (_, values, quality) in enumerate(series, 1):
+        v = _integer_array(values, f"channel {k} values")
+        if v.size != n:
+            _check_values(k, v, n)
+        lowest, highest, chars = _decimal_stats(_as_int64(v))
+        if lowest < INT48_MIN or highest > INT48_MAX:
+            _check_values(k, v, n)
+        size += chars
         if quality is not None:  # a reading's head with its ReadingQuality instead
             q = _integer_array(quality, f"channel {k} quality")
-            codes, counts = np.unique(q, return_counts=True)
-            _check_quality(k, len(q), codes.tolist(), n, heads)
-            extra_chars = [len(heads[c]) - len(heads[NO_QUALITY]) for c in codes.tolist()]
-            size += int(np.dot(extra_chars, counts))
+            extra_chars = _table_sum(_as_int64(q), _quality_extra_chars(duration_s))
+            if extra_chars < 0 or q.size != n:
+                _check_quality(k, len(q), np.unique(q).tolist(), n, heads)
+            size += extra_chars
     return size
 
 
-#: 10**1 .. 10**19 (uint64): a magnitude has 1 + (how many of these it reaches) digits.
-_POWERS_OF_TEN = np.array([10**e for e in range(1, 20)], dtype=np.uint64)
+def _as_int64(a: np.ndarray) -> np.ndarray:
+    """Integer array ``a`` as int64 (ValueError for an unsigned value beyond int64: ESPI's
+    widest integers, TimeType and Int48 values, are within)."""
+    if a.dtype == np.int64:
+        return a
+    if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"an integer {int(a.max())} is beyond ESPI's Int64")
+    return a.astype(np.int64)
 
 
-def _as_int64(arrays: list[np.ndarray]) -> np.ndarray:
-    """The integer ``arrays`` end to end as one int64 array (ValueError for an unsigned
-    value beyond int64: ESPI's widest integers, TimeType and Int48 values, are within)."""
-    for a in arrays:
-        if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
-            raise ValueError(f"an integer {int(a.max())} is beyond ESPI's Int64")
-    return np.concatenate(arrays, dtype=np.int64, casting="unsafe")
+@lru_cache(maxsize=64)
+def _quality_extra_chars(duration_s: int) -> np.ndarray:
+    """Characters a reading's head gains with a ReadingQuality, by QualityOfReading code
+    (index: code - NO_QUALITY; -1 where no code is)."""
+    heads = _reading_heads(duration_s)
+    table = np.full(max(heads) - NO_QUALITY + 1, -1, dtype=np.int64)
+    for code, head in heads.items():
+        table[code - NO_QUALITY] = len(head) - len(heads[NO_QUALITY])
+    return table
 
 
-def _decimal_chars(a: np.ndarray, lowest: int, highest: int) -> int:
-    """Characters of the integers of ``a`` (from ``lowest`` to ``highest``) written in
-    decimal: ``sum(len(str(x)))``. When both ends are >= 0 and as long, so is every number
-    between them (evenly spaced interval starts, mostly): no pass over ``a``."""
-    if lowest >= 0 and len(str(lowest)) == len(str(highest)):
-        return a.size * len(str(lowest))
-    signed = a if a.dtype == np.int64 else _as_int64([a])
-    magnitude = np.abs(signed).view(np.uint64)  # |int64 min| = 2**63 is right as uint64
-    digits = np.searchsorted(_POWERS_OF_TEN, magnitude, side="right").sum()
-    minus_signs = np.count_nonzero(signed < 0) if lowest < 0 else 0
-    return int(a.size + minus_signs + digits)
+@njit(cache=True, nogil=True)
+def _table_sum(codes: np.ndarray, table: np.ndarray) -> int:
+    """Sum of ``table[code - NO_QUALITY]`` over int64 ``codes``; -1 if a code is not in it."""
+    total = 0
+    for code in codes:
+        i = code - NO_QUALITY
+        if i < 0 or i >= table.size or table[i] < 0:
+            return -1
+        total += table[i]
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _decimal_stats(a: np.ndarray) -> tuple[int, int, int]:
+    """(lowest, highest, characters written in decimal) of the integers of int64 ``a``
+    (non-empty): one pass, ``sum(len(str(x)))`` without writing them."""
+    lowest = highest = a[0]
+    chars = 0
+    for x in a:
+        lowest = min(lowest, x)
+        highest = max(highest, x)
+        if x < 0:  # |x| as uint64, right for int64 min too
+            chars += 1
+            magnitude = np.uint64(-(x + 1)) + np.uint64(1)
+        else:
+            magnitude = np.uint64(x)
+        chars += 1
+        while magnitude >= 10:
+            magnitude //= np.uint64(10)
+            chars += 1
+    return lowest, highest, chars
 
 
 def _checked_sequence_no(sequence_no: int) -> int:
