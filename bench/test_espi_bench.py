@@ -19,14 +19,8 @@ import numpy as np
 import pytest
 from lxml import etree
 
-from meters.espi import (
-    Channel,
-    LocalTimeSpec,
-    ReadingTypeSpec,
-    encode_meter_upload,
-    encode_upload,
-    meter_upload_size,
-)
+from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec
+from meters.espi_upload import encode_meter_upload, encode_upload, meter_upload_size
 
 T0 = 1_782_000_000  # 2026-06-21T00:00:00Z
 N = 15

@@ -1,7 +1,7 @@
 """The pipeline on meter uploads beside a bare ``lxml.etree.fromstring`` of the same bytes
 (DESIGN.md §7 budget: fetch+process at most 2x the bare parse), for the twin's typical
 upload, a single-channel and a five-channel upload with local time from the meters' encoder
-(meters.espi.encode_meter_upload), and a sealed (HMAC) upload; stored uploads per second
+(meters.espi_upload.encode_meter_upload), and a sealed (HMAC) upload; stored uploads per second
 with a commit per upload against a commit per group of `GROUP` uploads; and the rejection
 of hostile bodies against a bare parse of a genuine upload of the same size.
 
@@ -26,7 +26,8 @@ import pytest
 from lxml import etree
 
 from bench.conftest import interleaved_ratio
-from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
+from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec
+from meters.espi_upload import encode_meter_upload
 from pipeline import Keyring, Limits, Pipeline, RejectedUpload, seal
 from pipeline.fetch.parse import parse_upload
 from pipeline.process.upload import extract_batches

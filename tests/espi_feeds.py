@@ -4,7 +4,7 @@ Pieces that compose any document a test needs, odd ones included: `feed`, `entry
 `resource`, `reading_type`, `interval_reading`, `interval_readings`, `interval_block`,
 `local_time_parameters`; hostile documents: `BILLION_LAUGHS`, `QUADRATIC_BLOWUP`, `xxe`,
 `nested`, `flood`. `meter_upload` composes them into the meter
-upload of ``docs/upload-format.md`` (the layout of ``meters.espi.encode_meter_upload``):
+upload of ``docs/upload-format.md`` (the layout of ``meters.espi_upload.encode_meter_upload``):
 a feed with id ``urn:imdc:upload:{meter}:{seq}``, a UsagePoint entry, an optional
 LocalTimeParameters entry, and per channel a MeterReading, a ReadingType and its
 IntervalBlock(s), tied together by Atom links.

@@ -32,10 +32,8 @@ from meters.espi import (
     DstRule,
     LocalTimeSpec,
     ReadingTypeSpec,
-    encode_meter_upload,
-    encode_upload,
-    meter_upload_size,
 )
+from meters.espi_upload import encode_meter_upload, encode_upload, meter_upload_size
 from pipeline.espi.namespaces import ATOM_NS as A
 from pipeline.espi.namespaces import ESPI_NS as E
 

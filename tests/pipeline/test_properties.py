@@ -4,7 +4,7 @@ document says, or rejected with a reason, never raising and never storing part o
 
 Documents follow the meter upload format of docs/upload-format.md, built with the tests'
 ESPI feed builder (`tests.espi_feeds`; in one property, by the meter encoder
-`meters.espi.encode_meter_upload`). The reference parse (`reference`) is written from the
+`meters.espi_upload.encode_meter_upload`). The reference parse (`reference`) is written from the
 format, the ESPI schema's lexical rules (XML Schema integers: an optional sign and ASCII
 digits) and the documented rules of `pipeline.process.upload` (channel resolution,
 ReadingQuality, first stored version kept), with plain lxml element loops: one reading at
@@ -38,7 +38,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from meters.espi import CODE_TABLES, Channel, LocalTimeSpec, ReadingTypeSpec, encode_meter_upload
+from meters.espi import CODE_TABLES, Channel, LocalTimeSpec, ReadingTypeSpec
+from meters.espi_upload import encode_meter_upload
 from pipeline import Pipeline, ReadingType, Store
 from pipeline.espi.codes import QUALITY_MIXED as MIXED
 from pipeline.espi.localtime import LocalTime

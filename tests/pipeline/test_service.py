@@ -207,10 +207,11 @@ def test_real_green_button_file(pipe: Pipeline, greenbutton_dir: Path) -> None:
 
 def test_reads_the_twin_encoder_output(pipe: Pipeline) -> None:
     espi = pytest.importorskip("meters.espi")
+    espi_upload = pytest.importorskip("meters.espi_upload")
     spec = espi.ReadingTypeSpec(interval_length_s=900, flow_direction=19)
     starts = T0 + 900 * np.arange(15, dtype=np.int64)
     values = quiet(15)
-    body = espi.encode_upload("pv-site_01.m", 12, spec, starts, values, T0 + 7200)
+    body = espi_upload.encode_upload("pv-site_01.m", 12, spec, starts, values, T0 + 7200)
     outcome = pipe.handle(body)
     assert outcome.accepted, outcome.reason
     assert (outcome.meter_id, outcome.sequence_no, outcome.inserted) == ("pv-site_01.m", 12, 15)

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from meters.espi import ReadingTypeSpec, encode_upload
+from meters.espi import ReadingTypeSpec
+from meters.espi_upload import encode_upload
 from pipeline import STAGES, Keyring, Pipeline, SiteMeta, seal
 from twin.sil.service_time import AnalyticsCost, CostModel, StageCost
 

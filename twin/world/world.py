@@ -22,13 +22,8 @@ import simpy
 from hw_models.power_supply import SupplySeries
 from hw_models.server import JobLost, Server, ServiceDemand
 from meters.device import MeterBuffers, upload_schedule
-from meters.espi import (
-    Channel,
-    LocalTimeSpec,
-    ReadingTypeSpec,
-    encode_meter_upload,
-    meter_upload_size,
-)
+from meters.espi import Channel, LocalTimeSpec, ReadingTypeSpec
+from meters.espi_upload import encode_meter_upload, meter_upload_size
 from network.faults import OutageSchedule
 from pipeline import AnalysisOutcome, Detection, ForecastRecord, Pipeline
 from twin.accounting.attribution import LossScope, attribute_losses
@@ -442,7 +437,7 @@ class World:
         """What the meter sends: its upload's XML (docs/upload-format.md), sealed, or what an
         upload fault due now makes of it; its size, bytes; and that fault's record. The bytes
         are None for a genuine upload that ``model`` mode costs from its size: only the size
-        is computed (exactly, :func:`meters.espi.meter_upload_size`)."""
+        is computed (exactly, :func:`meters.espi_upload.meter_upload_size`)."""
         meter_id = self.meter_ids[m]
         key = self.keys[meter_id] if self.keys is not None else b""
         document = (

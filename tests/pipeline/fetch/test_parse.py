@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from lxml import etree
 
-from meters.espi import Channel, ReadingTypeSpec, encode_meter_upload
+from meters.espi import Channel, ReadingTypeSpec
+from meters.espi_upload import encode_meter_upload
 from pipeline import Limits, Pipeline, RejectedUpload, Store
 from pipeline.espi.namespaces import ATOM, ATOM_NS
 from pipeline.fetch import parse

@@ -473,10 +473,11 @@ def test_one_channel_in_the_contract_layout() -> None:
 
 def test_twin_encoder_single_channel() -> None:
     espi = pytest.importorskip("meters.espi")
+    espi_upload = pytest.importorskip("meters.espi_upload")
     spec = espi.ReadingTypeSpec(interval_length_s=60, flow_direction=19)
     starts = T0 + 60 * np.arange(15, dtype=np.int64)
     values = np.arange(15, dtype=np.int64) * 3 + 7
-    body = espi.encode_upload("pv-3", 9, spec, starts, values, T0)
+    body = espi_upload.encode_upload("pv-3", 9, spec, starts, values, T0)
     [batch] = batches_of(body)
     assert (batch.meter_id, batch.sequence_no) == ("pv-3", 9)
     assert batch.value.tolist() == values.tolist()
@@ -614,6 +615,7 @@ def test_the_meter_encoders_multi_channel_upload() -> None:
     """The twin's own encoder (meters.espi, the producer of the contract): five channels,
     local time, ReadingQuality on some readings and a defaultQuality on one channel."""
     espi = pytest.importorskip("meters.espi")
+    espi_upload = pytest.importorskip("meters.espi_upload")
     n = 15
     starts = T0 + 60 * np.arange(n, dtype=np.int64)
     flagged = np.full(n, espi.NO_QUALITY)
@@ -643,7 +645,7 @@ def test_the_meter_encoders_multi_channel_upload() -> None:
         espi.Channel(spec, v, flagged if k in (0, 2) else None)
         for k, (spec, v) in enumerate(zip(specs, values, strict=True))
     ]
-    body = espi.encode_meter_upload(
+    body = espi_upload.encode_meter_upload(
         "net-0042", 9, starts, channels, T0, espi.LocalTimeSpec.for_zone("America/New_York")
     )
     batches = batches_of(body)
@@ -798,9 +800,10 @@ def test_a_prefixed_block_is_not_confused_with_an_unprefixed_junk_one() -> None:
 
 def test_twin_uploads_are_read_in_the_source_and_agree() -> None:
     espi = pytest.importorskip("meters.espi")
+    espi_upload = pytest.importorskip("meters.espi_upload")
     starts = T0 + 60 * np.arange(15, dtype=np.int64)
     channel = espi.Channel(espi.ReadingTypeSpec(flow_direction=19), np.arange(15) * 7)
-    body = espi.encode_meter_upload("pv-1", 3, starts, [channel], T0)
+    body = espi_upload.encode_meter_upload("pv-1", 3, starts, [channel], T0)
     root = parse_upload(body)
     block = root.find(f"{{{ATOM_NS}}}entry[last()]/{{{ATOM_NS}}}content/{E}IntervalBlock")
     assert block is not None and block_in_source(body, block) is not None  # the fast way

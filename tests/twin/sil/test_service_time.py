@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import twin.world.world as world_module
-from meters.espi import encode_meter_upload
+from meters.espi_upload import encode_meter_upload
 from pipeline import Keyring, Pipeline, seal
 from twin.errors import ScenarioError
 from twin.runner import run
