@@ -33,8 +33,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
 
+# The tests on up to four cores, a file's tests on one (their module fixtures set up once);
+# bench/ is timed and runs alone (`make bench`, `make gates`).
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/pytest bench --benchmark-only -p no:cacheprovider -o testpaths=bench
