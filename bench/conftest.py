@@ -63,11 +63,13 @@ def fastest_calls_s(fns: Sequence[Callable[[], Any]], blocks: int = 150) -> list
 
 
 def interleaved_ratio(
-    label: str, fn: Callable[[], Any], reference: Callable[[], Any], blocks: int = 150
+    label: str, fn: Callable[[], Any], reference: Callable[[], Any], blocks: int = 600
 ) -> float:
     """`fn` / `reference` from :func:`fastest_calls_s` (medians of separately run
     benchmarks are not comparable when the load changes between them); recorded under
-    ``label`` for the summary."""
+    ``label`` for the summary. 600 blocks (about 1.2 s for two functions): with 150, a
+    slow second of a shared machine (a bare parse 40 % slower, Python code more so) once
+    lasted the whole measurement and took a 1.6x ratio to 2.05x."""
     fn_s, reference_s = fastest_calls_s([fn, reference], blocks)
     INTERLEAVED[label] = (fn_s / reference_s, fn_s, reference_s)
     return fn_s / reference_s
