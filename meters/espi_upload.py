@@ -258,8 +258,8 @@ def meter_upload_size(
     service_kind: int = 0,
 ) -> int:
     """``len(encode_meter_upload(...))`` of the same arguments, bytes, without writing it:
-    the document around the readings is laid out once per meter and lengths of its numbers
-    (cached), and the readings' lines are summed from the digits of their numbers (one
+    the document around the readings is laid out once per length of the meter id and of its
+    numbers (cached), and the readings' lines are summed from the digits of their numbers (one
     compiled pass over each array). Raises the encoder's ValueErrors (the same checks; when
     several fail, the first may differ)."""
     series = _checked_series(channels, local_time, service_kind)
@@ -269,17 +269,18 @@ def meter_upload_size(
         raise ValueError("an upload needs at least one reading")
     seq = _checked_sequence_no(sequence_no)
     first_start, last_start, starts_chars = _decimal_stats(_as_int64(starts))
-    duration_s, block_start, block_duration = _block(series, first_start, last_start)
+    duration_s, block_duration = _block(series, first_start, last_start)
     heads = _reading_heads(duration_s)
     line_chars = len(heads[NO_QUALITY]) + len(_READING_MID) + len(_READING_END)
+    _meter_ids(meter_id)  # the encoder's check of the id (cached)
     size = _frame_size(
-        meter_id,
+        len(meter_id),
         tuple(spec.xml_parts for spec, _, _ in series),
         local_time,
         service_kind,
         len(str(seq)),
         len(_iso8601_utc(int(created_epoch_s))),
-        len(str(block_start)),
+        len(str(first_start)),
         len(str(block_duration)),
     )
     size += len(series) * (starts_chars + n * line_chars + n - 1)  # n - 1 newlines
@@ -365,9 +366,9 @@ def _block(
     series: Sequence[tuple[ReadingTypeSpec, np.ndarray, np.ndarray | None]],
     first_start: int,
     last_start: int,
-) -> tuple[int, int, int]:
-    """(interval length, block start, block duration), s, of readings from ``first_start``
-    to ``last_start``; checks every channel's ReadingType."""
+) -> tuple[int, int]:
+    """(interval length, block duration), s, of readings from ``first_start`` to
+    ``last_start``; checks every channel's ReadingType."""
     duration_s = series[0][0].interval_length_s
     for k, (spec, _, _) in enumerate(series, 1):
         if not isinstance(spec, ReadingTypeSpec):
@@ -380,12 +381,12 @@ def _block(
     block_duration = last_start + duration_s - first_start
     if block_duration > UINT32_MAX:
         raise ValueError("readings span more than an ESPI UInt32 duration")
-    return duration_s, first_start, block_duration
+    return duration_s, block_duration
 
 
 @lru_cache(maxsize=1 << 14)
 def _frame_size(
-    meter_id: str,
+    meter_id_chars: int,
     types: tuple[tuple[str, str], ...],
     local_time: LocalTimeSpec | None,
     service_kind: int,
@@ -394,11 +395,12 @@ def _frame_size(
     block_start_chars: int,
     block_duration_chars: int,
 ) -> int:
-    """Bytes of an upload's document without its readings' lines: a function of the meter,
-    its channels and the lengths of the numbers written in it (the entry ids are uuids of
-    fixed length), so laid out once with placeholders of those lengths."""
+    """Bytes of an upload's document without its readings' lines: a function of the lengths
+    of the meter id (ASCII) and of the numbers written in it, and of the channels (the entry
+    ids are uuids of fixed length), so laid out once, for the whole fleet, with
+    placeholders of those lengths."""
     parts = _document(
-        meter_id,
+        "0" * meter_id_chars,
         "0" * seq_chars,
         types,
         "0" * time_chars,
@@ -425,7 +427,8 @@ def _encode(
     if not starts:
         raise ValueError("an upload needs at least one reading")
     seq = _checked_sequence_no(sequence_no)
-    duration_s, block_start, block_duration = _block(series, min(starts), max(starts))
+    block_start = min(starts)
+    duration_s, block_duration = _block(series, block_start, max(starts))
     readings = [
         _readings_xml(k, values, quality, starts, duration_s)
         for k, (_, values, quality) in enumerate(series, 1)
