@@ -13,16 +13,20 @@ its final state (``final_at_s``: the commit of a stored one, the moment a lost o
 lost, from the ``clock`` the ledger is given), so that losses can be laid at the door of
 the fault that caused them (:mod:`twin.accounting.attribution`).
 
-All updates are numpy operations on contiguous slices, so an upload costs a few
-microseconds whatever its size. ``audit`` recomputes every total from the per-reading
-arrays and checks ``generated == stored + sum(lost) + in_flight``.
+Every update is one compiled pass (numba) over a contiguous range of the per-reading
+arrays, so a transition costs well under a microsecond of the ledger's own work whatever
+its size (a numpy expression per step costs about that each, and a transition took eight).
+``audit`` recomputes every total from the per-reading arrays and checks
+``generated == stored + sum(lost) + in_flight``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 STORED = 1  # ``final`` code of a stored reading; loss causes get codes 2, 3, ...
@@ -71,6 +75,59 @@ class Losses:
     at_s: np.ndarray  # float64
 
 
+@numba.njit(cache=True, nogil=True)
+def _add_copy(copies: np.ndarray, lo: int, hi: int) -> None:  # pragma: no cover (JIT)
+    for i in range(lo, hi):
+        copies[i] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _drop_copy(
+    copies: np.ndarray,
+    final: np.ndarray,
+    blame: np.ndarray,
+    final_at_s: np.ndarray,
+    lost_by_code: np.ndarray,
+    lo: int,
+    hi: int,
+    cause_code: int,
+    now_s: float,
+) -> int:  # pragma: no cover (JIT)
+    """`Ledger.drop_copy` on the readings [lo, hi) of the arrays (absolute indices);
+    ``cause_code`` 0 for a hand-off. Returns how many were lost, -1 when a reading lost its
+    last copy with no cause recorded (the arrays are then part-updated: the run stops)."""
+    n_lost = 0
+    for i in range(lo, hi):
+        left = copies[i] - 1
+        copies[i] = left
+        if cause_code != 0:
+            blame[i] = cause_code
+        if left == 0 and final[i] == 0:
+            code = blame[i]
+            if code == 0:
+                return -1
+            final[i] = code
+            final_at_s[i] = now_s
+            lost_by_code[code] += 1
+            n_lost += 1
+    return n_lost
+
+
+@numba.njit(cache=True, nogil=True)
+def _store(
+    copies: np.ndarray, final: np.ndarray, final_at_s: np.ndarray, lo: int, hi: int, t_s: float
+) -> int:  # pragma: no cover (JIT)
+    """`Ledger.store` of the readings [lo, hi) (absolute indices), none discarded."""
+    n_new = 0
+    for i in range(lo, hi):
+        if final[i] == 0:
+            final[i] = STORED
+            final_at_s[i] = t_s
+            n_new += 1
+        copies[i] -= 1
+    return n_new
+
+
 class Ledger:
     """Per-reading bookkeeping for ``n_readings[m]`` readings of ``sample_s[m]`` per meter;
     ``clock`` (simulated s now) dates the losses."""
@@ -93,15 +150,26 @@ class Ledger:
         self.clock = clock
         self.touched = np.zeros(len(self.n_readings), dtype=np.int64)
         self.stored = 0
-        self.lost = dict.fromkeys(LOSS_CAUSES, 0)
         self.duplicates = 0
         self._cause_code = {cause: STORED + 1 + i for i, cause in enumerate(LOSS_CAUSES)}
+        #: readings lost per ``final`` code (the running totals of `lost`)
+        self._lost_by_code = np.zeros(STORED + 1 + len(LOSS_CAUSES), dtype=np.int64)
+        # per meter, as Python numbers: what every transition reads first
+        self._base: list[int] = self.offset[:-1].tolist()
+        self._sample_s: list[float] = self.sample_s.tolist()
+        self._n_readings: list[int] = self.n_readings.tolist()
+
+    @property
+    def lost(self) -> dict[str, int]:
+        """Readings lost so far per cause (running totals, in `LOSS_CAUSES` order)."""
+        counts = self._lost_by_code.tolist()
+        return {cause: counts[code] for cause, code in self._cause_code.items()}
 
     # -- what exists -------------------------------------------------------------------
     def produced(self, meter: int, t_s: float) -> int:
         """Readings of ``meter`` whose interval has ended by ``t_s``."""
-        done = int(np.floor(t_s / self.sample_s[meter] + 1e-9))
-        return min(int(self.n_readings[meter]), max(done, 0))
+        done = math.floor(t_s / self._sample_s[meter] + 1e-9)
+        return min(self._n_readings[meter], max(done, 0))
 
     def generated(self, t_s: float) -> int:
         done = np.floor(t_s / self.sample_s + 1e-9).astype(np.int64)
@@ -112,14 +180,14 @@ class Ledger:
         """Readings up to ``upto`` enter the meter's buffer (one copy each)."""
         lo = int(self.touched[meter])
         if upto > lo:
-            base = self.offset[meter]
-            self.copies[base + lo : base + upto] += 1
+            base = self._base[meter]
+            _add_copy(self.copies, base + lo, base + upto)
             self.touched[meter] = upto
 
     def add_copy(self, meter: int, lo: int, hi: int) -> None:
         """An upload carrying readings [lo, hi) left the meter: one more copy in flight."""
-        base = self.offset[meter]
-        self.copies[base + lo : base + hi] += 1
+        base = self._base[meter]
+        _add_copy(self.copies, base + lo, base + hi)
 
     def drop_copy(self, meter: int, lo: int, hi: int, cause: str | None) -> int:
         """One copy of readings [lo, hi) is gone, for ``cause`` (None for a hand-off).
@@ -128,22 +196,20 @@ class Ledger:
         Returns how many readings were lost by this drop."""
         if hi <= lo:
             return 0
-        sl = slice(self.offset[meter] + lo, self.offset[meter] + hi)
-        copies, final, blame = self.copies[sl], self.final[sl], self.blame[sl]
-        copies -= 1
-        if cause is not None:
-            blame[:] = self._cause_code[cause]
-        gone = (copies == 0) & (final == 0)
-        n_lost = int(np.count_nonzero(gone))
-        if n_lost:
-            codes = blame[gone]
-            if np.any(codes == 0):
-                raise LedgerError(f"meter {meter}: last copy of a reading dropped with no cause")
-            final[gone] = codes
-            if self.clock is not None:
-                self.final_at_s[sl][gone] = self.clock()
-            for cause_name, code in self._cause_code.items():
-                self.lost[cause_name] += int(np.count_nonzero(codes == code))
+        base = self._base[meter]
+        n_lost: int = _drop_copy(
+            self.copies,
+            self.final,
+            self.blame,
+            self.final_at_s,
+            self._lost_by_code,
+            base + lo,
+            base + hi,
+            0 if cause is None else self._cause_code[cause],
+            np.nan if self.clock is None else float(self.clock()),
+        )
+        if n_lost < 0:
+            raise LedgerError(f"meter {meter}: last copy of a reading dropped with no cause")
         return n_lost
 
     def store(
@@ -158,22 +224,27 @@ class Ledger:
         The twin records this when the real pipeline call is made (at the start of service,
         so that the ledger sees copies in the same order as the database) with ``t_s`` the
         end of service: until ``t_s`` the readings count as in flight."""
-        base = self.offset[meter]
-        if discarded is not None and np.any(discarded):
+        base = self._base[meter]
+        if discarded is None:
+            n_new: int = _store(
+                self.copies, self.final, self.final_at_s, base + lo, base + hi, float(t_s)
+            )
+            self.stored += n_new
+            self.duplicates += (hi - lo) - n_new
+            return n_new
+        if np.any(discarded):
             runs = np.flatnonzero(discarded) + lo
             for i in runs.tolist():
                 self.drop_copy(meter, i, i + 1, "label_collision")
             self.copies[base + runs] += 1  # consumed below with the rest of the copy
         final = self.final[base + lo : base + hi]
-        fresh = final == 0
-        if discarded is not None:
-            fresh &= ~discarded
+        fresh = (final == 0) & ~discarded
         n_new = int(np.count_nonzero(fresh))
         final[fresh] = STORED
         self.final_at_s[base + lo : base + hi][fresh] = t_s
         self.copies[base + lo : base + hi] -= 1
         self.stored += n_new
-        self.duplicates += (hi - lo) - n_new - (0 if discarded is None else int(discarded.sum()))
+        self.duplicates += (hi - lo) - n_new - int(discarded.sum())
         return n_new
 
     def stored_per_meter(self) -> np.ndarray:
