@@ -97,6 +97,18 @@ def _iso8601_utc(epoch_s: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
 
 
+#: Epoch seconds of 1000-01-01 and 10000-01-01 UTC: `_iso8601_utc` of the seconds between
+#: has a four-digit year, so 20 characters.
+_FOUR_DIGIT_YEARS_S = (-30_610_224_000, 253_402_300_800)
+
+
+def _iso8601_utc_chars(epoch_s: int) -> int:
+    """``len(_iso8601_utc(epoch_s))`` (written out only outside the four-digit years)."""
+    if _FOUR_DIGIT_YEARS_S[0] <= epoch_s < _FOUR_DIGIT_YEARS_S[1]:
+        return 20
+    return len(_iso8601_utc(epoch_s))
+
+
 @lru_cache(maxsize=1 << 16)
 def _meter_ids(meter_id: str) -> tuple[str, str]:
     """(UsagePoint, LocalTimeParameters) entry ids of a meter; validates the id."""
@@ -279,7 +291,7 @@ def meter_upload_size(
         local_time,
         service_kind,
         len(str(seq)),
-        len(_iso8601_utc(int(created_epoch_s))),
+        _iso8601_utc_chars(int(created_epoch_s)),
         len(str(first_start)),
         len(str(block_duration)),
     )

@@ -507,6 +507,18 @@ def test_upload_size_of_every_variant(name: str) -> None:
             assert meter_upload_size(*args) == len(encode_meter_upload(*args))
 
 
+@pytest.mark.parametrize(
+    "created_epoch_s",
+    [-62_135_596_800, -30_610_224_001, -30_610_224_000, 0, 253_402_300_799],
+    ids=["0001-01-01", "0999-12-31 23:59:59", "1000-01-01", "1970-01-01", "9999-12-31 23:59:59"],
+)
+def test_upload_size_across_the_year_widths(created_epoch_s: int) -> None:
+    """The creation time's width changes where the year gains its fourth digit."""
+    channels, local_time = VARIANTS[sorted(VARIANTS)[0]]
+    args = ("m1", 0, STARTS_96, channels, created_epoch_s, local_time)
+    assert meter_upload_size(*args) == len(encode_meter_upload(*args))
+
+
 # ------------------------------------------------------------------------------------------
 # Determinism and ids.
 # ------------------------------------------------------------------------------------------

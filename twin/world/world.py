@@ -256,12 +256,14 @@ class World:
 
     def _scheduler(self) -> Generator[simpy.Event, Any, None]:
         times, meters = self.window_time_s, self.window_meter
-        i, n = 0, len(times)
-        while i < n:
+        # where each group of windows at one time ends (the times are sorted)
+        ends = np.append(np.flatnonzero(times[1:] != times[:-1]) + 1, len(times))
+        i = 0
+        for g in range(len(ends) if len(times) else 0):
+            j = int(ends[g])
             t = float(times[i])
             if t > self.env.now:
                 yield self.env.timeout(t - self.env.now)
-            j = int(np.searchsorted(times, t, side="right"))
             for m in meters[i:j].tolist():
                 self._window(m)
             i = j
@@ -443,7 +445,7 @@ class World:
         document = (
             meter_id,
             seq,
-            self.epoch_s + self._labels_s(m, lo, hi),
+            self._epoch_labels_s(m, lo, hi),
             [Channel(rt, values[lo:hi]) for rt, values in self.channels[m]],
             self.epoch_s + int(self.env.now),
             self.local_time,
@@ -473,7 +475,10 @@ class World:
 
     def _epoch_labels_s(self, m: int, lo: int, hi: int) -> np.ndarray:
         """:meth:`_labels_s` as epoch seconds: the interval starts in the store."""
-        return self.epoch_s + self._labels_s(m, lo, hi)
+        if m in self.label_shift:
+            return self.epoch_s + self._labels_s(m, lo, hi)
+        step_s = int(self.sample_s[m])
+        return np.arange(self.epoch_s + step_s * lo, self.epoch_s + step_s * hi, step_s)
 
     def _discarded(self, m: int, lo: int, hi: int) -> np.ndarray | None:
         """Readings of [lo, hi) whose label another reading already holds in the store (the
