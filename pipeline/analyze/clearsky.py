@@ -32,8 +32,10 @@ and time step and keeps it (`pipeline.analyze.fleet.FleetGrid`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pvlib
@@ -228,11 +230,57 @@ def _substeps(start_s: np.ndarray, step_s: int) -> tuple[np.ndarray, int]:
     return (starts[:, None] + offsets[None, :]).reshape(-1), n_sub
 
 
+#: Sites per block of `clear_sky_bins`: [sites, steps] temporaries of a block stay a few
+#: MB (a 9-day grid of 15-minute bins in 5-minute sub-steps is 2,592 steps), where a
+#: 10,000-site fleet in one piece would need about 200 MB per temporary.
+_SITES_PER_BLOCK = 128
+
+
 def clear_sky_bins(sites: SiteArrays, start_s: np.ndarray, interval_length_s: int) -> ClearSkyBins:
-    """`ClearSkyBins` of each site over each interval starting at `start_s` [T]."""
+    """`ClearSkyBins` of each site over each interval starting at `start_s` [T].
+
+    The sites are taken in blocks of `_SITES_PER_BLOCK`, on as many threads as the process
+    may use cores (numpy releases the GIL in its loops): every value depends on its own
+    site and step only, so the result is the same, bit for bit, in any blocks and order
+    (tests/pipeline/analyze/test_clearsky.py)."""
     step_s = int(interval_length_s)
     times, n_sub = _substeps(start_s, step_s)
     sun = sun_at(times)
+    n_sites = sites.latitude_deg.shape[0]
+    blocks = [
+        SiteArrays(*(getattr(sites, f.name)[lo : lo + _SITES_PER_BLOCK] for f in fields(sites)))
+        for lo in range(0, n_sites, _SITES_PER_BLOCK)
+    ]
+    threads = min(len(blocks), _usable_cores())
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            parts = list(pool.map(lambda block: _block_bins(block, sun, n_sub, step_s), blocks))
+    else:
+        parts = [_block_bins(block, sun, n_sub, step_s) for block in blocks]
+    t = np.asarray(start_s, dtype=np.int64).reshape(-1)
+    days = (t // 86_400).astype("datetime64[D]")
+    doy = (days - days.astype("datetime64[Y]")).astype(np.int64) + 1
+
+    def rows(k: int) -> np.ndarray:
+        if not parts:
+            return np.zeros((0, t.shape[0]))
+        return np.concatenate([part[k] for part in parts]) if len(parts) > 1 else parts[0][k]
+
+    return ClearSkyBins(rows(0), rows(1), rows(2), rows(3), doy.astype(np.float64))
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _block_bins(
+    sites: SiteArrays, sun: SunAt, n_sub: int, step_s: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`ClearSkyBins`' energy (Wh), GHI, zenith and cos AOI of a block of sites, [S, T],
+    from the sun at the intervals' ``n_sub`` sub-steps of ``step_s`` / ``n_sub`` each."""
     pos = solar_position(sun, sites.latitude_deg, sites.longitude_deg, sites.altitude_m)
     cs = _clear_sky(sun, pos, sites.altitude_m, sites.linke_turbidity)
     power = _plane_power_w(sites, pos, cs)
@@ -247,13 +295,12 @@ def clear_sky_bins(sites: SiteArrays, start_s: np.ndarray, interval_length_s: in
     def mean(a: np.ndarray) -> np.ndarray:
         return np.asarray(a.reshape(a.shape[0], -1, n_sub).mean(axis=2))
 
-    t = np.asarray(start_s, dtype=np.int64).reshape(-1)
-    days = (t // 86_400).astype("datetime64[D]")
-    doy = (days - days.astype("datetime64[Y]")).astype(np.int64) + 1
-    return ClearSkyBins(
-        mean(power) * (step_s / 3600.0), mean(cs["ghi"]), mean(pos.zenith_deg), mean(cos_aoi),
-        doy.astype(np.float64),
-    )  # fmt: skip
+    return (
+        mean(power) * (step_s / 3600.0),
+        mean(cs["ghi"]),
+        mean(pos.zenith_deg),
+        mean(cos_aoi),
+    )
 
 
 def poa_at_index_w_m2(

@@ -77,6 +77,36 @@ def test_clear_sky_energy_is_the_pvwatts_chain_on_pvlibs_clear_sky() -> None:
     np.testing.assert_allclose(station, bins.ghi_w_m2[0], rtol=1e-3, atol=1.0)
 
 
+def test_clear_sky_bins_of_a_fleet_are_each_sites_own_bit_for_bit() -> None:
+    """A fleet is computed in blocks of sites on threads: every site's row is exactly what
+    the site alone gives, in the first block, at a block's edges and in the last."""
+    rng = np.random.default_rng(7)
+    fleet = [
+        SiteMeta(
+            f"pv-{i}",
+            "pv",
+            5_000.0,
+            latitude_deg=30.0 + 15.0 * rng.random(),
+            longitude_deg=-120.0 + 40.0 * rng.random(),
+            altitude_m=2_000.0 * rng.random(),
+            tilt_deg=40.0 * rng.random(),
+            azimuth_deg=90.0 + 180.0 * rng.random(),
+            ac_nameplate_w=4_500.0,
+            linke_turbidity=2.0 + 3.0 * rng.random(),
+            albedo=0.1 + 0.3 * rng.random(),
+        )
+        for i in range(300)  # blocks of 128, 128 and 44 sites
+    ]
+    starts = 1_781_913_600 + 900 * np.arange(96)
+    bins = clear_sky_bins(SiteArrays.of(fleet), starts, 900)
+    for i in (0, 127, 128, 255, 256, 299):
+        alone = clear_sky_bins(SiteArrays.of([fleet[i]]), starts, 900)
+        for name in ("energy_wh", "ghi_w_m2", "zenith_deg", "cos_aoi"):
+            assert np.array_equal(getattr(bins, name)[i], getattr(alone, name)[0]), (i, name)
+    assert np.array_equal(bins.day_of_year, alone.day_of_year)
+    assert bins.energy_wh.shape == (300, 96) and np.nanmax(bins.energy_wh) > 0
+
+
 def test_the_plane_irradiance_of_one_sky_for_every_orientation() -> None:
     """At a clear-sky index of 1 the planes facing the sun get more than the others; under
     overcast (index 0.2, nearly all diffuse) every plane of one tilt gets about the same;
