@@ -529,6 +529,10 @@ class ServerPool:
             event.succeed()
 
     # -- dispatch and service ------------------------------------------------------------
+    def any_available(self) -> bool:
+        """Whether a server is up and not cordoned now."""
+        return bool(self._available)
+
     def until_available(self) -> simpy.Event:
         """An event that fires when a server is up and not cordoned (at once if one is)."""
         if self._available:

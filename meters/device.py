@@ -86,8 +86,9 @@ class MeterBuffers:
     def held(self, meter: int, produced: int) -> int:
         """Number of readings held: ``[start, recorded)`` less the holes."""
         start = int(self.start[meter])
-        n = self.recorded(meter, produced) - start
-        return max(n, 0) - sum(hi - lo for lo, hi in self.holes.get(meter, ()))
+        n = max(self.recorded(meter, produced) - start, 0)
+        holes = self.holes.get(meter)
+        return n - sum(hi - lo for lo, hi in holes) if holes else n
 
     def held_runs(self, meter: int, produced: int) -> list[tuple[int, int]]:
         """The held readings as contiguous ranges [lo, hi), oldest first."""
@@ -119,6 +120,8 @@ class MeterBuffers:
         """Evict the oldest held readings beyond capacity; returns every evicted range."""
         over = self.held(meter, produced) - int(self.capacity[meter])
         evicted: list[tuple[int, int]] = []
+        if over <= 0:
+            return evicted
         for lo, hi in self.held_runs(meter, produced):
             if over <= 0:
                 break

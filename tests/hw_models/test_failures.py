@@ -134,12 +134,15 @@ def test_no_dispatch_to_a_down_server_and_waiting_when_all_are_down() -> None:
     pool.set_down(pool.servers[0], CRASH)
     env.process(job())
     env.run(until=5.0)
+    assert pool.any_available()
     pool.set_down(pool.servers[1], CRASH)
+    assert not pool.any_available()
     env.process(job())  # no server is up: waits in the gateway
     env.run(until=20.0)
     assert served_on == [("m/server-1", 0.0)]
     assert pool.queued() == 1 and pool.in_memory() == 1
     pool.set_up(pool.servers[0], CRASH)
+    assert pool.any_available()
     env.run(until=30.0)
     assert served_on == [("m/server-1", 0.0), ("m/server-0", 20.0)]
 

@@ -239,7 +239,7 @@ class Mdc:
         not cordoned."""
         if t_s is not None and t_s != self.env.now:
             raise ValueError(f"{self.name}: is_up is known at now ({self.env.now}), not {t_s}")
-        return self.pool.powered and any(s.online and not s.cordoned for s in self.pool.servers)
+        return self.pool.powered and self.pool.any_available()
 
     def loss_cause_on_crash(self) -> str | None:
         """Ledger cause of readings lost in the MDC's memory, by acknowledgement mode: after a
