@@ -126,6 +126,11 @@ class ForecastIssue:
     temp_air: np.ndarray
     wind_speed: np.ndarray
 
+    @property
+    def reached(self) -> np.ndarray:
+        """The steps the run's weather reaches (bool [steps]): those an upload carries."""
+        return np.isfinite(self.ghi)
+
 
 def station_outages(
     horizon_s: float, mtbf_s: float, mttr_s: float, rng: np.random.Generator
@@ -293,7 +298,7 @@ def encode_forecast(
 ) -> bytes:
     """A forecast issue as an upload (times shifted by the run's start ``epoch_s``); the
     steps the run's weather does not reach are left out."""
-    inside = np.isfinite(issue.ghi)
+    inside = issue.reached
     n = int(np.count_nonzero(inside))
     start = epoch_s + round(issue.issued_s)
     series = "".join(

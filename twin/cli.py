@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="1: the real pipeline runs in a worker process beside the simulation, same "
-        "results (calibrated mode; the others run in-process); 0: in this process "
+        "results (calibrated and model modes; measured runs in-process); 0: in this process "
         f"(default {DEFAULT_PIPELINE_WORKERS}: cores - 1, at most 1)",
     )
     _add_live_options(run)

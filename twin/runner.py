@@ -127,9 +127,9 @@ def run(
     the simulated time now and then; ``audit_every_s`` re-checks the ledger's balance during
     the run (a :class:`~twin.accounting.ledger.LedgerError` if it fails).
     ``pipeline_workers``: 1 runs the pipeline in a worker process beside the simulation
-    (:mod:`twin.sil.pipeline_worker`) in ``calibrated`` mode, the same results; 0 (and the
-    other modes) in this process. More workers than 1 would share the store's one SQLite
-    writer: refused."""
+    (:mod:`twin.sil.pipeline_worker`) in ``calibrated`` and ``model`` mode, the same
+    results; 0 (and ``measured`` mode, which times the calls) in this process. More
+    workers than 1 would share the store's one SQLite writer: refused."""
     if pipeline_workers not in (0, 1):
         raise ValueError(f"pipeline_workers = {pipeline_workers!r}: expected 0 or 1")
     scenario, seed = seeded(scenario, seed)
@@ -146,7 +146,7 @@ def run(
         store_path = fresh_store_path(Path(store_dir) if store_dir is not None else Path(tmp))
         keys = upload_keys(scenario, fleets) if scenario.pipeline.authenticate else None
         end_s = int(scenario.start.timestamp()) + int(scenario.duration_s)
-        if pipeline_workers and service_time.mode == "calibrated":
+        if pipeline_workers and service_time.costs_by_model:
             with PipelineWorker(store_path, keys, site_records(fleets)) as worker:
                 world = World(
                     scenario, seed, fleets, worker, service_time, progress, audit_every_s, keys

@@ -6,9 +6,10 @@ analysis) and runs every call in the order the simulation makes it, so the store
 same uploads in the same order as in-process. The simulation waits for the worker only
 where it needs an answer it cannot know in advance:
 
-- A genuine meter upload in ``calibrated`` mode (no upload fault on it, and no copy of a
-  later upload of its meter handed to the pipeline before it) is not waited for. Its outcome
-  is known: accepted, with the readings the meter sent, inserting the rows new to the
+- A genuine meter upload in the cost model's modes (``calibrated``; ``model``, where only
+  the uploads of its sample reach the pipeline) with no upload fault on it, and no copy
+  of a later upload of its meter handed to the pipeline before it, is not waited for. Its
+  outcome is known: accepted, with the readings the meter sent, inserting the rows new to the
   ledger (the in-process run checks exactly this and stops on a
   :class:`~twin.accounting.ledger.LedgerError` otherwise), at the cost model's service time
   of its size and readings (:meth:`twin.sil.service_time.CostModel.upload_s`). The
@@ -70,23 +71,25 @@ START_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True, slots=True)
 class Expected:
-    """The outcome the simulation went on with for a meter upload the worker runs later:
-    accepted, ``n_readings`` readings read (all channels), ``inserted`` rows new."""
+    """The outcome the simulation went on with for an upload the worker runs later:
+    accepted, ``n_readings`` readings read (all channels), ``inserted`` rows new (None for
+    a met station's upload: only its counts depend on the store, and they come back)."""
 
     meter_id: str
     sequence_no: int
     n_readings: int
-    inserted: int
+    inserted: int | None
 
     def matches(self, outcome: UploadOutcome) -> bool:
         return (
             outcome.accepted
             and outcome.n_readings == self.n_readings
-            and outcome.inserted == self.inserted
+            and (self.inserted is None or outcome.inserted == self.inserted)
         )
 
     def describe(self) -> str:
-        return f"meter {self.meter_id} upload {self.sequence_no}"
+        sender = "meter" if self.inserted is not None else "station"
+        return f"{sender} {self.meter_id} upload {self.sequence_no}"
 
 
 class PipelineWorker:
@@ -122,6 +125,8 @@ class PipelineWorker:
         child.close()
         self._batch: list[tuple[bytes, Expected]] = []
         self._in_flight: deque[Expected] = deque()  # handed on, not confirmed yet
+        #: what to tell each upload's outcome to, for the uploads in flight that have one
+        self._on_outcome: deque[Callable[[UploadOutcome], None]] = deque()
         self._analyses: deque[Callable[[AnalysisOutcome], None]] = deque()  # outcomes due
         self._waiting_for = "its start"
         # Every message of the worker is read at once by this thread, so that the worker
@@ -139,11 +144,23 @@ class PipelineWorker:
         """Uploads handed on whose outcome the worker has not confirmed yet."""
         return len(self._in_flight) + len(self._batch)
 
-    def submit(self, body: bytes, expected: Expected) -> None:
-        """Hand a meter upload on; the simulation goes on with ``expected`` as its outcome,
-        and the worker checks it when it runs the upload."""
+    def submit(
+        self,
+        body: bytes,
+        expected: Expected,
+        on_outcome: Callable[[UploadOutcome], None] | None = None,
+    ) -> None:
+        """Hand an upload on; the simulation goes on with ``expected`` as its outcome, and
+        the worker checks it when it runs the upload. An upload whose ``expected`` leaves
+        its rows open (``inserted`` None) needs ``on_outcome``: its real outcome is told to
+        it when the worker confirms the upload (in order, at the latest in
+        :meth:`finish`)."""
+        if (expected.inserted is None) != (on_outcome is not None):
+            raise ValueError("on_outcome is for the uploads whose inserted rows are open")
         self._batch.append((body, expected))
         self._in_flight.append(expected)
+        if on_outcome is not None:
+            self._on_outcome.append(on_outcome)
         if len(self._batch) >= self.batch_uploads:
             self._send_batch()
             while not self._inbox.empty():  # what the worker said so far, without waiting
@@ -154,9 +171,7 @@ class PipelineWorker:
         outcome: UploadOutcome = self._call("handle", body, what="an upload")
         return outcome
 
-    def analyze_later(
-        self, now_epoch_s: int, apply: Callable[[AnalysisOutcome], None]
-    ) -> int:
+    def analyze_later(self, now_epoch_s: int, apply: Callable[[AnalysisOutcome], None]) -> int:
         """The batch analysis at ``now_epoch_s`` over everything handed on before it: waits
         for the points it analyses (known once it has read its windows) and returns them;
         its outcome is given to ``apply`` when the worker has it (in order, at the latest
@@ -234,8 +249,11 @@ class PipelineWorker:
             raise self._died()
         kind, value = message
         if kind == "confirmed":
-            for _ in range(value):
+            n_confirmed, outcomes = value
+            for _ in range(n_confirmed):
                 self._in_flight.popleft()
+            for outcome in outcomes:  # of the uploads with open rows, in order
+                self._on_outcome.popleft()(outcome)
             return False, None
         if kind == "analysis":
             self._analyses.popleft()(value)
@@ -250,10 +268,11 @@ class PipelineWorker:
                 if outcome.accepted
                 else f"rejected ({outcome.reason})"
             )
+            rows = "" if expected.inserted is None else f", {expected.inserted} rows inserted"
             self.close()
             raise PipelineWorkerError(
                 f"pipeline worker: {expected.describe()}: the simulation went on with it "
-                f"accepted, {expected.n_readings} readings, {expected.inserted} rows inserted; "
+                f"accepted, {expected.n_readings} readings{rows}; "
                 f"the pipeline answered {got} (rerun with --pipeline-workers 0 to run it "
                 "in-process)"
             )
@@ -339,16 +358,18 @@ def _one_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text} ({Path(frame.filename).name}:{frame.lineno})"
 
 
-def _run_batch(
-    conn: Connection, pipeline: Pipeline, batch: list[tuple[bytes, Expected]]
-) -> bool:
+def _run_batch(conn: Connection, pipeline: Pipeline, batch: list[tuple[bytes, Expected]]) -> bool:
     """Run a batch of predicted uploads and commit it; False at the first outcome that is
-    not the one predicted (reported to the parent)."""
+    not the one predicted (reported to the parent). The confirmation carries the outcomes
+    of the uploads whose rows were left open."""
+    open_outcomes = []
     for index, (body, expected) in enumerate(batch):
         outcome = pipeline.handle(body)
         if not expected.matches(outcome):
             conn.send(("mismatch", (index, outcome)))
             return False
+        if expected.inserted is None:
+            open_outcomes.append(outcome)
     pipeline.uploads.flush()
-    conn.send(("confirmed", len(batch)))
+    conn.send(("confirmed", (len(batch), open_outcomes)))
     return True

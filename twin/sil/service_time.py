@@ -233,19 +233,28 @@ class ServiceTime:
     def known_upload(self, size_bytes: int, n_readings: int) -> float:
         """Service time at speed 1 of an upload the pipeline runs later whose outcome is
         known (accepted, ``n_readings`` readings; see :mod:`twin.sil.pipeline_worker`):
-        the cost :meth:`upload` gives that outcome in ``calibrated`` mode, counted as run."""
-        if self.mode != "calibrated":
-            raise ValueError(f"outcomes are known in advance in calibrated mode, not {self.mode!r}")
+        the cost :meth:`upload` gives that outcome in the cost model's modes, ``calibrated``
+        and ``model`` (an upload of the sample), counted as run."""
+        self._needs_cost_model("outcomes are known in advance")
         self.uploads_run += 1
         return self.cost_model.upload_s(size_bytes, n_readings)
 
     def known_analysis(self, points_analysed: int) -> float:
         """Service time at speed 1 of a batch analysis of ``points_analysed`` points whose
         outcome comes later (:mod:`twin.sil.pipeline_worker`): the cost :meth:`analysis`
-        gives it in ``calibrated`` mode."""
-        if self.mode != "calibrated":
-            raise ValueError(f"outcomes come later in calibrated mode only, not {self.mode!r}")
+        gives it in the cost model's modes, ``calibrated`` and ``model``."""
+        self._needs_cost_model("outcomes come later")
         return self.cost_model.analytics.seconds(points_analysed)
+
+    @property
+    def costs_by_model(self) -> bool:
+        """Whether service times come from the cost model alone (``calibrated``, ``model``),
+        not from measuring the calls: then a call's cost is known before it runs."""
+        return not self.measured
+
+    def _needs_cost_model(self, what: str) -> None:
+        if not self.costs_by_model:
+            raise ValueError(f"{what} in the cost model's modes only, not {self.mode!r}")
 
     def analysis(
         self, pipeline: Pipeline | None, now_epoch_s: int

@@ -113,7 +113,7 @@ class UploadPath:
         #: to it.
         self.worker = (
             pipeline
-            if isinstance(pipeline, PipelineWorker) and service_time.mode == "calibrated"
+            if isinstance(pipeline, PipelineWorker) and service_time.costs_by_model
             else None
         )
         self.newest_sequence_no = np.full(len(n_channels), -1, dtype=np.int64)
@@ -283,9 +283,11 @@ class UploadPath:
             service_s = self.service_time.known_upload(upload.size_bytes, n_readings)
             committed_s = env.now + service_s / server.speed_factor
             fresh = ledger.store(m, lo, hi, committed_s, self.discarded(m, lo, hi))
-            expected = Expected(upload.meter_id, upload.sequence_no, n_readings, channels * fresh)
-            self.worker.submit(body, expected)
-            return service_s, expected.inserted
+            inserted = channels * fresh
+            self.worker.submit(
+                body, Expected(upload.meter_id, upload.sequence_no, n_readings, inserted)
+            )
+            return service_s, inserted
         else:
             outcome, service_s = self.service_time.upload(
                 self.pipeline,

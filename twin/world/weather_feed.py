@@ -41,6 +41,7 @@ from network.cellular import AttemptResult, upload_with_retries
 from pipeline import UploadOutcome, seal
 from twin.rng import component_rng
 from twin.scenario.loader import Scenario
+from twin.sil.pipeline_worker import Expected, PipelineWorker
 from twin.sil.service_time import PipelineCalls, ServiceTime
 from twin.world.fleet import load_weather
 from twin.world.mdc import Mdc
@@ -91,6 +92,17 @@ class FeedRecord:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class StationUpload:
+    """One upload of a station: its bytes (sealed with the station's key when the run
+    authenticates), its sequence number and the values it carries (intervals of its
+    observations, or steps of its forecast issue: what the pipeline counts as read)."""
+
+    body: bytes
+    sequence_no: int
+    n_values: int
+
+
 def _hourly(x: np.ndarray, per_hour: int) -> np.ndarray:
     n = len(x) // per_hour
     return np.asarray(x[: n * per_hour].reshape(n, per_hour).mean(axis=1))
@@ -119,6 +131,15 @@ class StationUplink:
         self.pipeline = pipeline
         self.live = live
         self.service_time = service_time
+        #: The pipeline when it runs in a worker that need not be waited for on an upload
+        #: whose outcome is known (:meth:`_predictable`), and the newest sequence number
+        #: handed to the pipeline.
+        self.worker = (
+            pipeline
+            if isinstance(pipeline, PipelineWorker) and service_time.costs_by_model
+            else None
+        )
+        self.newest_handed = -1
         self.key = key
         self.epoch_s = int(scenario.start.timestamp())
         self.upload_s = feed.upload_s
@@ -177,15 +198,16 @@ class StationUplink:
     def run(self) -> Generator[simpy.Event, Any, None]:
         """Upload the observations every ``upload_s`` and each forecast issue when issued."""
         issues = list(self.issues)
-        pending: list[bytes] = []
+        pending: list[StationUpload] = []
         t = 0.0
         while True:
             due = [i for i in issues if i.issued_s <= t]
             issues = issues[len(due) :]
             for issue in due:
                 self.sequence_no += 1
-                pending.append(self._sealed(encode_forecast(self.spec, self.sequence_no, issue,
-                                                             self.epoch_s)))  # fmt: skip
+                body = encode_forecast(self.spec, self.sequence_no, issue, self.epoch_s)
+                n_steps = int(np.count_nonzero(issue.reached))
+                pending.append(StationUpload(self._sealed(body), self.sequence_no, n_steps))
             if t > 0:
                 hi = min(round(t / self.spec.sample_s), len(self.obs.ghi))
                 if hi > self.sent_upto:
@@ -201,7 +223,7 @@ class StationUplink:
                 t += self.upload_s
             yield self.env.timeout(t - self.env.now)
 
-    def _observations(self, lo: int, hi: int) -> bytes:
+    def _observations(self, lo: int, hi: int) -> StationUpload:
         self.sequence_no += 1
         obs = self.obs
         body = encode_observations(
@@ -213,19 +235,19 @@ class StationUplink:
              "wind_speed": obs.wind_speed[lo:hi]},
             self.epoch_s + round(self.env.now),
         )  # fmt: skip
-        return self._sealed(body)
+        return StationUpload(self._sealed(body), self.sequence_no, hi - lo)
 
     def _sealed(self, body: bytes) -> bytes:
         if self.key is None:
             return body
         return seal(self.spec.station_id, self.sequence_no, body, self.key)
 
-    def _send(self, body: bytes) -> Generator[simpy.Event, Any, bool]:
+    def _send(self, upload: StationUpload) -> Generator[simpy.Event, Any, bool]:
         """One upload with the cell's retries; True when the MDC stored it and the station
         got the acknowledgement."""
         self.record.uploads_started += 1
         result = yield from upload_with_retries(
-            self.cell, len(body), self.rng, 0, _StationHooks(self, body)
+            self.cell, len(upload.body), self.rng, 0, _StationHooks(self, upload)
         )
         if result.acknowledged:
             self.record.uploads_acknowledged += 1
@@ -233,10 +255,11 @@ class StationUplink:
             self.record.uploads_failed += 1
         return result.acknowledged
 
-    def deliver(self, body: bytes) -> Generator[simpy.Event, Any, bool]:
+    def deliver(self, upload: StationUpload) -> Generator[simpy.Event, Any, bool]:
         """The upload crossed the cell: gateway, tunnel, backbone and a core of the MDC,
         where the real pipeline stores it; then the acknowledgement back."""
         env, net = self.env, self.net
+        body = upload.body
         name, backbone_s = net.router.route(self.home, env.now)
         if name is None:
             return False
@@ -260,9 +283,18 @@ class StationUplink:
         stored: list[bool] = []
 
         def work(server: Server) -> ServiceDemand:
-            outcome, service_s = self.service_time.upload(pipeline, body, force=True)
-            stored.append(outcome.accepted)
-            self._count(outcome)
+            if self.worker is not None and self._predictable(upload):
+                # accepted with the values it carries, at the cost model's time for them
+                # (what the in-process run gives it); its rows come back with its outcome
+                service_s = self.service_time.known_upload(len(body), upload.n_values)
+                expected = Expected(self.spec.station_id, upload.sequence_no, upload.n_values, None)
+                self.worker.submit(body, expected, self._count)
+                stored.append(True)
+            else:
+                outcome, service_s = self.service_time.upload(pipeline, body, force=True)
+                stored.append(outcome.accepted)
+                self._count(outcome)
+            self.newest_handed = max(self.newest_handed, upload.sequence_no)
             return ServiceDemand({"pipeline": service_s})
 
         try:
@@ -271,6 +303,19 @@ class StationUplink:
             return False
         yield env.timeout(backbone_s + self.cell.ack_latency_s(self.rng, 0))
         return bool(stored and stored[0])
+
+    def _predictable(self, upload: StationUpload) -> bool:
+        """Whether the pipeline is known to accept ``upload``, reading its values: a genuine
+        station upload (no fault acts on the stations' uploads) that carries values, newer
+        than any the pipeline was handed (so no replay), and of a size always admitted
+        (:meth:`pipeline.Limits.size_always_admitted`); as a meter's upload in
+        :mod:`twin.sil.pipeline_worker`."""
+        assert self.worker is not None
+        return (
+            upload.n_values > 0
+            and upload.sequence_no > self.newest_handed
+            and self.worker.limits.size_always_admitted(len(upload.body))
+        )
 
     def _count(self, outcome: UploadOutcome) -> None:
         self.record.values_stored += outcome.inserted
@@ -293,11 +338,11 @@ class _StationHooks:
     is always powered and resumes its TLS session; a delivered attempt goes on to the
     MDC (:meth:`StationUplink.deliver`)."""
 
-    __slots__ = ("body", "uplink")
+    __slots__ = ("uplink", "upload")
 
-    def __init__(self, uplink: StationUplink, body: bytes) -> None:
+    def __init__(self, uplink: StationUplink, upload: StationUpload) -> None:
         self.uplink = uplink
-        self.body = body
+        self.upload = upload
 
     def powered(self) -> bool:
         return True
@@ -312,7 +357,7 @@ class _StationHooks:
 
     def delivered(self, result: AttemptResult) -> Generator[simpy.Event, Any, bool]:
         if result.ack_lost:
-            yield from self.uplink.deliver(self.body)
+            yield from self.uplink.deliver(self.upload)
             yield self.uplink.env.timeout(self.uplink.cell.profile.ack_timeout_s)
             return False
-        return (yield from self.uplink.deliver(self.body))
+        return (yield from self.uplink.deliver(self.upload))

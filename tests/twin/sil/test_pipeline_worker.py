@@ -17,8 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from meters.weather_station import StationSpec, encode_observations
 from pipeline import AnalysisOutcome, Pipeline
 from twin.errors import PipelineWorkerError
 from twin.runner import STORE_NAME, run
@@ -81,6 +83,41 @@ def test_hostile_uploads_are_waited_for_and_rejected_alike(tmp_path: Path) -> No
     assert _results_text(worker) == _results_text(inline)
 
 
+#: ``model`` mode at a 20 % sample: the sampled uploads go to the worker, the rest are costed.
+MODEL = ['pipeline.service_time="model"', "pipeline.pipeline_sample_rate=0.2"]
+
+
+@pytest.mark.parametrize("name", ["baseline", "cell_outage"])
+def test_a_model_mode_worker_run_is_identical_to_the_in_process_run(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In ``model`` mode the worker runs the sample (hostile uploads among them, waited
+    for) and the hourly analyses; the results and the store are the in-process run's."""
+    submitted: list[Expected] = []
+    submit = PipelineWorker.submit
+
+    def counted(worker: PipelineWorker, body: bytes, expected: Expected, *on: Any) -> None:
+        submitted.append(expected)
+        submit(worker, body, expected, *on)
+
+    monkeypatch.setattr(PipelineWorker, "submit", counted)
+    base = load_scenario(SCENARIOS / f"{name}.toml", [*CASES[name], *MODEL])
+    hostile = (
+        FaultSpec(kind="malformed_upload", at_s=3600.0, meter="pv-00001", payload="truncated"),
+        FaultSpec(kind="tampered_upload", at_s=5400.0, meter="pv-00002", payload="bad_signature"),
+    )
+    scenario = replace(base, faults=(*base.faults, *hostile))
+    inline = run(scenario, store_dir=tmp_path / "inline", pipeline_workers=0)
+    worker = run(scenario, store_dir=tmp_path / "worker", pipeline_workers=1)
+    assert worker.service_time.uploads_run > 200 and worker.service_time.uploads_modelled > 1000
+    assert len(worker.rejections) == 2
+    # the sample and the met stations' uploads went to the worker without waits
+    assert sum(e.inserted is not None for e in submitted) > 200
+    assert sum(e.inserted is None for e in submitted) > 20
+    assert _results_text(worker) == _results_text(inline)
+    assert _store_rows(tmp_path / "worker") == _store_rows(tmp_path / "inline")
+
+
 def test_more_than_one_worker_is_refused_naming_the_parameter() -> None:
     scenario = load_scenario(SCENARIOS / "baseline.toml", CASES["baseline"])
     with pytest.raises(ValueError, match=r"pipeline_workers = 2: expected 0 or 1"):
@@ -94,6 +131,37 @@ def test_a_wrong_prediction_stops_the_run_naming_the_upload(tmp_path: Path) -> N
         worker.submit(body, Expected("pv-9", 0, 15, 15))  # a copy: duplicates, no rows
         with pytest.raises(PipelineWorkerError, match=r"meter pv-9 upload 0: .* 0 rows inserted"):
             worker.finish(0)
+
+
+def test_a_station_upload_gets_its_rows_back_or_stops_the_run_naming_it(tmp_path: Path) -> None:
+    """A met station's upload goes on without a wait; its real outcome (rows inserted and
+    duplicates) is told back in order, and a wrong count of values stops the run."""
+    spec = StationSpec("met-north", 45.0, -100.0, 500.0)
+    values = {
+        "ghi": np.array([500.0, 510.0, np.nan]),
+        "temp_air": np.array([20.0, 20.5, np.nan]),
+        "wind_speed": np.array([3.0, 3.5, np.nan]),
+    }
+    bodies = [encode_observations(spec, seq, 1_781_913_600, 60, values, 1_781_913_800)
+              for seq in (1, 2)]  # fmt: skip
+    told: list[tuple[int, int]] = []
+    with PipelineWorker(tmp_path / "store.sqlite", None, [], batch_uploads=4) as worker:
+        for seq, body in enumerate(bodies, 1):  # the second: the same intervals again
+            worker.submit(
+                body,
+                Expected("met-north", seq, 3, None),
+                lambda outcome: told.append((outcome.inserted, outcome.duplicates)),
+            )
+        worker.finish(0)
+    assert told == [(3, 0), (0, 3)]
+    with (
+        PipelineWorker(tmp_path / "other.sqlite", None, [], batch_uploads=1) as worker,
+        pytest.raises(PipelineWorkerError, match=r"station met-north upload 1: .* 3 readings"),
+    ):
+        worker.submit(bodies[0], Expected("met-north", 1, 4, None), lambda outcome: None)
+        worker.finish(0)
+    with pytest.raises(ValueError, match="on_outcome"):
+        worker.submit(bodies[0], Expected("met-north", 1, 3, None))
 
 
 def test_a_large_analysis_outcome_while_uploads_pour_in_is_no_deadlock(
