@@ -300,8 +300,11 @@ def parse_upload(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> etree._Elemen
         parser = _parser()
         parsed = False
         try:
-            for _, piece in _chunks(body, _FEED_CHUNK_BYTES):
-                parser.feed(piece)
+            if size_bytes <= _FEED_CHUNK_BYTES:  # an upload: one piece, without a generator
+                parser.feed(body)
+            else:
+                for _, piece in _chunks(body, _FEED_CHUNK_BYTES):
+                    parser.feed(piece)
             root = parser.close()
             parsed = True
         except etree.XMLSyntaxError as exc:
