@@ -111,11 +111,7 @@ class UploadPath:
         #: The pipeline when it runs in a worker whose meter uploads need not be waited for
         #: (:mod:`twin.sil.pipeline_worker`), and each meter's newest sequence number handed
         #: to it.
-        self.worker = (
-            pipeline
-            if isinstance(pipeline, PipelineWorker) and service_time.costs_by_model
-            else None
-        )
+        self.worker = pipeline if isinstance(pipeline, PipelineWorker) else None
         self.newest_sequence_no = np.full(len(n_channels), -1, dtype=np.int64)
 
     def send(

@@ -134,11 +134,7 @@ class StationUplink:
         #: The pipeline when it runs in a worker that need not be waited for on an upload
         #: whose outcome is known (:meth:`_predictable`), and the newest sequence number
         #: handed to the pipeline.
-        self.worker = (
-            pipeline
-            if isinstance(pipeline, PipelineWorker) and service_time.costs_by_model
-            else None
-        )
+        self.worker = pipeline if isinstance(pipeline, PipelineWorker) else None
         self.newest_handed = -1
         self.key = key
         self.epoch_s = int(scenario.start.timestamp())

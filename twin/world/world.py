@@ -466,19 +466,17 @@ class World:
         body = sealed(encode_meter_upload(*document), meter_id, seq, key)
         return body, len(body), None
 
-    def _labels_s(self, m: int, lo: int, hi: int) -> np.ndarray:
-        """Interval starts (s after the run's start) meter ``m`` writes for readings
-        [lo, hi): nominal, plus the shift of a clock jump."""
-        starts = int(self.sample_s[m]) * np.arange(lo, hi, dtype=np.int64)
+    def _labels_s(self, m: int, lo: int, hi: int, origin_s: int = 0) -> np.ndarray:
+        """Interval starts meter ``m`` writes for readings [lo, hi), s after ``origin_s``
+        (default: the run's start): nominal, plus the shift of a clock jump."""
+        step_s = int(self.sample_s[m])
+        starts = np.arange(origin_s + step_s * lo, origin_s + step_s * hi, step_s, dtype=np.int64)
         shift = self.label_shift.get(m)
         return starts if shift is None else starts + shift[lo:hi]
 
     def _epoch_labels_s(self, m: int, lo: int, hi: int) -> np.ndarray:
         """:meth:`_labels_s` as epoch seconds: the interval starts in the store."""
-        if m in self.label_shift:
-            return self.epoch_s + self._labels_s(m, lo, hi)
-        step_s = int(self.sample_s[m])
-        return np.arange(self.epoch_s + step_s * lo, self.epoch_s + step_s * hi, step_s)
+        return self._labels_s(m, lo, hi, self.epoch_s)
 
     def _discarded(self, m: int, lo: int, hi: int) -> np.ndarray | None:
         """Readings of [lo, hi) whose label another reading already holds in the store (the
