@@ -1,4 +1,4 @@
-"""MDC servers: cores as SimPy resources behind one ingest gateway, with busy-time,
+"""MDC servers: cores in FIFO queues behind one ingest gateway, with busy-time,
 memory, disk and power accounting, and work lost when a server goes down.
 
 A :class:`ServerPool` is the servers of one MDC. ``yield from pool.serve(work)`` carries
@@ -58,12 +58,13 @@ SHED = "shed"
 MAINTENANCE = "maintenance"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ServiceDemand:
     """What one upload asks of a server, at speed 1 (the machine that ran ``twin
     calibrate``): CPU seconds per pipeline stage, bytes the store stage writes, and
     readings that ``offload_stage`` would run on the pool's accelerator, if it has one
-    (that stage's CPU seconds are then not spent on the core)."""
+    (that stage's CPU seconds are then not spent on the core). A plain slotted record, made
+    once per upload on the hot path; nothing changes it after."""
 
     stage_s: Mapping[str, float]
     write_bytes: int = 0
@@ -129,6 +130,52 @@ class JobLost(Exception):  # noqa: N818 - reads as an outcome ("the job was lost
         )
 
 
+class CoreQueue:
+    """The cores of one server and the jobs waiting for one, first come first served.
+
+    A job takes a free core at once, without an event (:meth:`take` returns None), or gets
+    an event that fires when a core is handed to it; a job that leaves (done or lost) hands
+    its core straight to the first in line (:meth:`give_back`). The same discipline as a
+    ``simpy.Resource`` of ``capacity`` cores, without a request and a release event per
+    job."""
+
+    __slots__ = ("capacity", "env", "in_use", "waiting")
+
+    def __init__(self, env: simpy.Environment, capacity: int) -> None:
+        self.env = env
+        self.capacity = capacity
+        self.in_use = 0  # cores held (granted, whether or not the job has resumed)
+        self.waiting: deque[simpy.Event] = deque()
+
+    def take(self) -> simpy.Event | None:
+        """A core now (None), or the event that fires when one is handed over."""
+        if self.in_use < self.capacity:
+            self.in_use += 1
+            return None
+        event = self.env.event()
+        self.waiting.append(event)
+        return event
+
+    def give_back(self) -> None:
+        """A core is free: to the first job in line, else idle."""
+        if self.waiting:
+            self.waiting.popleft().succeed()
+        else:
+            self.in_use -= 1
+
+    def leave(self, granted: simpy.Event | None) -> None:
+        """A job leaves, holding the core of ``granted`` (None: taken at once) or still in
+        line for it (its event not yet fired)."""
+        if granted is None or granted.triggered:
+            self.give_back()
+        else:
+            self.waiting.remove(granted)
+
+    def load(self) -> int:
+        """Jobs holding or waiting for a core."""
+        return self.in_use + len(self.waiting)
+
+
 class _Job:
     __slots__ = ("arrived_s", "phase", "process", "server", "size_bytes", "tag", "work_done")
 
@@ -163,7 +210,7 @@ class Server:
     disk_write_bps: float = math.inf
     power_model: str = "linear"
     sku: str | None = None
-    resource: simpy.Resource = field(init=False)
+    core_queue: CoreQueue = field(init=False)
     down_reasons: set[str] = field(init=False, default_factory=set)
     cordoned: bool = field(init=False, default=False)
     down_s: float = field(init=False, default=0.0)
@@ -179,7 +226,7 @@ class Server:
             raise ValueError(f"{self.name}: disk_write_bps must be > 0")
         if self.max_w < self.idle_w:
             raise ValueError(f"{self.name}: max_w {self.max_w} < idle_w {self.idle_w}")
-        self.resource = simpy.Resource(self.env, capacity=self.cores)
+        self.core_queue = CoreQueue(self.env, self.cores)
         model = POWER_MODELS[self.power_model]
         # power at k busy cores, k = 0..cores: one table lookup per job start and end
         self._power_by_busy = [
@@ -197,7 +244,7 @@ class Server:
         return not self.down_reasons
 
     def load(self) -> int:
-        return self.resource.count + len(self.resource.queue)
+        return self.core_queue.load()
 
     @property
     def busy_cores(self) -> int:
@@ -405,7 +452,10 @@ class ServerPool:
     def queued(self) -> int:
         """Uploads in memory waiting for a core (on a server, or in the gateway while no
         server is up)."""
-        return sum([len(s.resource.queue) for s in self.servers]) + self._gateway_waiting
+        waiting = self._gateway_waiting
+        for server in self.servers:
+            waiting += len(server.core_queue.waiting)
+        return waiting
 
     def admission_pending(self) -> int:
         """Uploads held back by the RAM budget (push-back: not yet in memory)."""
@@ -602,25 +652,35 @@ class ServerPool:
             job.server = server
             job.phase = PHASE_QUEUED
             server._jobs[job] = None
+            cores = server.core_queue
+            granted = cores.take()
             try:
-                with server.resource.request() as request:
-                    queued = self.queued()
-                    if queued > self.queue_peak:
-                        self.queue_peak = queued
-                    yield request
-                    job.phase = PHASE_IN_SERVICE
-                    demand = work(server)
-                    job.work_done = True
-                    if isinstance(demand, ServiceDemand):
-                        service_s, offload_items = server.service_time_s(demand, self.accelerator)
-                    else:
-                        service_s, offload_items = demand / server.speed_factor, 0
-                    server._begin(job)
-                    yield env.timeout(service_s)
-                    server._end(job, service_s)
-                    job.phase = _PHASE_DONE
-            finally:
+                queued = self.queued()
+                if queued > self.queue_peak:
+                    self.queue_peak = queued
+                if granted is not None:
+                    yield granted
+                job.phase = PHASE_IN_SERVICE
+                demand = work(server)
+                job.work_done = True
+                if isinstance(demand, ServiceDemand):
+                    service_s, offload_items = server.service_time_s(demand, self.accelerator)
+                else:
+                    service_s, offload_items = demand / server.speed_factor, 0
+                server._begin(job)
+                yield env.timeout(service_s)
+                server._end(job, service_s)
+                job.phase = _PHASE_DONE
+            except GeneratorExit:
+                raise  # the simulation is being torn down: no bookkeeping
+            except BaseException:  # lost or called off, in line or in service
+                if job in server._started:  # called off in service: its time so far counts
+                    server._abort(job)
+                cores.leave(granted)
                 server._leave(job)
+                raise
+            cores.leave(granted)
+            server._leave(job)
             # committed: the upload's bytes are freed
             del self._jobs[job]
             if size_bytes:

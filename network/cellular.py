@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -128,9 +129,15 @@ class CellularProfile:
             if value not in registry:
                 raise ValueError(f"{self.name}: {key} must be one of {sorted(registry)}")
 
-    @property
+    @cached_property
     def access_latency(self) -> LogNormal:
+        """The RRC/NAS set-up time after random access in the normal class, s."""
         return LogNormal(self.access_latency_median_s, self.access_latency_sigma)
+
+    @cached_property
+    def rrc_latency(self) -> tuple[LogNormal, ...]:
+        """:attr:`access_latency` scaled for each coverage class (its ``rrc_factor``), s."""
+        return tuple(self.access_latency.scaled(c.rrc_factor) for c in self.coverage)
 
     def transfer_s(self, size_bytes: int, access_latency_s: float) -> float:
         """Time to move ``size_bytes`` once the radio link is up, plus access latency, s."""
@@ -200,7 +207,7 @@ class CellularProfile:
         if not mode.random_access:
             return UploadLatencyModel(None, shift + per_retx_s * np.arange(pmf.size), pmf)
         base = LogNormalPlusUniform(
-            prach.outcome_delay_s, self.access_latency.scaled(cls.rrc_factor), prach.period_s
+            prach.outcome_delay_s, self.rrc_latency[ce_level], prach.period_s
         )
         return UploadLatencyModel(base, shift + per_retx_s * np.arange(pmf.size), pmf)
 
@@ -255,7 +262,7 @@ CELLULAR_PROFILES: dict[str, CellularProfile] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AttemptResult:
     """What one upload attempt achieved.
 
@@ -264,7 +271,9 @@ class AttemptResult:
     of the duration (s): ``wake_s``, ``access_s`` (PRACH and RRC set-up), ``handshake_s``,
     ``queue_s`` (waiting for the shared uplink), ``transfer_s`` (air time, retransmission
     stalls and half a round trip to the core); ``preamble_tries``, the ``handshake`` used
-    and the number of ``retransmissions`` (segments).
+    and the number of ``retransmissions`` (segments). A plain slotted record, made once
+    per attempt on the hot path (a frozen dataclass is several times dearer to build);
+    nothing changes it after.
     """
 
     delivered: bool  # the payload reached the core network (and goes on to the VPN)
@@ -452,7 +461,7 @@ class SharedCell(Cell):
                         preamble_tries=tries, handshake=handshake,
                     )  # fmt: skip
                 t = env.now + channel.config.backoff_indicator_s * float(rng.random())
-            rrc_s = p.access_latency.scaled(cls.rrc_factor).sample(rng)
+            rrc_s = p.rrc_latency[ce_level].sample(rng)
         access_s = env.now - t0 - wake_s + rrc_s if mode.random_access else 0.0
         ex = self._exchange(size_bytes, handshake)
         rtt_s = cls.rtt_s + cond.extra_latency_s
@@ -502,12 +511,12 @@ class SharedCell(Cell):
         }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class UploadResult:
     """Outcome of an upload with retries: ``acknowledged`` (False: the retry budget was
     spent or the modem went off; the meter keeps its data), ``attempts`` made, total
     ``duration_s`` including backoffs, and the ``last`` cell attempt's result (None when no
-    attempt reached the cell)."""
+    attempt reached the cell). A record made once per upload, like :class:`AttemptResult`."""
 
     acknowledged: bool
     attempts: int

@@ -1,12 +1,13 @@
 """Per-hop latency bookkeeping: append per hop, percentiles vectorised at the end.
 
 The twin reports ``kpis.hop_latency_s`` for the hops of an upload's path (cellular, vpn,
-backbone, mdc_queue, pipeline). Appending is amortised O(1) into a growing float64 buffer;
+backbone, mdc_queue, pipeline). Appending is amortised O(1) into a growing float64 array;
 percentiles are one ``np.percentile`` call per hop.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 
 import numpy as np
@@ -19,34 +20,25 @@ PERCENTILES: dict[str, float] = {"p50": 50.0, "p95": 95.0, "p99": 99.0, "max": 1
 
 
 class GrowableArray:
-    """A float64 array that grows by doubling; ``values`` is a view of what was appended."""
+    """A float64 sequence appended to one value at a time (``array('d')``, amortised O(1)
+    and a C call per append); ``values`` is a numpy copy of what was appended."""
 
-    def __init__(self, capacity: int = 1024) -> None:
-        self._data = np.empty(max(1, capacity), dtype=np.float64)
-        self._n = 0
+    def __init__(self) -> None:
+        self._data = array("d")
 
     def append(self, value: float) -> None:
-        if self._n == self._data.size:
-            self._data = np.concatenate([self._data, np.empty_like(self._data)])
-        self._data[self._n] = value
-        self._n += 1
+        self._data.append(value)
 
     def extend(self, values: np.ndarray | Iterable[float]) -> None:
         arr = np.asarray(values if isinstance(values, np.ndarray) else list(values), np.float64)
-        need = self._n + arr.size
-        if need > self._data.size:
-            grown = np.empty(max(need, 2 * self._data.size), dtype=np.float64)
-            grown[: self._n] = self._data[: self._n]
-            self._data = grown
-        self._data[self._n : need] = arr.ravel()
-        self._n = need
+        self._data.frombytes(np.ascontiguousarray(arr.ravel()).tobytes())
 
     def __len__(self) -> int:
-        return self._n
+        return len(self._data)
 
     @property
     def values(self) -> np.ndarray:
-        return self._data[: self._n]
+        return np.array(self._data, dtype=np.float64)
 
 
 class HopLatencies:

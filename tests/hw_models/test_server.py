@@ -50,6 +50,44 @@ def test_uploads_go_to_the_least_loaded_server() -> None:
     assert sorted(chosen) == ["m/server-0", "m/server-1", "m/server-2"]
 
 
+def test_cores_are_handed_over_first_come_first_served() -> None:
+    # one core: a, b, c, d arrive at t = 0 for 10 s each; c gives up in the middle of the
+    # line at t = 5, b is called off in service at t = 12: d gets the core at 12 at once
+    env = simpy.Environment()
+    pool = ServerPool.build(env, "m", count=1, cores=1, speed_factor=1.0)
+    started: dict[str, float] = {}
+    ended: dict[str, float] = {}
+
+    def job(name: str) -> Generator[simpy.Event, Any, None]:
+        def work(server: Server) -> float:
+            started[name] = env.now
+            return 10.0
+
+        try:
+            yield from pool.serve(work)
+            ended[name] = env.now
+        except simpy.Interrupt:
+            ended[name] = -env.now
+
+    jobs = {name: env.process(job(name)) for name in "abcd"}
+    cores = pool.servers[0].core_queue
+    env.run(until=1.0)
+    assert (cores.in_use, len(cores.waiting), pool.servers[0].load()) == (1, 3, 4)
+
+    def call_off(name: str, at_s: float) -> Generator[simpy.Event, Any, None]:
+        yield env.timeout(at_s - env.now)
+        jobs[name].interrupt("called off")
+
+    env.process(call_off("c", 5.0))
+    env.process(call_off("b", 12.0))
+    env.run()
+    assert started == {"a": 0.0, "b": 10.0, "d": 12.0}
+    assert ended == {"a": 10.0, "c": -5.0, "b": -12.0, "d": 22.0}
+    assert (cores.in_use, len(cores.waiting), pool.queued(), pool.queue_peak) == (0, 0, 0, 3)
+    assert pool.servers[0].busy_s == 10.0 + 2.0 + 10.0  # b's 2 s in service count
+    assert pool.servers[0].busy_cores == 0 and pool.servers[0].jobs == 2
+
+
 def test_utilisation_of_an_mmc_pool_matches_offered_load() -> None:
     # M/M/4 with rho = lambda / (c mu) = 0.6: the busy fraction estimates rho; over
     # 200,000 s (about 48,000 jobs) its standard error is well under 0.01.

@@ -15,6 +15,7 @@ import json
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, overload
 
@@ -69,8 +70,20 @@ class CostModel:
 
     def upload_s(self, size_bytes: int, n_readings: int) -> float:
         """Service time at speed 1 of an accepted upload of ``size_bytes`` (envelope
-        included) carrying ``n_readings`` readings, every stage: the model alone, no call."""
-        return sum(self.stages[s].seconds(size_bytes, n_readings) for s in STAGES)
+        included) carrying ``n_readings`` readings, every stage: the model alone, no call.
+        The stages' costs are added in their order (:data:`pipeline.STAGES`)."""
+        total_s = 0.0
+        for a_s, b_s_per_byte, c_s_per_reading in self._stage_terms:
+            total_s += a_s + b_s_per_byte * size_bytes + c_s_per_reading * n_readings
+        return total_s
+
+    @cached_property
+    def _stage_terms(self) -> tuple[tuple[float, float, float], ...]:
+        """Each stage's (a_s, b_s_per_byte, c_s_per_reading), in :data:`pipeline.STAGES`
+        order: :meth:`upload_s` runs once per upload."""
+        return tuple(
+            (c.a_s, c.b_s_per_byte, c.c_s_per_reading) for c in (self.stages[s] for s in STAGES)
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
