@@ -671,16 +671,13 @@ class ServerPool:
                 yield env.timeout(service_s)
                 server._end(job, service_s)
                 job.phase = _PHASE_DONE
-            except GeneratorExit:
-                raise  # the simulation is being torn down: no bookkeeping
             except BaseException:  # lost or called off, in line or in service
                 if job in server._started:  # called off in service: its time so far counts
                     server._abort(job)
+                raise
+            finally:
                 cores.leave(granted)
                 server._leave(job)
-                raise
-            cores.leave(granted)
-            server._leave(job)
             # committed: the upload's bytes are freed
             del self._jobs[job]
             if size_bytes:

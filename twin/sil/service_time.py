@@ -73,17 +73,15 @@ class CostModel:
         included) carrying ``n_readings`` readings, every stage: the model alone, no call.
         The stages' costs are added in their order (:data:`pipeline.STAGES`)."""
         total_s = 0.0
-        for a_s, b_s_per_byte, c_s_per_reading in self._stage_terms:
-            total_s += a_s + b_s_per_byte * size_bytes + c_s_per_reading * n_readings
+        for cost in self._stages_in_order:
+            total_s += cost.seconds(size_bytes, n_readings)
         return total_s
 
     @cached_property
-    def _stage_terms(self) -> tuple[tuple[float, float, float], ...]:
-        """Each stage's (a_s, b_s_per_byte, c_s_per_reading), in :data:`pipeline.STAGES`
-        order: :meth:`upload_s` runs once per upload."""
-        return tuple(
-            (c.a_s, c.b_s_per_byte, c.c_s_per_reading) for c in (self.stages[s] for s in STAGES)
-        )
+    def _stages_in_order(self) -> tuple[StageCost, ...]:
+        """The stages' costs in :data:`pipeline.STAGES` order, looked up once: :meth:`upload_s`
+        runs once per upload."""
+        return tuple(self.stages[s] for s in STAGES)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -259,8 +259,7 @@ class World:
         # where each group of windows at one time ends (the times are sorted)
         ends = np.append(np.flatnonzero(times[1:] != times[:-1]) + 1, len(times))
         i = 0
-        for g in range(len(ends) if len(times) else 0):
-            j = int(ends[g])
+        for j in ends.tolist() if len(times) else ():
             t = float(times[i])
             if t > self.env.now:
                 yield self.env.timeout(t - self.env.now)
