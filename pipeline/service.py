@@ -56,6 +56,7 @@ from pipeline.fetch.limits import Limits
 from pipeline.fetch.parse import parse_upload
 from pipeline.fetch.rejection import RejectedUpload
 from pipeline.process.batch import ReadingBatch
+from pipeline.process.scanner import ScannedFeed, scan_source
 from pipeline.process.upload import extract_batches, upload_id
 from pipeline.process.weather import WeatherUpload, read_weather
 from pipeline.sinks.digest import send_digest
@@ -192,22 +193,31 @@ class UploadService:
 
     def _fetch(
         self, body: bytes
-    ) -> tuple[etree._Element, tuple[str | None, int | None] | None, bytes]:
+    ) -> tuple[etree._Element, tuple[str | None, int | None] | None, ScannedFeed | None]:
         """The fetch stage: envelope (with a keyring) and parse. Returns the root, with a
-        keyring the document's feed id (checked against the envelope) else None, and the
-        document's bytes (the body inside the envelope)."""
+        keyring the document's feed id (checked against the envelope) else None, and what
+        the process stage's scanner read in the document's bytes (the body inside the
+        envelope), None for a body whose size alone could break a limit
+        (`Limits.size_always_admitted`: those are parsed, and rejected, first).
+
+        The scan comes first: it also counts the document's nesting, which the parse then
+        checks against `Limits.max_depth` without walking the tree (see
+        `pipeline.fetch.parse.parse_upload`); what it read counts only once the parse has
+        shown the document well-formed."""
         auth = self.authenticator
-        if auth is None:
-            return parse_upload(body, self.limits), None, body
-        envelope = auth.verify(body, self.limits.max_size_bytes)
-        document = envelope.body
-        root = parse_upload(document, self.limits)
+        envelope = None if auth is None else auth.verify(body, self.limits.max_size_bytes)
+        document = body if envelope is None else envelope.body
+        scanned = scan_source(document) if self.limits.size_always_admitted(len(document)) else None
+        nesting = None if scanned is None else scanned.nesting
+        root = parse_upload(document, self.limits, nesting=nesting)
+        if auth is None or envelope is None:
+            return root, None, scanned
         try:
             feed_id = upload_id(root)
         except RejectedUpload:
             feed_id = (None, None)
         auth.confirm(envelope, *feed_id)
-        return root, feed_id, document
+        return root, feed_id, scanned
 
     def fetch_process(self, body: bytes) -> tuple[ReadingBatch, ...]:
         """The fetch and process stages of `handle` alone (nothing is stored): envelope
@@ -218,8 +228,8 @@ class UploadService:
         Raises:
             RejectedUpload: as `handle` would reject the upload in these stages.
         """
-        root, feed_id, document = self._fetch(body)
-        return extract_batches(root, feed_id, source=document)
+        root, feed_id, scanned = self._fetch(body)
+        return extract_batches(root, feed_id, scanned=scanned)
 
     def handle(self, body: bytes, clock: Callable[[], int] | None = None) -> UploadOutcome:
         """Run one upload through fetch, process, store and analyze.
@@ -242,13 +252,13 @@ class UploadService:
         weather: WeatherUpload | None = None
         try:
             try:
-                root, feed_id, document = self._fetch(body)
+                root, feed_id, scanned = self._fetch(body)
                 if timer is not None:
                     timer.lap(stage)
                 stage = "process"
                 weather = read_weather(root, feed_id)
                 if weather is None:
-                    batches = extract_batches(root, feed_id, source=document)
+                    batches = extract_batches(root, feed_id, scanned=scanned)
                 del root  # free the tree before the slower stages
                 if timer is not None:
                     timer.lap(stage)

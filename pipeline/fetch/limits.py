@@ -26,7 +26,9 @@ class Limits:
             the parse of anything deeper than 256 levels (its limit without ``huge_tree``),
             so a 10,000-deep document costs almost nothing; after the parse a compiled
             XPath ``boolean(/*/*/.../*)`` with ``max_depth + 1`` steps looks for any element
-            below ``max_depth`` (linear in the number of elements).
+            below ``max_depth`` (linear in the number of elements), or, for an upload the
+            process stage's scanner has read in its bytes, its count of the nesting is
+            compared (`pipeline.fetch.parse.parse_upload`).
         max_elements: most elements accepted in one document. Not counted at all when the
             body is too small to hold more (an element takes at least 4 bytes); otherwise
             its start-tag ``<`` bytes bound it, and only if that bound is over the limit are

@@ -29,7 +29,8 @@ reason that names the cause. The checks, cheapest first:
    it goes and stops at the limit: a flood of tiny elements never costs more than
    `Limits.max_elements` tree nodes of memory;
 5. the root must be ``atom:feed`` or ``atom:entry``;
-6. element count and depth (see `Limits`).
+6. element count and depth (see `Limits`; the depth is an XPath on the tree, or a count
+   made in the bytes that the caller passes in, see `parse_upload`).
 
 Without a DTD nothing can be referenced, so a "quadratic blow-up" without one is a document
 that really is as large as what it holds (one long text or attribute repeated): the size
@@ -256,12 +257,19 @@ def _parse_counting(body: bytes, max_elements: int) -> etree._Element:
     return root
 
 
-def parse_upload(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> etree._Element:
+def parse_upload(
+    body: bytes, limits: Limits = _DEFAULT_LIMITS, *, nesting: int | None = None
+) -> etree._Element:
     """Parse one upload into its root element, or raise `RejectedUpload`.
 
     Args:
         body: the document exactly as received, UTF-8 encoded bytes.
         limits: size, depth and element-count bounds (see `Limits`).
+        nesting: the deepest element nesting of `body` (the root at 1) when the caller has
+            counted it in these bytes already, exactly for a well-formed document (the
+            process stage's scanner does, `pipeline.process.scanner.scan_source`): then
+            it is compared with ``limits.max_depth`` (once the parse has shown the document
+            well-formed) instead of walking the tree with the depth XPath.
 
     Returns:
         The root element, ``atom:feed`` or ``atom:entry``, of a tree without comments,
@@ -318,7 +326,11 @@ def parse_upload(body: bytes, limits: Limits = _DEFAULT_LIMITS) -> etree._Elemen
             f"bad_root: root element is {tag!r}, expected atom:feed or atom:entry "
             f"in namespace {ATOM_NS}"
         )
-    if _too_deep_xpath(limits.max_depth)(root):
+    if nesting is None:
+        too_deep = bool(_too_deep_xpath(limits.max_depth)(root))
+    else:
+        too_deep = nesting > limits.max_depth
+    if too_deep:
         raise RejectedUpload(
             f"too_deep: elements nested deeper than the limit of {limits.max_depth} levels"
         )

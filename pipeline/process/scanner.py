@@ -1,23 +1,27 @@
 """The compiled scanner: the process stage's fast path for meter uploads in the format of
 ``docs/upload-format.md`` as libxml2 serializes it (the canonical form, see
-`_scan_upload`); `pipeline.process.upload.extract_batches` is its only caller, and its
+`_scan_upload`); `pipeline.process.upload.extract_batches` reads what it finds, and its
 general XPath path stays the reference and the fallback.
 
-XPath pays a fixed cost per text node it returns and per link it reads, while lxml
-serializes a tree and a compiled loop (numba) reads the text at a few ns a byte. So a
-multi-channel upload is serialized once and scanned
-(`scan_feed`: resources, feed id, links, ReadingType spans and readings in one pass, the
-channels resolved by the same rules as the general path), and the one IntervalBlock of a
-single-channel upload is scanned instead of read by three XPaths (`scan_block`): in the
-bytes as received when they allow it (`block_in_source`), else in its serialization. The
-scanner accepts only the canonical form and, from it, computes exactly what the general
-path computes for an accepted upload; for anything else it declines (None) and the
-general path runs, so every rejection, and every document outside that form, is handled
-by the general path alone.
+XPath pays a fixed cost per text node it returns and per link it reads, while a compiled
+loop (numba) reads text at about a ns a byte. So an upload is read in one pass of its
+bytes as received (`scan_source`: resources, feed id, links, ReadingType spans and
+readings, the channels resolved by the same rules as the general path, and the nesting of
+every element, which spares the fetch stage its depth XPath: `pipeline.service` scans
+before it parses). What the bytes as received may hold that a serialization of their tree
+would not (an XML declaration, blank text, a ``>`` in an attribute value, CR...) is read
+alike or declined (see `_scan_upload`). A tree without its bytes is serialized and
+scanned (`scan_feed`), and the one IntervalBlock of a single-channel upload that the whole
+scan declined is scanned instead of read by three XPaths (`scan_block`): in the bytes as
+received when they allow it (`block_in_source`), else in its serialization. The scanner
+accepts only the canonical form and, from it, computes exactly what the general path
+computes for an accepted upload; for anything else it declines and the general path runs,
+so every rejection, and every document outside that form, is handled by the general path
+alone.
 
-Here: the two entry points (`scan_feed`, `scan_block`), the numba byte scanner behind them
-(`_scan_upload` for a whole feed, `_scan_block` for one IntervalBlock) with its per-thread
-scratch tables, and `block_in_source`.
+Here: the entry points (`scan_source`, `scan_feed`, `scan_block`), the numba byte scanner
+behind them (`_scan_upload` for a whole feed, `_scan_block` for one IntervalBlock) with
+its per-thread scratch tables, and `block_in_source`.
 
 Only numpy, numba, lxml and the standard library may be imported here (DESIGN §2).
 """
@@ -35,7 +39,7 @@ from numba import types as nb_types
 from pipeline.espi.namespaces import ATOM_NS, ESPI, ESPI_NS
 from pipeline.process.columns import MAX_DECIMAL_DIGITS
 
-__all__ = ["ScannedFeed", "block_in_source", "scan_block", "scan_feed"]
+__all__ = ["ScannedFeed", "block_in_source", "scan_block", "scan_feed", "scan_source"]
 
 
 def _ascii(text: str) -> np.ndarray:
@@ -44,8 +48,10 @@ def _ascii(text: str) -> np.ndarray:
 
 
 _LT, _GT, _SLASH, _QUOTE, _EQUALS, _SPACE, _AMP, _BANG, _QUESTION = (ord(c) for c in '<>/"= &!?')
+_APOSTROPHE, _TAB, _LF, _CR, _TILDE = (ord(c) for c in "'\t\n\r~")
 _PLUS, _MINUS, _ZERO = (ord(c) for c in "+-0")
 _FEED_OPEN = _ascii(f'<feed xmlns="{ATOM_NS}">')
+_XML_DECLARATION = _ascii("<?xml ")
 _ESPI_DEFAULT_NS = _ascii(f' xmlns="{ESPI_NS}"')
 _N_FEED, _N_ENTRY, _N_ID, _N_LINK, _N_CONTENT, _N_REL, _N_HREF, _N_XMLNS = (
     _ascii(name) for name in ("feed", "entry", "id", "link", "content", "rel", "href", "xmlns")
@@ -102,8 +108,9 @@ _SCAN_ITEMS = 256
     _S_HEADER,
 ) = range(27)
 _SCRATCH_ROWS = 27
-#: `_S_HEADER` columns: the first feed id text (from, to; -1 when none).
-_H_ID_FROM, _H_ID_TO = 0, 1
+#: `_S_HEADER` columns: the first feed id text (from, to; -1 when none), the deepest
+#: element nesting of the document (the root at 1).
+_H_ID_FROM, _H_ID_TO, _H_DEEPEST = 0, 1, 2
 #: Fewest bytes of one IntervalReading in the canonical form (bounds the readings).
 _MIN_READING_BYTES = 64
 #: An IntervalReading as the upload format writes it (``docs/upload-format.md``), around its
@@ -123,13 +130,21 @@ _jit = numba.njit(cache=True, nogil=True)
 
 
 @_jit
+def _byte(buf: bytes, i: int) -> int:  # pragma: no cover (JIT)
+    """``buf[i]`` for ``0 <= i < len(buf)``, which every caller checks first: read with an
+    unsigned index, without the test for a negative one (Python's wrap-around) that keeps
+    LLVM from unrolling and vectorising the byte loops (2-3x slower)."""
+    return buf[np.uintp(i)]
+
+
+@_jit
 def _at(buf: bytes, i: int, const: np.ndarray) -> bool:  # pragma: no cover (JIT)
     """``buf[i : i + len(const)] == const``."""
     n = const.shape[0]
     if i < 0 or i + n > len(buf):
         return False
     k = 0
-    while k < n and buf[i + k] == const[k]:
+    while k < n and _byte(buf, i + k) == const[np.uintp(k)]:
         k += 1
     return k == n
 
@@ -153,11 +168,21 @@ def _is(buf: bytes, a: int, b: int, const: np.ndarray) -> bool:  # pragma: no co
 
 @_jit
 def _next_tag(buf: bytes, i: int) -> int:  # pragma: no cover (JIT)
-    """Index of the next ``<`` from `i` that is not the last byte (text in between is
-    skipped), or -1."""
+    """Index of the next ``<`` from `i` (>= 0) that is not the last byte (text in between
+    is skipped), or -1. Sixteen bytes at a time while none is a ``<`` (LLVM compares them
+    as one vector)."""
     size = len(buf) - 1  # a "<" must be followed by something
+    if i < 0:
+        return -1
+    while i + 16 <= size:
+        found = False
+        for k in range(16):
+            found |= _byte(buf, i + k) == _LT
+        if found:
+            break
+        i += 16
     while i < size:
-        if buf[i] == _LT:
+        if _byte(buf, i) == _LT:
             return i
         i += 1
     return -1
@@ -197,26 +222,55 @@ def _end_tag(buf: bytes, i: int, name: np.ndarray) -> int:  # pragma: no cover (
 
 
 @_jit
-def _skip_element(buf: bytes, i: int) -> int:  # pragma: no cover (JIT)
-    """Index after the element whose start tag is at `i`, or -1 at a comment, processing
-    instruction or CDATA section. In libxml2's serialization ``<`` and ``>`` are markup
-    everywhere else (text and attribute values carry them as ``&lt;`` and ``&gt;``)."""
+def _tag_end(buf: bytes, j: int) -> int:  # pragma: no cover (JIT)
+    """Index of the ``>`` that ends the tag `j` is in: the first one outside quoted
+    attribute values (in the bytes as received a value may hold ``>``, which libxml2's
+    serialization writes ``&gt;``), or -1."""
     size = len(buf)
-    depth = 0
+    quote = 0
+    if j < 0:
+        return -1
+    while j < size:
+        c = _byte(buf, j)
+        if quote:
+            if c == quote:
+                quote = 0
+        elif c in (_QUOTE, _APOSTROPHE):
+            quote = c
+        elif c == _GT:
+            return j
+        j += 1
+    return -1
+
+
+@_jit
+def _skip_element(
+    buf: bytes, i: int, depth: int, deepest: np.ndarray
+) -> int:  # pragma: no cover (JIT)
+    """Index after the element whose start tag is at `i`, at nesting `depth` (the root is
+    at 1), or -1 at a comment, processing instruction or CDATA section; ``deepest[0]``
+    becomes the deepest nesting of an element in it when that is deeper. Elsewhere ``<``
+    is markup (XML allows it neither in text nor in attribute values), and a tag ends at
+    its first ``>`` outside quotes (`_tag_end`): tags are read as the parser reads them."""
+    size = len(buf)
+    outside = depth - 1  # the nesting of the element's parent
+    level = outside  # the nesting of the innermost element open
     while i >= 0 and i + 1 < size:
-        c = buf[i + 1]
+        c = _byte(buf, i + 1)
         if c in (_BANG, _QUESTION):
             return -1
-        j = i + 1
-        while j < size and buf[j] != _GT:
-            j += 1
-        if j >= size:
+        j = _tag_end(buf, i + 1)
+        if j < 0:
             return -1
         if c == _SLASH:
-            depth -= 1
-        elif buf[j - 1] != _SLASH:
-            depth += 1
-        if depth == 0:
+            level -= 1
+        else:
+            level += 1
+            if level > deepest[0]:
+                deepest[0] = level
+            if _byte(buf, j - 1) == _SLASH:  # an empty element
+                level -= 1
+        if level == outside:
             return j + 1
         i = _next_tag(buf, j + 1)
     return -1
@@ -233,7 +287,7 @@ def _attribute(buf: bytes, j: int) -> tuple[int, int, int, int, int]:  # pragma:
         return a, -1, 0, 0, 0
     v = b + 2
     w = v
-    while w < size and buf[w] != _QUOTE:
+    while w < size and _byte(buf, w) != _QUOTE:
         w += 1
     if w + 1 >= size:
         return a, -1, 0, 0, 0
@@ -241,20 +295,27 @@ def _attribute(buf: bytes, j: int) -> tuple[int, int, int, int, int]:  # pragma:
 
 
 @_jit
-def _has_reference(buf: bytes, a: int, b: int) -> bool:  # pragma: no cover (JIT)
-    """``buf[a:b]`` holds a character or entity reference (its value is not as written)."""
-    k = a
-    while k < b and buf[k] != _AMP:
-        k += 1
-    return k < b
+def _text_as_written(buf: bytes, a: int, b: int) -> bool:  # pragma: no cover (JIT)
+    """The text ``buf[a:b]`` is what the parser makes of it: no character or entity
+    reference and no CR (the parser reads CR LF and a lone CR as LF)."""
+    for k in range(a, b):
+        c = _byte(buf, k)
+        if c in (_AMP, _CR):
+            return False
+    return True
 
 
 @_jit
 def _plain(buf: bytes, a: int, b: int) -> bool:  # pragma: no cover (JIT)
-    """The attribute value ``buf[a:b]`` is its value as written (no reference) and has no
-    space at either end (the general path compares ``str.strip()``-ed hrefs; in an
-    attribute value, libxml2 writes any other white space as a reference)."""
-    return not _has_reference(buf, a, b) and (b == a or (buf[a] != _SPACE and buf[b - 1] != _SPACE))
+    """The attribute value ``buf[a:b]`` is its value as written and compares as the
+    general path compares it (``str.strip()``-ed): printable ASCII only (no reference;
+    no tab, LF or CR, which the parser reads as a space; no non-ASCII character, which
+    may be white space to ``str.strip``) and no space at either end."""
+    for k in range(a, b):
+        c = _byte(buf, k)
+        if c == _AMP or c < _SPACE or c > _TILDE:
+            return False
+    return b == a or (_byte(buf, a) != _SPACE and _byte(buf, b - 1) != _SPACE)
 
 
 @_jit
@@ -294,12 +355,13 @@ def _digits(buf: bytes, i: int) -> tuple[int, int]:  # pragma: no cover (JIT)
 
 @_jit
 def _interval_reading(
-    buf: bytes, i: int, readings: np.ndarray, k: int
+    buf: bytes, i: int, readings: np.ndarray, k: int, deepest: np.ndarray
 ) -> int:  # pragma: no cover (JIT)
-    """At `i`, just after ``<IntervalReading>``: writes its start, duration and value to
-    column `k` of `readings`; index after ``</IntervalReading>``, or -1 unless it has exactly
-    one timePeriod with one duration and one start, one value (all plain integers) and no
-    ReadingQuality (other children are skipped: the general path does not read them)."""
+    """At `i`, just after ``<IntervalReading>`` (at nesting 5): writes its start, duration
+    and value to column `k` of `readings`; index after ``</IntervalReading>``, or -1 unless
+    it has exactly one timePeriod with one duration and one start, one value (all plain
+    integers) and no ReadingQuality (other children are skipped: the general path does not
+    read them; their nesting goes to `deepest`, see `_skip_element`)."""
     n_periods = 0
     n_values = 0
     while True:
@@ -349,7 +411,7 @@ def _interval_reading(
                     readings[1, k] = number
                     n_durations += 1
                 else:
-                    i = _skip_element(buf, i)
+                    i = _skip_element(buf, i, 7, deepest)
                 if i < 0:
                     return -1
         elif _is(buf, i + 1, b, _N_VALUE):
@@ -359,7 +421,7 @@ def _interval_reading(
             number, i = _number(buf, b + 1, _N_VALUE)
             readings[2, k] = number
         else:
-            i = _skip_element(buf, i)
+            i = _skip_element(buf, i, 6, deepest)
         if i < 0:
             return -1
 
@@ -390,11 +452,13 @@ def _reading_as_written(
 
 @_jit
 def _interval_block(
-    buf: bytes, i: int, readings: np.ndarray, k: int
+    buf: bytes, i: int, readings: np.ndarray, k: int, deepest: np.ndarray
 ) -> tuple[int, int]:  # pragma: no cover (JIT)
-    """At `i`, just after ``<IntervalBlock xmlns=ESPI>``: its IntervalReadings to columns
-    `k`, `k` + 1, ... of `readings`; (index after ``</IntervalBlock>``, next free column),
-    index -1 when a reading is not in the canonical form."""
+    """At `i`, just after ``<IntervalBlock xmlns=ESPI>`` (at nesting 4): its
+    IntervalReadings to columns `k`, `k` + 1, ... of `readings`; (index after
+    ``</IntervalBlock>``, next free column), index -1 when a reading is not in the
+    canonical form. The nesting of what it skips goes to `deepest` (see `_skip_element`;
+    a reading read is 7 deep: IntervalReading/timePeriod/start)."""
     capacity = readings.shape[1]
     while True:
         i = _next_tag(buf, i)
@@ -409,10 +473,10 @@ def _interval_block(
             if buf[b] != _GT or k == capacity:
                 return -1, k
             j = _reading_as_written(buf, i, readings, k)
-            i = _interval_reading(buf, b + 1, readings, k) if j < 0 else j
+            i = _interval_reading(buf, b + 1, readings, k, deepest) if j < 0 else j
             k += 1
         else:
-            i = _skip_element(buf, i)
+            i = _skip_element(buf, i, 5, deepest)
         if i < 0:
             return -1, k
 
@@ -573,35 +637,74 @@ def _resolve_scanned(buf: bytes, scratch: np.ndarray, n_res: int) -> int:  # pra
     nogil=True,
 )
 def _scan_upload(buf: bytes, readings: np.ndarray, scratch: np.ndarray) -> int:  # pragma: no cover
-    """Read a serialized upload in the canonical form; the number of channels found
-    (their rows ``_S_OUT_*`` of `scratch`, their readings in `readings`), or 0 to decline.
+    """Read an upload in the canonical form: libxml2's serialization of its tree
+    (`scan_feed`) or the bytes the tree was parsed from (`scan_source`). Returns the number
+    of channels found (their rows ``_S_OUT_*`` of `scratch`, their readings in
+    `readings`), or 0 to decline.
 
-    The form (``etree.tostring(root, encoding="unicode")`` of an upload in the format of
+    The form (``etree.tostring(root)`` of an upload in the format of
     ``docs/upload-format.md``): the root is ``<feed xmlns="{Atom}">`` with no other
     attribute; its ``id`` children are plain text (the first one with text is the feed id);
     its ``entry`` children have no attribute; an entry's ``link`` children carry unprefixed
-    attributes, with ``rel`` and ``href`` free of character references and of white space at
-    their ends; its ``content`` children hold resources ``<Name xmlns="{ESPI}">`` with no
-    other attribute; an IntervalBlock's IntervalReadings each have one ``timePeriod``
-    holding one ``start`` and one ``duration``, one ``value``, all decimal integers of at
-    most 18 digits written plainly, and no ReadingQuality. Other elements (titles, the
+    attributes, with ``rel`` and ``href`` printable ASCII, free of character references and
+    of white space at their ends; its ``content`` children hold resources
+    ``<Name xmlns="{ESPI}">`` with no other attribute; an IntervalBlock's IntervalReadings
+    each have one ``timePeriod`` holding one ``start`` and one ``duration``, one ``value``,
+    all decimal integers of at most 18 digits written plainly, and no ReadingQuality (a
+    child of that name, or any prefixed child, declines). Other elements (titles, the
     block's ``interval``, other resources) are skipped whatever they hold. Anything else (a
     prefixed name where names are read, a namespace declaration on a read element, a
-    comment, processing instruction or CDATA section, a channel without readings or with
-    several blocks, links that the general path would reject) declines. No names are
-    prefixed where names are read, so every read element's namespace is the default one
-    declared on the feed (Atom) or on the resource (ESPI), as the general path's XPaths
-    require."""
+    comment, processing instruction or CDATA section anywhere, a channel without readings
+    or with several blocks, links that the general path would reject) declines. No names
+    are prefixed where names are read, so every read element's namespace is the default
+    one declared on the feed (Atom) or on the resource (ESPI), as the general path's XPaths
+    require.
+
+    The bytes as received differ from the serialization of the tree parsed from them
+    (as UTF-8, by `pipeline.fetch.parse.parse_upload`) in ways that change nothing the
+    scanner reads, or make it decline:
+
+    - an XML declaration, white space before and after the root, blank text between
+      elements (which the parser drops): passed over; anything else outside the root
+      declines;
+    - comments, CDATA sections, processing instructions: every ``<`` of the root passes
+      through the scanner, which declines ``<!`` and ``<?`` wherever it meets them; so
+      every ``<`` it reads opens a start or end tag (XML allows it neither in text nor in
+      attribute values);
+    - a ``>`` in an attribute value (libxml2 writes ``&gt;``): a tag ends at its first
+      ``>`` outside quotes (`_tag_end`);
+    - references, a CR (read as LF), a tab or LF in an attribute value (read as a space):
+      declined in the feed id (`_text_as_written`) and in the links' rel and href
+      (`_plain`); numbers are plain digits;
+    - single quotes, white space inside tags, other empty-element forms: the forms libxml2
+      writes are accepted where the scanner reads, others decline (skipped elements may
+      take any form);
+    - elements in no namespace, which a tree's serialization may not show (see
+      `_SCAN_BLOCKERS`): in the bytes as received every element's namespace is as written.
+
+    A ReadingType's span (a cache key, see `ScannedFeed`) is then a self-contained element
+    in both: its own default namespace is the only declaration in scope (the feed, its
+    entries and their contents declare none, nor ``xml:space``), so equal spans mean equal
+    ReadingTypes."""
     size = len(buf)
-    if not _at(buf, 0, _FEED_OPEN):
+    i = 0
+    if _at(buf, 0, _XML_DECLARATION):  # "<?xml ": it ends at the first "?>"
+        while i + 1 < size and not (_byte(buf, i) == _QUESTION and _byte(buf, i + 1) == _GT):
+            i += 1
+        i += 2
+        while i < size and _byte(buf, i) in (_SPACE, _TAB, _LF, _CR):
+            i += 1
+    if not _at(buf, i, _FEED_OPEN):
         return 0
     scratch[_S_HEADER, _H_ID_FROM] = -1
     scratch[_S_HEADER, _H_ID_TO] = -1
+    deepest = scratch[_S_HEADER, _H_DEEPEST : _H_DEEPEST + 1]
+    deepest[0] = 1
     n_res = 0
     n_links = 0
     n_entries = 0
     n_readings = 0
-    i = _FEED_OPEN.shape[0]
+    i += _FEED_OPEN.shape[0]
     while True:
         i = _next_tag(buf, i)
         if i < 0:
@@ -661,7 +764,7 @@ def _scan_upload(buf: bytes, readings: np.ndarray, scratch: np.ndarray) -> int: 
                     scratch[_S_LINK_TO, n_links] = href_to
                     n_links += 1
                     if buf[j] == _GT:  # a link with content: skip it
-                        i = _skip_element(buf, i)
+                        i = _skip_element(buf, i, 3, deepest)
                     elif buf[j] == _SLASH and j + 1 < size and buf[j + 1] == _GT:
                         i = j + 2
                     else:
@@ -710,16 +813,18 @@ def _scan_upload(buf: bytes, readings: np.ndarray, scratch: np.ndarray) -> int: 
                         if empty:
                             i = e + 2
                         elif kind == _K_INTERVAL_BLOCK:
-                            i, n_readings = _interval_block(buf, e + 1, readings, n_readings)
+                            i, n_readings = _interval_block(
+                                buf, e + 1, readings, n_readings, deepest
+                            )
                         else:
-                            i = _skip_element(buf, i)
+                            i = _skip_element(buf, i, 4, deepest)
                         if i < 0:
                             return 0
                         scratch[_S_RES_TO, n_res] = i
                         scratch[_S_RES_COUNT, n_res] = n_readings - scratch[_S_RES_OFFSET, n_res]
                         n_res += 1
                 else:
-                    i = _skip_element(buf, i)
+                    i = _skip_element(buf, i, 3, deepest)
                 if i < 0:
                     return 0
             scratch[_S_ENTRY_LINKS_TO, entry] = n_links
@@ -728,7 +833,7 @@ def _scan_upload(buf: bytes, readings: np.ndarray, scratch: np.ndarray) -> int: 
                 i = b + 2  # <id/>: no text
             elif buf[b] == _GT:
                 j = _next_tag(buf, b + 1)
-                if j < 0 or _has_reference(buf, b + 1, j):
+                if j < 0 or not _text_as_written(buf, b + 1, j):
                     return 0
                 if scratch[_S_HEADER, _H_ID_FROM] < 0 and j > b + 1:
                     scratch[_S_HEADER, _H_ID_FROM] = b + 1
@@ -737,11 +842,18 @@ def _scan_upload(buf: bytes, readings: np.ndarray, scratch: np.ndarray) -> int: 
             else:
                 return 0
         else:
-            i = _skip_element(buf, i)
+            i = _skip_element(buf, i, 2, deepest)
         if i < 0:
             return 0
-    if i != size:  # nothing after "</feed>"
+    if i < 0:
         return 0
+    while i < size and buf[i] in (_SPACE, _TAB, _LF, _CR):  # after "</feed>": white space
+        i += 1  # (a source with a comment or processing instruction is not scanned)
+    if i != size:
+        return 0
+    # what is read nests as deep as a resource (4, always: an upload has a ReadingType),
+    # a reading's timePeriod/start (7, with any reading)
+    deepest[0] = max(deepest[0], 7 if n_readings else 4)
     return _resolve_scanned(buf, scratch, n_res)
 
 
@@ -762,7 +874,8 @@ def _scan_block(buf: bytes, readings: np.ndarray) -> int:  # pragma: no cover (J
     of `readings`): how many, or -1 when the block is not in that form."""
     if not _at(buf, 0, _BLOCK_OPEN):
         return -1
-    i, k = _interval_block(buf, _BLOCK_OPEN.shape[0], readings, 0)
+    deepest = np.zeros(1, dtype=np.int64)  # not needed here
+    i, k = _interval_block(buf, _BLOCK_OPEN.shape[0], readings, 0, deepest)
     return k if i == len(buf) else -1
 
 
@@ -793,48 +906,50 @@ _BLOCK_OPEN_BYTES = _BLOCK_OPEN.tobytes()
 _BLOCK_CLOSE_BYTES = b"</IntervalBlock>"
 
 
+def _after_declaration(source: bytes) -> int:
+    """Offset after the XML declaration of `source` (0 without one) when every ``<`` after
+    it opens a start or end tag, else -1: without ``<!`` (no comment, CDATA section or
+    DOCTYPE) and without ``<?`` after the declaration, the only ``<`` of well-formed XML
+    are tags (XML 1.0 §2.4 and §3.1 forbid it in text and attribute values).
+
+    Cost: byte searches, ``!`` and ``?`` first (single bytes, which CPython finds with
+    memchr, where the two-byte ``<!`` is a slower search)."""
+    if source.startswith(b"<?"):
+        if not source.startswith(b"<?xml "):
+            return -1  # a processing instruction at the start, not the XML declaration
+        after = source.find(b"?>") + 2
+    else:
+        after = 0
+    if source.find(b"?", after) >= 0 and source.find(b"<?", after) >= 0:
+        return -1
+    if b"!" in source and b"<!" in source:
+        return -1
+    return after
+
+
 def block_in_source(source: bytes, block: etree._Element) -> bytes | None:
     """The bytes of `block` in the document `source` it was parsed from (as UTF-8, as
     `pipeline.fetch.parse.parse_upload` does), when they can stand for its serialization in
     `_scan_block`; None otherwise (then the block is serialized).
 
-    Sound because of what the checks leave: without ``<!`` (no comment, CDATA section or
-    DOCTYPE) and without ``<?`` after an XML declaration at the start, every ``<`` of
-    well-formed XML opens a start or end tag (it cannot occur in text or attribute values).
-    `block` is written without a prefix (``block.prefix``, as parsed), so its start tag is
-    an occurrence of ``<IntervalBlock``. The region runs from the first occurrence, which
-    must be the start tag ``<IntervalBlock xmlns="{ESPI}">``, to the last
-    ``</IntervalBlock>``, and `_scan_block` accepts it only as one element that ends
-    exactly there. That element is `block`: another element X named so (unprefixed) that
-    came first would have to contain `block` to end after it, and cannot (`block` is a
-    child of an Atom content of an Atom entry of the root); any X after the block's start
-    is either inside it (skipped, as the general path ignores it) or after its end (then
-    the scanned element ends before the region does: declined). (The first *full* start
-    tag would not do: after a `block` written otherwise, it could be an X after it.)
-    That start tag puts every unprefixed descendant the scanner reads
-    (which may carry no attribute, so no ``xmlns``) in the ESPI namespace. What the parser
-    would change inside
-    (references, CR LF, white space around numbers) makes the scanner decline, as it does
-    for anything outside the canonical form. Where the text as received may differ from
-    libxml2's serialization, a ``>`` (or ``/>``) inside an attribute value of an element
-    it skips, the scanner would see an element end early and then meet an end tag more
-    than it opened, which it never accepts.
-
-    Cost: byte searches, ``!`` and ``?`` first (single bytes, which CPython finds with
-    memchr, where the two-byte ``<!`` is a slower search): less than serializing the
-    block.
+    Sound because every ``<`` after the XML declaration opens a tag (`_after_declaration`)
+    and the scanner ends a tag where the parser does (`_tag_end`). `block` is written
+    without a prefix (``block.prefix``, as parsed), so its start tag is an occurrence of
+    ``<IntervalBlock``. The region runs from the first occurrence, which must be the start
+    tag ``<IntervalBlock xmlns="{ESPI}">``, to the last ``</IntervalBlock>``, and
+    `_scan_block` accepts it only as one element that ends exactly there. That element is
+    `block`: another element X named so (unprefixed) that came first would have to contain
+    `block` to end after it, and cannot (`block` is a child of an Atom content of an Atom
+    entry of the root); any X after the block's start is either inside it (skipped, as the
+    general path ignores it) or after its end (then the scanned element ends before the
+    region does: declined). (The first *full* start tag would not do: after a `block`
+    written otherwise, it could be an X after it.) That start tag puts every unprefixed
+    descendant the scanner reads (which may carry no attribute, so no ``xmlns``) in the
+    ESPI namespace. What the parser would change inside (references, CR LF, white space
+    around numbers) makes the scanner decline, as it does for anything outside the
+    canonical form.
     """
-    if block.prefix is not None:
-        return None
-    if source.startswith(b"<?"):
-        if not source.startswith(b"<?xml "):
-            return None  # a processing instruction at the start, not the XML declaration
-        after_declaration = source.find(b"?>") + 2
-    else:
-        after_declaration = 0
-    if source.find(b"?", after_declaration) >= 0 and source.find(b"<?", after_declaration) >= 0:
-        return None
-    if b"!" in source and b"<!" in source:
+    if block.prefix is not None or _after_declaration(source) < 0:
         return None
     i = source.find(b"<IntervalBlock")  # the first (not the first full start tag below)
     if i < 0 or not source.startswith(_BLOCK_OPEN_BYTES, i):
@@ -872,58 +987,70 @@ def scan_block(
 
 
 class ScannedFeed(NamedTuple):
-    """What `scan_feed` read from a feed's serialization.
+    """What `scan_feed` or `scan_source` read from a feed.
 
     Attributes:
-        text: the serialization (``etree.tostring(root, encoding="unicode")``).
+        document: the bytes scanned: the document as received, or the tree's
+            serialization (``etree.tostring(root)``).
         feed_id: the first ``atom:id`` text of the feed, None when it has none.
-        readings: read-only int64 [3, n]: start, duration and value of every reading of
-            every channel (rows), channel after channel.
-        reading_type_index: per channel (in MeterReading order), the index of its
-            ReadingType among the feed's resources (``atom:entry/atom:content/*``).
-        reading_type_from, reading_type_to: per channel, the span of its ReadingType
-            element in `text` (its serialization: a cache key).
-        offsets, counts: per channel, its readings' columns in `readings`.
+        readings: read-only int64 [3, capacity]: start, duration and value (rows) of every
+            reading of every channel, channel after channel.
+        channels: per channel, in MeterReading order: (the index of its ReadingType among
+            the feed's resources ``atom:entry/atom:content/*``, the span of that
+            ReadingType element in `document` (from, to: a self-contained element, a cache
+            key), its readings' columns in `readings` (first, count)). Empty when the
+            scanner declined the document (not in the canonical form, or the general path
+            could find fault with its links, or would find a channel with several blocks:
+            then the general path runs).
+        nesting: the deepest element nesting of the document, the root at 1, when the
+            scanner read it (it passes every tag: exact for a well-formed document); None
+            when it declined.
     """
 
-    text: str
+    document: bytes
     feed_id: str | None
     readings: np.ndarray
-    reading_type_index: list[int]
-    reading_type_from: list[int]
-    reading_type_to: list[int]
-    offsets: list[int]
-    counts: list[int]
+    channels: list[list[int]]
+    nesting: int | None
 
 
-def scan_feed(root: etree._Element) -> ScannedFeed | None:
-    """Scan a feed (``atom:feed`` root) in the canonical form: its channels, resolved by
-    the rules of the general path, one IntervalBlock each, and their readings; None when
-    the feed is not in that form, or the general path could find fault with its links or
-    would find a channel with several blocks (then the general path runs)."""
+def scan_feed(root: etree._Element) -> ScannedFeed:
+    """Scan a feed (``atom:feed`` root) in the canonical form, in its serialization: its
+    channels, resolved by the rules of the general path, one IntervalBlock each, and their
+    readings (see `ScannedFeed`, whose channels are empty when the scanner declines)."""
     if next(root.iter(*_SCAN_BLOCKERS), None) is not None:
-        return None  # see `_SCAN_BLOCKERS`
-    text = etree.tostring(root, encoding="unicode")
-    if not text.isascii():
-        return None
-    buf = text.encode()
+        return ScannedFeed(b"", None, _NO_READINGS, [], None)  # see `_SCAN_BLOCKERS`
+    return _scanned(etree.tostring(root))
+
+
+def scan_source(source: bytes) -> ScannedFeed:
+    """`scan_feed` of the tree parsed from `source` (as UTF-8, by
+    `pipeline.fetch.parse.parse_upload`), read in these bytes as received: no tree needed,
+    no serialization (see `_scan_upload` for why the result is the same). The result
+    holds for the tree once the parse has succeeded (the scanner does not check that the
+    document is well-formed)."""
+    return _scanned(source)
+
+
+#: `ScannedFeed.readings` of a declined document.
+_NO_READINGS = np.empty((3, 0), dtype=np.int64)
+_NO_READINGS.flags.writeable = False
+
+
+def _scanned(buf: bytes) -> ScannedFeed:
+    """`_scan_upload` of `buf` as a `ScannedFeed`."""
     readings = np.empty((3, len(buf) // _MIN_READING_BYTES + 1), dtype=np.int64)
     scratch = _scan_scratch()
     n_channels = _scan_upload(buf, readings, scratch)
     if n_channels == 0:
-        return None
-    rt_indices, rt_from, rt_to, offsets, counts = scratch[
-        _S_OUT_RT : _S_OUT_COUNT + 1, :n_channels
-    ].tolist()
-    id_from, id_to = scratch[_S_HEADER, :2].tolist()
+        return ScannedFeed(buf, None, _NO_READINGS, [], None)
     readings.flags.writeable = False
+    id_from, id_to, nesting = scratch[_S_HEADER, :3].tolist()
     return ScannedFeed(
-        text,
-        text[id_from:id_to] if id_from >= 0 else None,
+        buf,
+        # bytes that are not UTF-8 fail the parse, which the result waits for
+        buf[id_from:id_to].decode(errors="replace") if id_from >= 0 else None,
         readings,
-        rt_indices,
-        rt_from,
-        rt_to,
-        offsets,
-        counts,
+        scratch[_S_OUT_RT : _S_OUT_COUNT + 1, :n_channels].T.tolist(),
+        nesting,
     )

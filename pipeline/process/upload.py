@@ -31,13 +31,15 @@ ReadingQuality of each IntervalReading becomes the `ReadingBatch.quality` column
 `pipeline.process.columns.block_quality`).
 
 Fast path: an upload in the documented format as libxml2 serializes it is read by the
-compiled scanner (`pipeline.process.scanner`): a multi-channel upload is serialized once
-and scanned whole (`scan_feed`), the one IntervalBlock of a single-channel upload is
-scanned in the bytes as received when the caller passes them (``extract_batches(...,
-source=body)``, as `pipeline.service` does), else in its serialization (`scan_block`). The
-scanner declines anything outside that form, and every upload the general path would
-reject or read differently (ReadingQuality, several blocks per channel, links it would
-refuse...): those take the general path, which is the reference. The results are the same
+compiled scanner (`pipeline.process.scanner`): in its bytes as received when the caller
+has scanned them (``extract_batches(root, scanned=scan_source(body))``, as
+`pipeline.service` does), else a multi-channel upload is serialized once and scanned
+whole (`scan_feed`); the one IntervalBlock of a single-channel upload that the whole scan
+did not read is scanned in the bytes as received when they allow it, else in its
+serialization (`scan_block`). The scanner declines anything outside that form, and every
+upload the general path would reject or read differently (ReadingQuality, several blocks
+per channel, links it would refuse...): those take the general path, which is the
+reference. The results are the same
 either way (tests/pipeline/process checks both ways on the same documents); what the fast
 path saves is measured in bench/test_pipeline_bench.py.
 
@@ -81,7 +83,7 @@ from pipeline.process.columns import (
     reading_type_values,
     xpath,
 )
-from pipeline.process.scanner import scan_block, scan_feed
+from pipeline.process.scanner import ScannedFeed, scan_block, scan_feed
 
 __all__ = ["extract_batches", "upload_id"]
 
@@ -424,25 +426,26 @@ def _single_block_batch(
 # --- the upload in the canonical form: the scanner's way -------------------------------------
 
 
-#: Parsed ReadingTypes by their serialization in `pipeline.process.scanner.scan_feed`'s
-#: text (as `_UPLOAD_READING_TYPES`).
-_SCANNED_READING_TYPES: SerializationCache[str, _UploadReadingType] = SerializationCache()
+#: Parsed ReadingTypes by their span in a `pipeline.process.scanner.ScannedFeed`'s document
+#: (as `_UPLOAD_READING_TYPES`).
+_SCANNED_READING_TYPES: SerializationCache[bytes, _UploadReadingType] = SerializationCache()
 
 
-#: Fewest children of a feed for which `_extract_scanned` is tried: an upload has its id,
-#: title and updated, a UsagePoint (and LocalTimeParameters) entry and three entries per
-#: channel, so 10 and more means two channels or more. With one channel the general path
-#: is cheaper (only the block is scanned, see `pipeline.process.scanner.scan_block`, not the
-#: whole feed serialized); from two channels on the whole feed is (bench/test_pipeline_bench.py
-#: measures both).
+#: Fewest children of a feed for which `_extract_scanned` serializes the tree to scan it
+#: when it cannot read the bytes as received: an upload has its id, title and updated, a
+#: UsagePoint (and LocalTimeParameters) entry and three entries per channel, so 10 and
+#: more means two channels or more. With one channel the general path is cheaper then
+#: (only the block is scanned, see `pipeline.process.scanner.scan_block`, not the whole
+#: feed serialized); from two channels on the whole feed is
+#: (bench/test_pipeline_bench.py measures both).
 _SCAN_MIN_FEED_CHILDREN = 10
 
 
-def _worth_scanning(root: etree._Element, feed_id: tuple[str | None, int | None] | None) -> bool:
+def _worth_serializing(root: etree._Element, feed_id: tuple[str | None, int | None] | None) -> bool:
     """Whether `root` looks like a multi-channel meter upload (a feed id
     ``urn:imdc:upload:...``; see `_SCAN_MIN_FEED_CHILDREN`), the documents for which
-    `_extract_scanned` pays: a cheap guess that spares the others a useless serialization
-    (the result is the same either way)."""
+    serializing the tree to scan it pays: a cheap guess that spares the others a useless
+    serialization (the result is the same either way)."""
     if len(root) < _SCAN_MIN_FEED_CHILDREN:
         return False
     if feed_id is not None:
@@ -454,48 +457,49 @@ def _worth_scanning(root: etree._Element, feed_id: tuple[str | None, int | None]
 
 
 def _extract_scanned(
-    root: etree._Element, feed_id: tuple[str | None, int | None] | None
+    root: etree._Element,
+    feed_id: tuple[str | None, int | None] | None,
+    scanned: ScannedFeed | None,
 ) -> tuple[ReadingBatch, ...] | None:
-    """`extract_batches` of a meter upload in the canonical form, from the scanner
-    (`pipeline.process.scanner.scan_feed`); None when the upload is not in that form, or
-    the general path could find fault with it, or its feed id is not a meter upload's (the
-    general path runs)."""
-    scanned = scan_feed(root)
-    if scanned is None:
+    """`extract_batches` of a feed in the canonical form, from the scanner: what it read
+    in the bytes as received (`scanned`), else in the tree's serialization when that pays
+    (`_worth_serializing`, `pipeline.process.scanner.scan_feed`); None when the upload is
+    not in that form, or the general path could find fault with it, or its feed id is not
+    a meter upload's (the general path runs)."""
+    if (scanned is None or not scanned.channels) and _worth_serializing(root, feed_id):
+        scanned = scan_feed(root)
+    if scanned is None or not scanned.channels:
         return None
-    if 0 in scanned.counts:
-        return None  # a channel without readings: the general path skips or rejects it
     id_meter, sequence_no = _parse_upload_id(scanned.feed_id) if feed_id is None else feed_id
     if id_meter is None or len(id_meter) > MAX_METER_ID_CHARS:
         return None  # the meter id comes from a link, or is rejected: the general path
-    text = scanned.text
-    starts, durations, values = scanned.readings
+    document = scanned.document
+    readings = scanned.readings
     resources: list[etree._Element] | None = None
     batches: list[ReadingBatch] = []
     fields: set[tuple[int, ...]] = set()
-    for k, lo in enumerate(scanned.offsets):
-        key = text[scanned.reading_type_from[k] : scanned.reading_type_to[k]]
+    for rt_index, rt_from, rt_to, lo, n in scanned.channels:
+        if n == 0:
+            return None  # a channel without readings: the general path skips or rejects it
+        key = document[rt_from:rt_to]
         found = _SCANNED_READING_TYPES.get(key)
         if found is None:
             if resources is None:
                 resources = _FEED_RESOURCES(root)
-            element = resources[scanned.reading_type_index[k]]
-            found = _upload_reading_type(element, id_meter, sequence_no)
+            found = _upload_reading_type(resources[rt_index], id_meter, sequence_no)
             _SCANNED_READING_TYPES.put(key, found)
         reading_type, default_quality, rt_fields = found
         fields.add(rt_fields)
-        hi = lo + scanned.counts[k]
+        hi = lo + n
         batches.append(
             ReadingBatch.of(
                 id_meter,
                 sequence_no,
                 reading_type,
-                starts[lo:hi],
-                durations[lo:hi],
-                values[lo:hi],
-                None
-                if default_quality is None
-                else np.full(hi - lo, default_quality, dtype=np.int64),
+                readings[0, lo:hi],
+                readings[1, lo:hi],
+                readings[2, lo:hi],
+                None if default_quality is None else np.full(n, default_quality, dtype=np.int64),
             )
         )
     if len(fields) != len(batches):
@@ -507,7 +511,7 @@ def extract_batches(
     root: etree._Element,
     feed_id: tuple[str | None, int | None] | None = None,
     *,
-    source: bytes | None = None,
+    scanned: ScannedFeed | None = None,
 ) -> tuple[ReadingBatch, ...]:
     """Extract every series of a parsed upload, one `ReadingBatch` per channel.
 
@@ -516,10 +520,11 @@ def extract_batches(
             (``atom:feed`` or a lone ``atom:entry``).
         feed_id: `upload_id` of `root` when the caller has read it already (the fetch stage
             does, to check it against the authenticated envelope); read here when None.
-        source: the bytes `root` was parsed from (by `pipeline.fetch.parse.parse_upload`,
-            the tree unchanged since), or None. Given, a single-channel upload's
-            IntervalBlock is scanned in them instead of in a serialization of the tree (see
-            `pipeline.process.scanner.block_in_source`); the result is the same.
+        scanned: `pipeline.process.scanner.scan_source` of the bytes `root` was parsed
+            from (the tree unchanged since), or None. Its channels, when the scanner read
+            the upload, are the result; otherwise a single-channel upload's IntervalBlock
+            is scanned in those bytes instead of in a serialization of the tree (see
+            `pipeline.process.scanner.block_in_source`). The result is the same either way.
 
     Returns:
         One batch per channel with readings, in the document order of the channels'
@@ -535,9 +540,10 @@ def extract_batches(
             ``duplicate_reading_type``, ``mismatched_counts`` or ``no_interval_reading``;
             the exception carries `meter_id` and `sequence_no` once known.
 
-    Cost: a multi-channel meter upload in the canonical form (see the module docstring) is
-    serialized once and scanned (`pipeline.process.scanner.scan_feed`), then one dictionary
-    lookup per channel for its ReadingType and one `ReadingBatch` each. Otherwise (the
+    Cost: a meter upload in the canonical form (see the module docstring) that the caller
+    has scanned (`scanned`) costs one dictionary lookup per channel for its ReadingType and
+    one `ReadingBatch` each; without `scanned`, a multi-channel one is serialized once and
+    scanned (`pipeline.process.scanner.scan_feed`) first. Otherwise (the
     general path), single channel: four compiled XPath evaluations (resources, feed id,
     ReadingType on a cache miss, the block's readings: scanned in the canonical form, else
     three XPaths for starts, durations and values) whatever the number of readings, plus
@@ -557,10 +563,10 @@ def extract_batches(
     ``1_000``, non-ASCII digits or white space, which Python's ``int`` takes, are
     ``non_integer``).
     """
-    if root.tag == _FEED_TAG and _worth_scanning(root, feed_id):
-        scanned = _extract_scanned(root, feed_id)
-        if scanned is not None:
-            return scanned
+    if root.tag == _FEED_TAG:
+        from_scanner = _extract_scanned(root, feed_id, scanned)
+        if from_scanner is not None:
+            return from_scanner
     resources = _FEED_RESOURCES(root) if root.tag == _FEED_TAG else _ENTRY_RESOURCES(root)
     usage_points: list[etree._Element] = []
     meter_readings: list[etree._Element] = []
@@ -589,6 +595,7 @@ def extract_batches(
         channels = _resolve_channels(meter_readings, reading_types, blocks, meter_id, sequence_no)
     if len(channels) == 1 and len(channels[0][1]) == 1:  # a single-channel meter upload
         rt_element, [block] = channels[0]
+        source = None if scanned is None else scanned.document
         return (_single_block_batch(rt_element, block, meter_id, sequence_no, source),)
     # every reading of every channel: three XPaths per block, one conversion in all
     starts: list[str] = []

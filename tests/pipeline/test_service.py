@@ -16,7 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipeline.service as service
-from pipeline import STAGES, Pipeline, ReadingType
+from pipeline import STAGES, Keyring, Limits, Pipeline, ReadingType, RejectedUpload, seal
+from pipeline.fetch.parse import parse_upload
+from pipeline.process.scanner import scan_source
 from tests.espi_feeds import BILLION_LAUGHS, Channel, meter_upload
 
 T0 = 1_782_000_000
@@ -137,6 +139,37 @@ def test_rejection_in_process_names_the_upload(pipe: Pipeline) -> None:
     assert pipe.store.readings.count() == 0
 
 
+@pytest.mark.parametrize("sealed", [False, True])
+def test_the_nesting_limit_holds_where_the_scanner_counts_it(db: Path, sealed: bool) -> None:
+    """An upload the scanner reads has its nesting counted in the bytes, not walked by the
+    fetch stage's XPath: the limit is the same, and so is the reason (the feed's title,
+    at depth 2, holding elements 6 deep puts the deepest at 8)."""
+    body = upload(quiet(3)).replace(b"<title>", b"<title>" + b"<x>" * 6 + b"</x>" * 6, 1)
+    scanned = scan_source(body)
+    assert scanned.channels and scanned.nesting == 8  # the scanner reads and counts it
+    key = bytes(range(32))
+    for max_depth, accepted in ((7, False), (8, True)):
+        limits = Limits(max_depth=max_depth)
+        keyring = Keyring({"pv-1": key}) if sealed else None
+        with Pipeline(
+            db.with_suffix(f".{max_depth}.sqlite"), limits=limits, keyring=keyring
+        ) as pipe:
+            outcome = pipe.handle(seal("pv-1", 0, body, key) if sealed else body)
+        assert outcome.accepted == accepted
+        if not accepted:
+            with pytest.raises(RejectedUpload) as by_xpath:
+                parse_upload(body, limits)
+            assert outcome.reason == by_xpath.value.reason
+            assert outcome.rejected_stage == "fetch"
+
+
+def test_bytes_that_are_not_utf8_in_a_scanned_upload_are_rejected_as_such(pipe: Pipeline) -> None:
+    """The scan comes before the parse and reads the feed id; the parse still decides."""
+    body = upload(quiet(3)).replace(b"pv-1:", b"pv-\xff1:", 1)
+    outcome = pipe.handle(body)
+    assert outcome.reason_code == "unsupported_encoding"
+
+
 def test_rejection_in_store_keeps_nothing(pipe: Pipeline) -> None:
     pipe.handle(upload(quiet(5)))
     outcome = pipe.handle(upload(quiet(5), 5, duration_s=0))  # breaks CHECK (duration_s > 0)
@@ -188,7 +221,7 @@ def test_flow_directions_are_separate_series(pipe: Pipeline) -> None:
 def test_unforeseen_error_while_processing_is_a_rejection(
     pipe: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(root: object, feed_id: object = None, *, source: object = None) -> object:
+    def broken(root: object, feed_id: object = None, *, scanned: object = None) -> object:
         raise TypeError("surprise")
 
     monkeypatch.setattr(service, "extract_batches", broken)

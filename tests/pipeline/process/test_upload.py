@@ -6,6 +6,7 @@ general path."""
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -13,14 +14,14 @@ import numpy as np
 import pytest
 from lxml import etree
 
-from pipeline import ReadingBatch, ReadingType, RejectedUpload
+from pipeline import Limits, ReadingBatch, ReadingType, RejectedUpload
 from pipeline.espi.codes import QUALITY_MIXED
 from pipeline.espi.identity import MAX_METER_ID_CHARS
 from pipeline.espi.namespaces import ATOM_NS, ESPI_NS
 from pipeline.espi.namespaces import ESPI as E
 from pipeline.fetch.parse import parse_upload
 from pipeline.process.batch import QUALITY_NONE
-from pipeline.process.scanner import block_in_source
+from pipeline.process.scanner import ScannedFeed, block_in_source, scan_source
 from pipeline.process.upload import extract_batches
 from tests.espi_feeds import (
     RESOURCE_BASE,
@@ -728,35 +729,57 @@ def test_xs_integers_that_are_not_plain_digits_are_read_as_xml_schema_does() -> 
     assert columns(extract(upload([block]))) == [(T0, 900, -12)]
 
 
-# --- the block read in the bytes as received (extract_batches(..., source=...)) -------------
+# --- the upload read in the bytes as received (extract_batches(..., scanned=...)) ------------
+
+Outcome = tuple[tuple[object, ...], ...] | str
 
 
-def same_with_source(body: bytes) -> tuple[tuple[int, ...], ...] | str:
-    """What extract_batches gives with and without the document's bytes (asserted
-    equal): the batches' columns, or the rejection reason."""
-    outcomes: list[tuple[tuple[int, ...], ...] | str] = []
-    for source in (None, body):
-        try:
-            batches = extract_batches(parse_upload(body), source=source)
-        except RejectedUpload as exc:
-            outcomes.append(exc.reason)
-            continue
-        outcomes.append(
-            tuple(
-                tuple(b.start_s.tolist() + b.duration_s.tolist() + b.value.tolist())
-                for b in batches
-            )
+def outcome_of(body: bytes, scanned: ScannedFeed | None) -> Outcome:
+    """Every batch of `body` in full (meter, sequence, reading type, columns, quality), or
+    the rejection reason."""
+    try:
+        batches = extract_batches(parse_upload(body), scanned=scanned)
+    except RejectedUpload as exc:
+        return exc.reason
+    return tuple(
+        (
+            b.meter_id,
+            b.sequence_no,
+            b.reading_type,
+            b.start_s.tolist(),
+            b.duration_s.tolist(),
+            b.value.tolist(),
+            None if b.quality is None else b.quality.tolist(),
         )
-    assert outcomes[0] == outcomes[1]
-    return outcomes[0]
+        for b in batches
+    )
+
+
+def same_with_source(body: bytes) -> tuple[Outcome, bool]:
+    """What extract_batches gives without and with the scan of the document's bytes
+    (asserted equal), and whether the scanner read the document (else it declined and the
+    general path ran)."""
+    scanned = scan_source(body)
+    expected = outcome_of(body, None)
+    assert outcome_of(body, scanned) == expected
+    return expected, bool(scanned.channels)
+
+
+def values_of(result: Outcome) -> list[object]:
+    assert not isinstance(result, str), result
+    return [batch[5] for batch in result]
 
 
 JUNK_BLOCK = (
     f'<IntervalBlock xmlns="{ESPI_NS}"><IntervalReading><timePeriod><duration>900</duration>'
     f"<start>{T0}</start></timePeriod><value>666</value></IntervalReading></IntervalBlock>"
 )
+#: A meter upload's feed id (the feed scanner reads the upload) and another (it declines:
+#: the meter id comes from the UsagePoint link, and the block is read in the bytes alone).
+FEED_IDS = ["urn:imdc:upload:m-1:7", "urn:x:7"]
 
 
+@pytest.mark.parametrize("feed_id", FEED_IDS)
 @pytest.mark.parametrize(
     ("old", "new"),
     [
@@ -776,26 +799,37 @@ JUNK_BLOCK = (
         (f'<IntervalBlock xmlns="{ESPI_NS}">', f'<IntervalBlock  xmlns="{ESPI_NS}">'),
     ],
 )
-def test_the_block_read_in_the_source_is_the_trees(old: str, new: str) -> None:
-    body = upload().decode()
+def test_the_block_read_in_the_source_is_the_trees(old: str, new: str, feed_id: str) -> None:
+    body = upload(feed_id=feed_id).decode()
     assert old in body
     body = body.replace(old, new, 1)
     if "IntervalBlock  xmlns" in body:
         body = body.replace("</entry></feed>", f"</entry>{JUNK_BLOCK}</feed>")
-    result = same_with_source(body.encode())
-    assert not isinstance(result, str)
-    assert 666 not in result[0]
+    result, _ = same_with_source(body.encode())
+    assert 666 not in values_of(result)[0]
+
+
+@pytest.mark.parametrize("feed_id", FEED_IDS)
+def test_a_tag_ends_at_its_first_gt_outside_quotes(feed_id: str) -> None:
+    """``<x a="q>"/>`` is empty and ``<y b="/>">`` is not: read at their first ``>``, the
+    two would swallow the readings between them as children of x."""
+    body = upload(feed_id=feed_id).decode()
+    ends = [match.end() for match in re.finditer("</IntervalReading>", body)]
+    body = body[: ends[2]] + '<y b="/>"></y>' + body[ends[2] :]  # after the third reading
+    body = body[: ends[0]] + '<x a="q>"/>' + body[ends[0] :]  # after the first
+    result, _ = same_with_source(body.encode())
+    assert values_of(result) == [[300 + 7 * i for i in range(15)]]
 
 
 def test_a_prefixed_block_is_not_confused_with_an_unprefixed_junk_one() -> None:
     body = upload(prefixed=True).decode().replace("</entry></feed>", f"</entry>{JUNK_BLOCK}</feed>")
-    result = same_with_source(body.encode())
-    assert not isinstance(result, str) and 666 not in result[0]
+    result, _ = same_with_source(body.encode())
+    assert 666 not in values_of(result)[0]
     body = upload(prefixed=True).decode()
     first_entry_end = body.index("</entry>")
     body = body[:first_entry_end] + JUNK_BLOCK + body[first_entry_end:]
-    result = same_with_source(body.encode())
-    assert not isinstance(result, str) and 666 not in result[0]
+    result, _ = same_with_source(body.encode())
+    assert 666 not in values_of(result)[0]
 
 
 def test_twin_uploads_are_read_in_the_source_and_agree() -> None:
@@ -804,8 +838,85 @@ def test_twin_uploads_are_read_in_the_source_and_agree() -> None:
     starts = T0 + 60 * np.arange(15, dtype=np.int64)
     channel = espi.Channel(espi.ReadingTypeSpec(flow_direction=19), np.arange(15) * 7)
     body = espi_upload.encode_meter_upload("pv-1", 3, starts, [channel], T0)
+    assert b"\n" in body  # white space between elements, which the parse drops
+    result, read = same_with_source(body)
+    assert read  # the fast way
+    assert values_of(result) == [list(np.arange(15) * 7)]
     root = parse_upload(body)
     block = root.find(f"{{{ATOM_NS}}}entry[last()]/{{{ATOM_NS}}}content/{E}IntervalBlock")
-    assert block is not None and block_in_source(body, block) is not None  # the fast way
-    result = same_with_source(body)
-    assert not isinstance(result, str) and list(result[0][30:]) == list(np.arange(15) * 7)
+    assert block is not None and block_in_source(body, block) is not None
+
+
+PREFIXED_VALUE = f'<q:value xmlns:q="{ESPI_NS}">1</q:value>'
+#: Ways the bytes as received differ from libxml2's serialization of their tree: (what,
+#: old, new, whether the scanner still reads the upload). Each applies to the first `old`
+#: of a three-channel meter upload (`channel_upload`, links and all).
+SOURCE_FORMS = [
+    ("no declaration", XML_DECLARATION, "", True),
+    ("a declaration naming another encoding", 'encoding="UTF-8"', 'encoding="ISO-8859-1"', True),
+    ("white space before the root", "?>", "?>\n \t\n", True),
+    ("white space after the root", "</feed>", "</feed>\n\n", True),
+    ("blank text between elements", "</entry>", "</entry>\n  ", True),
+    ("text between elements", "</entry>", "</entry>junk", True),
+    ("a gt in a skipped attribute value", "<title>", '<title type="a>b">', True),
+    ("a comment after the root", "</feed>", "</feed><!-- c -->", False),
+    ("a processing instruction before the root", "?>", "?><?pi x?>", False),
+    ("CDATA in a title", "<title>", "<title><![CDATA[<entry>]]>", False),
+    ("CR LF between elements", "</entry>", "</entry>\r\n", True),
+    ("a CR in the feed id", ":3</id>", "\r:3</id>", False),
+    ("a character reference in the feed id", "net-7", "net&#45;7", False),
+    ("a tab in an href", "ReadingType/", "ReadingType\t/", False),
+    ("a line feed in an href", "ReadingType/", "ReadingType\n/", False),
+    ("a CR in an href", "ReadingType/", "ReadingType\r/", False),
+    ("a character reference in an href", 'href="/', 'href="&#47;', False),
+    ("non-ASCII white space at the end of an href", '1"/>', '1\u00a0"/>', False),
+    ("a rel in single quotes", 'rel="self"', "rel='self'", False),
+    ("white space inside a tag", "<entry>", "<entry >", False),
+    ("xml:space on a content", "<content>", '<content xml:space="preserve">', False),
+    ("a prefixed value in a reading", "<value>", PREFIXED_VALUE + "<value>", False),
+    ("white space around a number", "<value>", "<value> ", False),
+    ("two spaces in a resource's tag", "<MeterReading xmlns", "<MeterReading  xmlns", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "old", "new", "read"), SOURCE_FORMS, ids=[form[0] for form in SOURCE_FORMS]
+)
+def test_what_differs_in_the_bytes_as_received_is_read_alike_or_declined(
+    what: str, old: str, new: str, read: bool
+) -> None:
+    body = channel_upload(channels=CHANNELS[:3]).decode()
+    assert old in body, what
+    body = body.replace(old, new, 1)
+    _, scanner_read = same_with_source(body.encode())
+    assert scanner_read == read
+
+
+def tree_depth(element: etree._Element) -> int:
+    return 1 + max((tree_depth(child) for child in element), default=0)
+
+
+@pytest.mark.parametrize("levels", [1, 3, 6])
+@pytest.mark.parametrize(
+    "where", ["<title>", "<interval>", "<ServiceCategory>", "<cost>", "<MeterReading", "</feed>"]
+)
+def test_the_scanner_counts_the_nesting_of_every_element(levels: int, where: str) -> None:
+    """Elements nested `levels` deep inside elements the scanner skips at every depth it
+    reads (feed, entry, resource, block, reading), empty ones at the bottom: its nesting
+    is the tree's depth."""
+    nest = (
+        "".join(f"<x{k}>" for k in range(levels))
+        + "<e/>"
+        + "".join(f"</x{k}>" for k in reversed(range(levels)))
+    )
+    body = upload().decode()
+    if where == "<MeterReading":  # inside the empty MeterReading, made open
+        empty = f'<MeterReading xmlns="{ESPI_NS}"/>'
+        body = body.replace(empty, f"{empty[:-2]}>{nest}</MeterReading>", 1)
+    elif where == "</feed>":
+        body = body.replace(where, nest + where, 1)
+    else:
+        body = body.replace(where, where + nest, 1)
+    scanned = scan_source(body.encode())
+    assert scanned.channels
+    assert scanned.nesting == tree_depth(parse_upload(body.encode(), Limits(max_depth=200)))
