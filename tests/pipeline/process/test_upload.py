@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from pipeline import Limits, ReadingBatch, ReadingType, RejectedUpload
@@ -758,11 +760,18 @@ def outcome_of(body: bytes, scanned: ScannedFeed | None) -> Outcome:
 def same_with_source(body: bytes) -> tuple[Outcome, bool]:
     """What extract_batches gives without and with the scan of the document's bytes
     (asserted equal), and whether the scanner read the document (else it declined and the
-    general path ran)."""
+    general path ran); when it read it, its count of the nesting is asserted to be the
+    tree's."""
     scanned = scan_source(body)
     expected = outcome_of(body, None)
     assert outcome_of(body, scanned) == expected
+    if scanned.channels:
+        assert scanned.nesting == tree_depth(parse_upload(body, Limits(max_depth=256)))
     return expected, bool(scanned.channels)
+
+
+def tree_depth(element: etree._Element) -> int:
+    return 1 + max((tree_depth(child) for child in element), default=0)
 
 
 def values_of(result: Outcome) -> list[object]:
@@ -892,10 +901,6 @@ def test_what_differs_in_the_bytes_as_received_is_read_alike_or_declined(
     assert scanner_read == read
 
 
-def tree_depth(element: etree._Element) -> int:
-    return 1 + max((tree_depth(child) for child in element), default=0)
-
-
 @pytest.mark.parametrize("levels", [1, 3, 6])
 @pytest.mark.parametrize(
     "where", ["<title>", "<interval>", "<ServiceCategory>", "<cost>", "<MeterReading", "</feed>"]
@@ -920,3 +925,59 @@ def test_the_scanner_counts_the_nesting_of_every_element(levels: int, where: str
     scanned = scan_source(body.encode())
     assert scanned.channels
     assert scanned.nesting == tree_depth(parse_upload(body.encode(), Limits(max_depth=200)))
+
+
+#: What the property test below inserts into canonical uploads: markup the bytes as
+#: received may hold where a serialization would write it otherwise, and elements the
+#: scanner must read, skip or decline as the general path would.
+ODD_MARKUP = [
+    ">", "/>", '"', "'", "\r", "\r\n", "\t", "\n", "\u00a0", "&#47;", "&amp;", " ", "x",
+    "<!-- c -->", "<?pi x?>", "<![CDATA[<a>]]>", ' xmlns=""', ' a=">"', ' a="/>"',
+    '<x a="q>"/>', '<y b="/>"></y>', "<e/>", "<x><e/></x>", f'<q:e xmlns:q="{ESPI_NS}"/>',
+    "<ReadingQuality><quality>8</quality></ReadingQuality>", JUNK_BLOCK,
+    "<IntervalReading>", "</IntervalReading>", "<value>1</value>", '<link rel="up" href="/x"/>',
+]  # fmt: skip
+
+
+def canonical_uploads() -> list[bytes]:
+    """Uploads the scanner reads: one and three channels, a shuffled one, the twin's."""
+    bodies = [upload(), upload(shuffled=True), channel_upload(channels=CHANNELS[:3], n=4)]
+    espi = pytest.importorskip("meters.espi")
+    espi_upload = pytest.importorskip("meters.espi_upload")
+    starts = T0 + 60 * np.arange(5, dtype=np.int64)
+    channel = espi.Channel(espi.ReadingTypeSpec(), np.arange(5) * 3)
+    bodies.append(espi_upload.encode_meter_upload("pv-9", 2, starts, [channel], T0))
+    assert all(scan_source(body).channels for body in bodies)
+    return bodies
+
+
+@st.composite
+def altered_uploads(draw: st.DrawFn) -> bytes:
+    """A canonical upload with one to three pieces of `ODD_MARKUP` inserted, mostly where
+    markup begins or ends (before a ``<``, after a ``>``, after an ``="``), else anywhere."""
+    body = bytearray(draw(st.sampled_from(CANONICAL_UPLOADS)))
+    for _ in range(draw(st.integers(1, 3))):
+        if draw(st.booleans()):
+            at = draw(st.integers(0, len(body)))
+        else:
+            marks = [m.end() if m[0] != b"<" else m.start() for m in MARKS.finditer(body)]
+            at = draw(st.sampled_from(marks))
+        body[at:at] = draw(st.sampled_from(ODD_MARKUP)).encode()
+    return bytes(body)
+
+
+CANONICAL_UPLOADS = canonical_uploads()
+MARKS = re.compile(rb'<|>|="')
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=altered_uploads())
+def test_whatever_the_bytes_hold_the_scan_agrees_with_the_general_path(body: bytes) -> None:
+    """On any well-formed alteration of a canonical upload, what extract_batches gives
+    with the scan of the bytes is what it gives without (and the scanner's nesting is the
+    tree's): the scanner reads it alike or declines."""
+    try:
+        parse_upload(body)
+    except RejectedUpload:
+        return  # not well-formed: what the scan read is never used
+    same_with_source(body)
