@@ -96,7 +96,7 @@ def test_twin_cost_per_upload_vs_bare_fromstring() -> None:
 
 #: Gate: the pipeline worker (``--pipeline-workers 1``) against the in-process run, wall
 #: time of the baseline's day (220 sites), every upload through the real pipeline: at
-#: least this speed-up. It gives 1.36-1.55x on the 2-core machine (1.27x on a day of 110
+#: least this speed-up. It gives 1.36-1.65x on the 2-core machine (1.27x on a day of 110
 #: sites, where the set-up both share weighs more); the second core busy with something
 #: else takes it towards 1, and a worker waited for on every upload falls below 1.
 MIN_WORKER_SPEEDUP = 1.1
