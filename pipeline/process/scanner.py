@@ -684,8 +684,9 @@ def _scan_upload(buf: bytes, readings: np.ndarray, scratch: np.ndarray) -> int: 
 
     A ReadingType's span (a cache key, see `ScannedFeed`) is then a self-contained element
     in both: its own default namespace is the only declaration in scope (the feed, its
-    entries and their contents declare none, nor ``xml:space``), so equal spans mean equal
-    ReadingTypes."""
+    entries and their contents declare none, nor ``xml:space``), so equal spans of one kind
+    (as received, or serialized) mean equal ReadingTypes (of two kinds they need not, see
+    `ScannedFeed.as_received`)."""
     size = len(buf)
     i = 0
     if _at(buf, 0, _XML_DECLARATION):  # "<?xml ": it ends at the first "?>"
@@ -992,6 +993,12 @@ class ScannedFeed(NamedTuple):
     Attributes:
         document: the bytes scanned: the document as received, or the tree's
             serialization (``etree.tostring(root)``).
+        as_received: whether `document` is the document as received (`scan_source`), not
+            a serialization (`scan_feed`). Spans of the two kinds do not mean the same: a
+            blank text written as a reference (``&#32;``) is kept by the parser, and the
+            serialization writes it as the plain white space that a parse of other bytes
+            drops, so a serialized span may equal another document's span as received
+            and hold another ReadingType. Cache them apart.
         feed_id: the first ``atom:id`` text of the feed, None when it has none.
         readings: read-only int64 [3, capacity]: start, duration and value (rows) of every
             reading of every channel, channel after channel.
@@ -1008,6 +1015,7 @@ class ScannedFeed(NamedTuple):
     """
 
     document: bytes
+    as_received: bool
     feed_id: str | None
     readings: np.ndarray
     channels: list[list[int]]
@@ -1019,8 +1027,8 @@ def scan_feed(root: etree._Element) -> ScannedFeed:
     channels, resolved by the rules of the general path, one IntervalBlock each, and their
     readings (see `ScannedFeed`, whose channels are empty when the scanner declines)."""
     if next(root.iter(*_SCAN_BLOCKERS), None) is not None:
-        return ScannedFeed(b"", None, _NO_READINGS, [], None)  # see `_SCAN_BLOCKERS`
-    return _scanned(etree.tostring(root))
+        return ScannedFeed(b"", False, None, _NO_READINGS, [], None)  # see `_SCAN_BLOCKERS`
+    return _scanned(etree.tostring(root), as_received=False)
 
 
 def scan_source(source: bytes) -> ScannedFeed:
@@ -1029,7 +1037,7 @@ def scan_source(source: bytes) -> ScannedFeed:
     no serialization (see `_scan_upload` for why the result is the same). The result
     holds for the tree once the parse has succeeded (the scanner does not check that the
     document is well-formed)."""
-    return _scanned(source)
+    return _scanned(source, as_received=True)
 
 
 #: `ScannedFeed.readings` of a declined document.
@@ -1037,17 +1045,18 @@ _NO_READINGS = np.empty((3, 0), dtype=np.int64)
 _NO_READINGS.flags.writeable = False
 
 
-def _scanned(buf: bytes) -> ScannedFeed:
+def _scanned(buf: bytes, *, as_received: bool) -> ScannedFeed:
     """`_scan_upload` of `buf` as a `ScannedFeed`."""
     readings = np.empty((3, len(buf) // _MIN_READING_BYTES + 1), dtype=np.int64)
     scratch = _scan_scratch()
     n_channels = _scan_upload(buf, readings, scratch)
     if n_channels == 0:
-        return ScannedFeed(buf, None, _NO_READINGS, [], None)
+        return ScannedFeed(buf, as_received, None, _NO_READINGS, [], None)
     readings.flags.writeable = False
     id_from, id_to, nesting = scratch[_S_HEADER, :3].tolist()
     return ScannedFeed(
         buf,
+        as_received,
         # bytes that are not UTF-8 fail the parse, which the result waits for
         buf[id_from:id_to].decode(errors="replace") if id_from >= 0 else None,
         readings,

@@ -427,8 +427,11 @@ def _single_block_batch(
 
 
 #: Parsed ReadingTypes by their span in a `pipeline.process.scanner.ScannedFeed`'s document
-#: (as `_UPLOAD_READING_TYPES`).
-_SCANNED_READING_TYPES: SerializationCache[bytes, _UploadReadingType] = SerializationCache()
+#: (as `_UPLOAD_READING_TYPES`), one cache per kind of document: spans of the bytes as
+#: received, and of serializations (equal spans of two kinds may hold different
+#: ReadingTypes, see `pipeline.process.scanner.ScannedFeed.as_received`).
+_RECEIVED_READING_TYPES: SerializationCache[bytes, _UploadReadingType] = SerializationCache()
+_SERIALIZED_READING_TYPES: SerializationCache[bytes, _UploadReadingType] = SerializationCache()
 
 
 #: Fewest children of a feed for which `_extract_scanned` serializes the tree to scan it
@@ -475,6 +478,7 @@ def _extract_scanned(
         return None  # the meter id comes from a link, or is rejected: the general path
     document = scanned.document
     readings = scanned.readings
+    cache = _RECEIVED_READING_TYPES if scanned.as_received else _SERIALIZED_READING_TYPES
     resources: list[etree._Element] | None = None
     batches: list[ReadingBatch] = []
     fields: set[tuple[int, ...]] = set()
@@ -482,12 +486,12 @@ def _extract_scanned(
         if n == 0:
             return None  # a channel without readings: the general path skips or rejects it
         key = document[rt_from:rt_to]
-        found = _SCANNED_READING_TYPES.get(key)
+        found = cache.get(key)
         if found is None:
             if resources is None:
                 resources = _FEED_RESOURCES(root)
             found = _upload_reading_type(resources[rt_index], id_meter, sequence_no)
-            _SCANNED_READING_TYPES.put(key, found)
+            cache.put(key, found)
         reading_type, default_quality, rt_fields = found
         fields.add(rt_fields)
         hi = lo + n

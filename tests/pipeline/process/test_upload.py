@@ -770,6 +770,27 @@ def same_with_source(body: bytes) -> tuple[Outcome, bool]:
     return expected, bool(scanned.channels)
 
 
+def test_a_reading_type_read_in_the_bytes_is_not_taken_for_a_serialized_one() -> None:
+    """Blank text written as a reference (``&#32;``) is kept by the parser, and the
+    serialization writes it as the plain white space that the parse of other bytes drops:
+    the serialized ReadingType of `kept` is, byte for byte, `dropped`'s as received, yet
+    its uom is "7  2", not 72. Whatever was read before, each is what it is."""
+    base = channel_upload(channels=CHANNELS[:3], n=4)
+    kept = base.replace(b"<uom>72</uom>", b"<uom><a>7</a><x/> &#32;<y/><a>2</a></uom>", 1)
+    dropped = base.replace(b"<uom>72</uom>", b"<uom><a>7</a><x/>  <y/><a>2</a></uom>", 1)
+    serialized = etree.tostring(parse_upload(kept))
+    span = dropped[dropped.index(b"<ReadingType") : dropped.index(b"</ReadingType>") + 14]
+    assert span in serialized  # the same bytes, two ReadingTypes
+    for _ in range(2):  # each after the other, both ways
+        for body in (dropped, kept):
+            result, read = same_with_source(body)
+            assert read
+            if body is kept:
+                assert result == "non_integer: ReadingType uom must be an integer, got '7  2'"
+            else:
+                assert not isinstance(result, str) and result[0][2].uom == 72
+
+
 def tree_depth(element: etree._Element) -> int:
     return 1 + max((tree_depth(child) for child in element), default=0)
 
