@@ -56,7 +56,7 @@ from pipeline.fetch.limits import Limits
 from pipeline.fetch.parse import parse_upload
 from pipeline.fetch.rejection import RejectedUpload
 from pipeline.process.batch import ReadingBatch
-from pipeline.process.scanner import ScannedFeed, scan_source
+from pipeline.process.scanner import ScannedFeed, scan_source, unscanned
 from pipeline.process.upload import extract_batches, upload_id
 from pipeline.process.weather import WeatherUpload, read_weather
 from pipeline.sinks.digest import send_digest
@@ -193,12 +193,13 @@ class UploadService:
 
     def _fetch(
         self, body: bytes
-    ) -> tuple[etree._Element, tuple[str | None, int | None] | None, ScannedFeed | None]:
+    ) -> tuple[etree._Element, tuple[str | None, int | None] | None, ScannedFeed]:
         """The fetch stage: envelope (with a keyring) and parse. Returns the root, with a
         keyring the document's feed id (checked against the envelope) else None, and what
         the process stage's scanner read in the document's bytes (the body inside the
-        envelope), None for a body whose size alone could break a limit
-        (`Limits.size_always_admitted`: those are parsed, and rejected, first).
+        envelope); a body whose size alone could break a limit is not scanned
+        (`Limits.size_always_admitted`: the parse checks it first, without paying for a
+        scan of a hostile flood), and takes the tree's paths if it passes.
 
         The scan comes first: it also counts the document's nesting, which the parse then
         checks against `Limits.max_depth` without walking the tree (see
@@ -207,9 +208,11 @@ class UploadService:
         auth = self.authenticator
         envelope = None if auth is None else auth.verify(body, self.limits.max_size_bytes)
         document = body if envelope is None else envelope.body
-        scanned = scan_source(document) if self.limits.size_always_admitted(len(document)) else None
-        nesting = None if scanned is None else scanned.nesting
-        root = parse_upload(document, self.limits, nesting=nesting)
+        if self.limits.size_always_admitted(len(document)):
+            scanned = scan_source(document)
+        else:
+            scanned = unscanned(document)
+        root = parse_upload(document, self.limits, nesting=scanned.nesting)
         if auth is None or envelope is None:
             return root, None, scanned
         try:

@@ -39,7 +39,14 @@ from numba import types as nb_types
 from pipeline.espi.namespaces import ATOM_NS, ESPI, ESPI_NS
 from pipeline.process.columns import MAX_DECIMAL_DIGITS
 
-__all__ = ["ScannedFeed", "block_in_source", "scan_block", "scan_feed", "scan_source"]
+__all__ = [
+    "ScannedFeed",
+    "block_in_source",
+    "scan_block",
+    "scan_feed",
+    "scan_source",
+    "unscanned",
+]
 
 
 def _ascii(text: str) -> np.ndarray:
@@ -1038,6 +1045,12 @@ def scan_source(source: bytes) -> ScannedFeed:
     holds for the tree once the parse has succeeded (the scanner does not check that the
     document is well-formed)."""
     return _scanned(source, as_received=True)
+
+
+def unscanned(source: bytes) -> ScannedFeed:
+    """The bytes as received, not scanned (no channels: `extract_batches` takes the tree's
+    paths, and reads a single channel's block in these bytes when they allow it)."""
+    return ScannedFeed(source, True, None, _NO_READINGS, [], None)
 
 
 #: `ScannedFeed.readings` of a declined document.

@@ -163,6 +163,19 @@ def test_the_nesting_limit_holds_where_the_scanner_counts_it(db: Path, sealed: b
             assert outcome.rejected_stage == "fetch"
 
 
+def test_an_upload_too_large_to_scan_first_is_read_alike(pipe: Pipeline) -> None:
+    """A body that could hold more elements than the limit (over 800 kB by default) is
+    parsed before anything reads it: a meter's upload of 8,000 buffered readings is stored
+    whole all the same."""
+    values = quiet(8_000)
+    body = upload(values)
+    assert not pipe.uploads.limits.size_always_admitted(len(body))
+    outcome = pipe.handle(body)
+    assert outcome.accepted and outcome.inserted == 8_000
+    stored = pipe.store.readings.read_series("pv-1", ENERGY, T0, T0 + STEP_S * 8_000)
+    assert stored.raw_value.tolist() == values.tolist()
+
+
 def test_bytes_that_are_not_utf8_in_a_scanned_upload_are_rejected_as_such(pipe: Pipeline) -> None:
     """The scan comes before the parse and reads the feed id; the parse still decides."""
     body = upload(quiet(3)).replace(b"pv-1:", b"pv-\xff1:", 1)
