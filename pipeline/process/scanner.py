@@ -229,6 +229,16 @@ def _end_tag(buf: bytes, i: int, name: np.ndarray) -> int:  # pragma: no cover (
 
 
 @_jit
+def _after_white_space(buf: bytes, i: int) -> int:  # pragma: no cover (JIT)
+    """Index of the first byte from `i` (>= 0) that is not XML white space (S: space, tab,
+    LF, CR), or ``len(buf)``."""
+    size = len(buf)
+    while i < size and _byte(buf, i) in (_SPACE, _TAB, _LF, _CR):
+        i += 1
+    return i
+
+
+@_jit
 def _tag_end(buf: bytes, j: int) -> int:  # pragma: no cover (JIT)
     """Index of the ``>`` that ends the tag `j` is in: the first one outside quoted
     attribute values (in the bytes as received a value may hold ``>``, which libxml2's
@@ -699,9 +709,7 @@ def _scan_upload(buf: bytes, readings: np.ndarray, scratch: np.ndarray) -> int: 
     if _at(buf, 0, _XML_DECLARATION):  # "<?xml ": it ends at the first "?>"
         while i + 1 < size and not (_byte(buf, i) == _QUESTION and _byte(buf, i + 1) == _GT):
             i += 1
-        i += 2
-        while i < size and _byte(buf, i) in (_SPACE, _TAB, _LF, _CR):
-            i += 1
+        i = _after_white_space(buf, i + 2)
     if not _at(buf, i, _FEED_OPEN):
         return 0
     scratch[_S_HEADER, _H_ID_FROM] = -1
@@ -855,10 +863,8 @@ def _scan_upload(buf: bytes, readings: np.ndarray, scratch: np.ndarray) -> int: 
             return 0
     if i < 0:
         return 0
-    while i < size and buf[i] in (_SPACE, _TAB, _LF, _CR):  # after "</feed>": white space
-        i += 1  # (a source with a comment or processing instruction is not scanned)
-    if i != size:
-        return 0
+    if _after_white_space(buf, i) != size:  # after "</feed>" white space only (a comment
+        return 0  # or processing instruction there declines)
     # what is read nests as deep as a resource (4, always: an upload has a ReadingType),
     # a reading's timePeriod/start (7, with any reading)
     deepest[0] = max(deepest[0], 7 if n_readings else 4)
@@ -1034,7 +1040,7 @@ def scan_feed(root: etree._Element) -> ScannedFeed:
     channels, resolved by the rules of the general path, one IntervalBlock each, and their
     readings (see `ScannedFeed`, whose channels are empty when the scanner declines)."""
     if next(root.iter(*_SCAN_BLOCKERS), None) is not None:
-        return ScannedFeed(b"", False, None, _NO_READINGS, [], None)  # see `_SCAN_BLOCKERS`
+        return _without_channels(b"", as_received=False)  # see `_SCAN_BLOCKERS`
     return _scanned(etree.tostring(root), as_received=False)
 
 
@@ -1050,12 +1056,17 @@ def scan_source(source: bytes) -> ScannedFeed:
 def unscanned(source: bytes) -> ScannedFeed:
     """The bytes as received, not scanned (no channels: `extract_batches` takes the tree's
     paths, and reads a single channel's block in these bytes when they allow it)."""
-    return ScannedFeed(source, True, None, _NO_READINGS, [], None)
+    return _without_channels(source, as_received=True)
 
 
-#: `ScannedFeed.readings` of a declined document.
+#: `ScannedFeed.readings` of a document declined or not scanned.
 _NO_READINGS = np.empty((3, 0), dtype=np.int64)
 _NO_READINGS.flags.writeable = False
+
+
+def _without_channels(buf: bytes, *, as_received: bool) -> ScannedFeed:
+    """A `ScannedFeed` of `buf` without channels: declined, or not scanned."""
+    return ScannedFeed(buf, as_received, None, _NO_READINGS, [], None)
 
 
 def _scanned(buf: bytes, *, as_received: bool) -> ScannedFeed:
@@ -1064,7 +1075,7 @@ def _scanned(buf: bytes, *, as_received: bool) -> ScannedFeed:
     scratch = _scan_scratch()
     n_channels = _scan_upload(buf, readings, scratch)
     if n_channels == 0:
-        return ScannedFeed(buf, as_received, None, _NO_READINGS, [], None)
+        return _without_channels(buf, as_received=as_received)
     readings.flags.writeable = False
     id_from, id_to, nesting = scratch[_S_HEADER, :3].tolist()
     return ScannedFeed(
